@@ -1,0 +1,264 @@
+"""The ``textlab`` command: the app's analyses for corpora too big for a browser session.
+
+Progress goes to stderr; a user error is one line on stderr and exit status 2. Each
+analysis runs through the same job machinery as the app, in a project of the workspace
+(``--workspace``, ``TEXTLAB_HOME`` or ``./workspace``): if a run is cut off, running the
+same command again resumes it from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import TextlabError
+from .tasks import TASK_NAMES
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _add_column_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-column", help="column holding the texts (default: the suggested one)")
+    p.add_argument("--id-column", help="column of unique document ids (default: generated row ids)")
+    p.add_argument("--group-column", help="column of groups to compare (region, party, ...)")
+    p.add_argument("--date-column", help="column of dates")
+    p.add_argument("--sheet", help="sheet name or number for Excel files (default: the first)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="textlab",
+        description="Textlab: local text analysis for social scientists. Nothing leaves this machine.",
+    )
+    parser.add_argument("--version", action="version", version=f"textlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("analyze", help="run analyses on a file and write the coded dataset")
+    p.add_argument("input", help="CSV, TSV, XLSX, JSON(L), Parquet, Stata, SPSS, TXT or ZIP file")
+    p.add_argument("-o", "--output", required=True, help="output file; its extension picks the format (.csv .xlsx .parquet .dta .sav)")
+    _add_column_options(p)
+    p.add_argument("--task", action="append", choices=TASK_NAMES, metavar="TASK",
+                   help=f"analysis to run, repeatable; one of {', '.join(TASK_NAMES)} (default: stats)")
+    p.add_argument("--backend", choices=("auto", "offline", "transformers"), default="auto")
+    p.add_argument("--model", help="model: registry name, Hugging Face id or local folder")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=int, help="texts per batch (default: a token budget decides)")
+    p.add_argument("--codebook", help="codebook file (JSON, YAML or CSV) for --task coding")
+    p.add_argument("--labels-column", help="column of human codes for few-shot coding")
+    p.add_argument("--n-topics", type=int, help="number of topics for --task topics (default: found automatically)")
+    p.add_argument("--bom", action="store_true", help="write a UTF-8 byte-order mark in CSV output (for Excel)")
+    p.add_argument("--no-neutralize", action="store_true",
+                   help="keep cells starting with = + - @ as they are in CSV/XLSX (default: prefix with ' against formula injection)")
+    p.add_argument("--fresh", action="store_true", help="rerun even if an identical finished run exists in the workspace")
+    p.add_argument("--workspace", help="workspace folder (default: $TEXTLAB_HOME or ./workspace)")
+
+    p = sub.add_parser("validate", help="agreement between model codes and human codes")
+    p.add_argument("input")
+    p.add_argument("--pred", required=True, help="column of model codes")
+    p.add_argument("--gold", required=True, action="append", help="column of human codes, repeatable")
+
+    p = sub.add_parser("models", help="list models or download them for offline use")
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    msub.add_parser("list", help="registered models and whether they are on this machine")
+    d = msub.add_parser("download", help="download models (needs internet) where an offline machine can use them")
+    d.add_argument("names", nargs="+", metavar="NAME")
+    d.add_argument("--to", help="folder to save into (default: $TEXTLAB_MODELS or <workspace>/models)")
+
+    p = sub.add_parser("info", help="show how a file is read, the suggested columns and a data-quality report")
+    p.add_argument("input")
+    _add_column_options(p)
+    return parser
+
+
+def _read_kwargs(args) -> dict:
+    kwargs = {}
+    if getattr(args, "sheet", None) is not None:
+        kwargs["sheet"] = int(args.sheet) if str(args.sheet).isdigit() else args.sheet
+    return kwargs
+
+
+def _load(args):
+    from .corpus import load_corpus
+
+    corpus, report = load_corpus(
+        args.input, text_column=args.text_column, id_column=args.id_column,
+        group_column=args.group_column, date_column=args.date_column, **_read_kwargs(args),
+    )
+    for item in report.skipped:
+        print(f"textlab: skipped {item.where}: {item.reason}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"textlab: warning: {warning}", file=sys.stderr)
+    return corpus, report
+
+
+def _task_config(task, args) -> dict:
+    """The CLI options that apply to this task, as its config dict."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(task.Config)}
+    wanted = {
+        "backend": args.backend,
+        "model": args.model,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "codebook": args.codebook,
+        "labels_column": args.labels_column,
+        "n_topics": args.n_topics,
+    }
+    config = {k: v for k, v in wanted.items() if v is not None and k in names}
+    ignored = [k for k, v in wanted.items() if v is not None and k not in names and k not in ("backend", "device")]
+    if ignored:
+        print(f"textlab: note: {', '.join('--' + k.replace('_', '-') for k in ignored)} does not apply to --task {task.name}", file=sys.stderr)
+    return config
+
+
+class _StderrProgress:
+    """A tqdm bar on stderr that survives resumes (it starts at the checkpointed count)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+
+    def __call__(self, done: int, total: int, rate: float) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, initial=done, desc=self.label, unit="doc", file=sys.stderr,
+                            dynamic_ncols=True, mininterval=0.5)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_analyze(args) -> int:
+    from .export import format_from_path, manifest_bytes, write_table
+    from .jobs import execute_run, make_owner, owner_is_dead
+    from .tasks import get_task
+    from .workspace import Workspace, corpus_hash
+
+    output = Path(args.output)
+    format_from_path(output)  # a wrong extension fails now, not after an hour of analysis
+    tasks = [get_task(name) for name in dict.fromkeys(args.task or ["stats"])]
+    configs = {}
+    for task in tasks:
+        config = task.Config.from_dict(_task_config(task, args))
+        task.validate(config)
+        configs[task.name] = config.to_dict()
+
+    corpus, report = _load(args)
+    workspace = Workspace(args.workspace)
+    project = workspace.find_project(corpus_hash(corpus), corpus.text_column)
+    if project is None:
+        project = workspace.create_project(Path(args.input).stem, corpus, import_report=_report_dict(report))
+    owner = make_owner()
+    print(f"textlab: {len(corpus)} rows from {args.input} (text column '{corpus.text_column}'); project {project.id} in {workspace.root}", file=sys.stderr)
+
+    runs = {}
+    for task in tasks:
+        config = configs[task.name]
+        run = None if args.fresh else project.find_run(task.name, config, ("done",))
+        if run is not None:
+            print(f"textlab: {task.name}: reusing the finished run {run.id} (same data and settings; --fresh to rerun)", file=sys.stderr)
+            runs[task.name] = run
+            continue
+        run = project.find_run(task.name, config, ("interrupted", "failed", "running", "queued"))
+        if run is not None and (run.status in ("interrupted", "failed") or owner_is_dead(run.owner, run.heartbeat)):
+            if run.status in ("running", "queued"):
+                workspace.update_run(run.id, status="interrupted")
+            print(f"textlab: {task.name}: resuming run {run.id} from its last checkpoint ({run.n_done} of {run.n_total} done)", file=sys.stderr)
+        else:
+            run = project.create_run(task.name, config, n_total=0)
+        progress = _StderrProgress(task.name)
+        try:
+            runs[task.name] = execute_run(workspace, run.id, owner=owner, on_progress=progress)
+        finally:
+            progress.close()
+
+    frame = project.results_frame(runs)
+    manifests = [project.manifest(r.id) for r in runs.values()]
+    result = write_table(frame, output, bom=args.bom, neutralize=not args.no_neutralize, runs=manifests)
+    for warning in result.warnings:
+        print(f"textlab: warning: {warning}", file=sys.stderr)
+    manifest_path = output.with_name(output.stem + ".manifest.json")
+    manifest_path.write_bytes(manifest_bytes(manifests))
+    print(f"textlab: wrote {len(frame)} rows x {len(frame.columns)} columns to {output} (manifest: {manifest_path})", file=sys.stderr)
+    return 0
+
+
+def _report_dict(report) -> dict:
+    from dataclasses import asdict
+
+    return asdict(report)
+
+
+def cmd_info(args) -> int:
+    from .corpus import quality_report, suggest_columns
+
+    corpus, report = _load(args)
+    suggestion = suggest_columns(corpus.data.drop(columns=["doc_id"]))
+    quality = quality_report(corpus)
+    out = {
+        "file": report.source,
+        "format": report.format,
+        "encoding": report.encoding,
+        "delimiter": report.delimiter,
+        "rows": report.rows,
+        "columns": report.columns,
+        "skipped": [f"{s.where}: {s.reason}" for s in report.skipped],
+        "warnings": report.warnings,
+        "suggested_columns": {"text": suggestion.text, "id": suggestion.id, "group": suggestion.group, "date": suggestion.date},
+        "used_columns": {"text": corpus.text_column, "id": corpus.id_column},
+        "quality": quality.to_dict(),
+    }
+    print(json.dumps(out, indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from . import models
+
+    if args.models_command == "list":
+        rows = models.list_models()
+        header = ("name", "task", "backend", "available", "hf_id")
+        widths = [max(len(str(r.get(h) or "")) for r in rows + [dict(zip(header, header))]) for h in header]
+        for r in [dict(zip(header, header))] + rows:
+            print("  ".join(str(r.get(h) if r.get(h) is not None else "-").ljust(w) for h, w in zip(header, widths)))
+        return 0
+    for name in args.names:
+        path = models.download(name, to=Path(args.to) if args.to else None)
+        print(f"textlab: {name} saved to {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .tasks import get_task
+
+    # Agreement metrics come with codebook coding; until then say so plainly.
+    get_task("coding")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="textlab: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = {"analyze": cmd_analyze, "info": cmd_info, "models": cmd_models, "validate": cmd_validate}[args.command]
+    try:
+        return handler(args)
+    except TextlabError as exc:
+        print(f"textlab: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("textlab: interrupted. Run the same command again to resume from the last checkpoint.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # python -m analysis.cli
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""User-facing errors.
+
+Every error a researcher can cause (a bad file, a missing model, a wrong option) is a
+``TextlabError`` whose message says what is wrong, where, and what to do. The UI shows the
+message as it is and the CLI prints it as one line; neither shows a traceback for these.
+"""
+
+
+class TextlabError(Exception):
+    """An error with a message meant for the user (what, where, what to do)."""
+
+
+class CorpusError(TextlabError, ValueError):
+    """The input file or the chosen columns cannot be used as a corpus."""
+
+
+class ModelNotAvailable(TextlabError):
+    """A model is not on this machine and may not be downloaded now."""
+
+
+class TaskNotAvailable(TextlabError):
+    """The task exists in the design but is not built yet, or is unknown."""
+
+
+class JobCancelled(TextlabError):
+    """A job was cancelled by the user."""

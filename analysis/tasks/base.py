@@ -1,0 +1,86 @@
+"""The one shape every analysis has.
+
+A task module defines a ``Config`` dataclass (its parameters, JSON-serialisable, stored
+with the run) and a ``Task`` whose ``load(config)`` returns a ``Predictor``: the loaded
+model or lexicon. ``Predictor.predict(texts)`` returns one row of result columns per text,
+in order. ``describe()`` says what produced the result (backend, model, revision) for the
+run manifest. The job runner (``analysis/jobs.py``) does the rest: empty texts, batching
+into checkpointed chunks, progress, cancel and resume. ``run(texts, config)`` runs a task
+in-process for notebooks and tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import pandas as pd
+
+from ..errors import TextlabError
+
+
+@dataclass
+class BaseConfig:
+    """Parameters every task shares. Subclasses add their own fields with defaults."""
+
+    backend: str = "auto"          # auto | offline | transformers
+    model: str | None = None       # registry name, Hugging Face id or local folder
+    device: str = "auto"           # auto | cpu | cuda | mps
+    batch_size: int | None = None  # None: the task's token budget decides
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "BaseConfig":
+        data = dict(data or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TextlabError(
+                f"Unknown setting(s) {', '.join(unknown)} for this task; known settings: {', '.join(sorted(known))}."
+            )
+        return cls(**data)
+
+
+class Predictor:
+    """A loaded backend. Subclasses implement ``predict`` and ``describe``."""
+
+    def predict(self, texts: list[str]) -> pd.DataFrame:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Task:
+    """Metadata and loader of one analysis."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str]
+    Config: ClassVar[type[BaseConfig]] = BaseConfig
+    # Documents per checkpoint: small enough that a crash loses little, large enough that
+    # the Parquet writes cost nothing next to the model work.
+    chunk_size: ClassVar[int] = 2048
+
+    def validate(self, config: BaseConfig) -> None:
+        """Raise TextlabError for settings that cannot work, before any model is loaded."""
+        if config.batch_size is not None and config.batch_size < 1:
+            raise TextlabError(f"--batch-size must be at least 1, not {config.batch_size}.")
+        if config.backend not in ("auto", "offline", "transformers"):
+            raise TextlabError(f"Unknown backend '{config.backend}': use auto, offline or transformers.")
+        if config.device not in ("auto", "cpu", "cuda", "mps") and not config.device.startswith("cuda:"):
+            raise TextlabError(f"Unknown device '{config.device}': use auto, cpu, cuda or mps.")
+
+    def load(self, config: BaseConfig) -> Predictor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def empty_row(self) -> dict[str, Any]:
+        """Result values for an empty text (the contract: empty texts get empty results)."""
+        return {}
+
+
+ProgressCallback = Callable[[int, int], None]

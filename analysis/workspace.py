@@ -1,0 +1,441 @@
+"""The embedded on-disk store: projects, runs, checkpoints, results and manifests.
+
+Layout under the workspace root (``TEXTLAB_HOME``, default ``./workspace``)::
+
+    textlab.sqlite                      metadata: projects and runs (WAL mode)
+    projects/<project>/corpus.parquet   the imported corpus (doc_id + every input column)
+    projects/<project>/runs/<run>/chunks/chunk-000000.parquet   checkpoints
+    projects/<project>/runs/<run>/result.parquet                the finished result
+    projects/<project>/runs/<run>/manifest.json                 provenance
+
+SQLite holds what changes often (status, progress) and what must be queried; Parquet holds
+tables. Every file is written to a temporary name in its folder and moved into place with
+``os.replace``, so a crash never leaves a half-written table behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import uuid
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .corpus import Corpus
+from .errors import TextlabError
+
+DB_NAME = "textlab.sqlite"
+
+# A run is one of these; ``interrupted`` means its process died and it waits to resume.
+RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+ACTIVE_STATUSES = ("queued", "running")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS projects (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created TEXT NOT NULL,
+    source TEXT,
+    text_column TEXT NOT NULL,
+    id_column TEXT,
+    group_column TEXT,
+    date_column TEXT,
+    rows INTEGER NOT NULL,
+    input_hash TEXT NOT NULL,
+    import_report TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    task TEXT NOT NULL,
+    config TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created TEXT NOT NULL,
+    started TEXT,
+    finished TEXT,
+    heartbeat TEXT,
+    owner TEXT,
+    n_total INTEGER NOT NULL DEFAULT 0,
+    n_done INTEGER NOT NULL DEFAULT 0,
+    docs_per_s REAL,
+    backend TEXT,
+    model TEXT,
+    error TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_by_project ON runs(project_id, created);
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("TEXTLAB_HOME") or "workspace")
+
+
+def config_hash(task: str, config: dict) -> str:
+    """A stable hash of a task's configuration: the same settings give the same hash."""
+    payload = json.dumps({"task": task, "config": config}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def corpus_hash(corpus: Corpus) -> str:
+    """SHA-256 over doc ids and texts: identifies the input of a run in its manifest."""
+    digest = hashlib.sha256()
+    for doc_id, text in zip(corpus.doc_ids, corpus.texts):
+        digest.update(doc_id.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1f")
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Make a frame storable in Parquet without changing what a reader sees.
+
+    Pyarrow refuses object columns that mix types (ints and strings from JSON, say) and
+    non-string column names. Such columns are stored as strings; everything else is
+    kept as it is.
+    """
+    out = df.copy()
+    out.columns = [str(c) for c in out.columns]
+    for col in out.columns:
+        if out[col].dtype == object:
+            kinds = {type(v) for v in out[col].dropna().head(100_000)}
+            if len(kinds) > 1 or (kinds and not kinds <= {str}):
+                out[col] = out[col].map(lambda v: v if v is None or (isinstance(v, float) and v != v) else str(v))
+    return out
+
+
+@dataclass
+class Run:
+    id: str
+    project_id: str
+    task: str
+    config: dict
+    config_hash: str
+    status: str
+    created: str
+    started: str | None = None
+    finished: str | None = None
+    heartbeat: str | None = None
+    owner: str | None = None
+    n_total: int = 0
+    n_done: int = 0
+    docs_per_s: float | None = None
+    backend: str | None = None
+    model: str | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.n_total == 0 and self.status == "done" else (self.n_done / self.n_total if self.n_total else 0.0)
+
+    @property
+    def eta_s(self) -> float | None:
+        if not self.docs_per_s or self.status != "running":
+            return None
+        return max(self.n_total - self.n_done, 0) / self.docs_per_s
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Run":
+        data = dict(row)
+        data["config"] = json.loads(data["config"])
+        data["cancel_requested"] = bool(data["cancel_requested"])
+        return cls(**data)
+
+
+@dataclass
+class ProjectInfo:
+    id: str
+    name: str
+    created: str
+    source: str | None
+    text_column: str
+    id_column: str | None
+    group_column: str | None
+    date_column: str | None
+    rows: int
+    input_hash: str
+    import_report: dict = field(default_factory=dict)
+
+
+class Workspace:
+    """A folder of projects. Safe to share between threads and processes (SQLite WAL)."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_root()
+        self.root = self.root.expanduser().resolve()
+        try:
+            (self.root / "projects").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TextlabError(
+                f"Cannot create the workspace folder {self.root}: {exc.strerror}. "
+                "Set TEXTLAB_HOME to a folder you can write to."
+            ) from exc
+        self.db_path = self.root / DB_NAME
+        with closing(self.connect()) as con:
+            con.executescript(_SCHEMA)
+
+    def connect(self) -> sqlite3.Connection:
+        # A fresh connection per operation: cheap, and safe across the worker thread and
+        # Streamlit's script threads. Autocommit mode; WAL lets readers poll progress while
+        # the worker writes.
+        con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA foreign_keys=ON")
+        con.execute("PRAGMA busy_timeout=30000")
+        return con
+
+    # -- projects -------------------------------------------------------------------
+    def create_project(self, name: str, corpus: Corpus, import_report: dict | None = None) -> "Project":
+        name = (name or "").strip() or (Path(corpus.source).stem if corpus.source else "Untitled corpus")
+        project_id = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        folder = self.root / "projects" / project_id
+        atomic_write_parquet(folder / "corpus.parquet", parquet_safe(corpus.data))
+        with closing(self.connect()) as con:
+            con.execute(
+                "INSERT INTO projects VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    project_id, name, now_iso(), corpus.source, corpus.text_column, corpus.id_column,
+                    corpus.group_column, corpus.date_column, len(corpus), corpus_hash(corpus),
+                    json.dumps(import_report or {}, default=str),
+                ),
+            )
+        return Project(self, project_id)
+
+    def list_projects(self) -> list[ProjectInfo]:
+        with closing(self.connect()) as con:
+            rows = con.execute("SELECT * FROM projects ORDER BY created DESC, id DESC").fetchall()
+        return [self._info(r) for r in rows]
+
+    def find_project(self, input_hash: str, text_column: str) -> "Project | None":
+        """The newest project holding this exact corpus (used by the CLI to resume)."""
+        with closing(self.connect()) as con:
+            row = con.execute(
+                "SELECT id FROM projects WHERE input_hash=? AND text_column=? ORDER BY created DESC LIMIT 1",
+                (input_hash, text_column),
+            ).fetchone()
+        return Project(self, row["id"]) if row else None
+
+    def project(self, project_id: str) -> "Project":
+        with closing(self.connect()) as con:
+            row = con.execute("SELECT id FROM projects WHERE id=?", (project_id,)).fetchone()
+        if row is None:
+            raise TextlabError(f"No project '{project_id}' in the workspace {self.root}.")
+        return Project(self, project_id)
+
+    def delete_project(self, project_id: str) -> None:
+        import shutil
+
+        with closing(self.connect()) as con:
+            con.execute("DELETE FROM runs WHERE project_id=?", (project_id,))
+            con.execute("DELETE FROM projects WHERE id=?", (project_id,))
+        shutil.rmtree(self.root / "projects" / project_id, ignore_errors=True)
+
+    @staticmethod
+    def _info(row: sqlite3.Row) -> ProjectInfo:
+        data = dict(row)
+        data["import_report"] = json.loads(data["import_report"] or "{}")
+        return ProjectInfo(**data)
+
+    # -- runs across projects (used by the job worker) --------------------------------
+    def runs_with_status(self, *statuses: str) -> list[Run]:
+        marks = ",".join("?" * len(statuses))
+        with closing(self.connect()) as con:
+            rows = con.execute(f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY created", statuses).fetchall()
+        return [Run.from_row(r) for r in rows]
+
+    def run(self, run_id: str) -> Run:
+        with closing(self.connect()) as con:
+            row = con.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise TextlabError(f"No run '{run_id}' in the workspace {self.root}.")
+        return Run.from_row(row)
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        unknown = set(fields) - set(Run.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown run fields: {sorted(unknown)}")
+        if "config" in fields:
+            fields["config"] = json.dumps(fields["config"], sort_keys=True, default=str)
+        assignments = ", ".join(f"{k}=?" for k in fields)
+        with closing(self.connect()) as con:
+            con.execute(f"UPDATE runs SET {assignments} WHERE id=?", (*fields.values(), run_id))
+
+    def claim_run(self, run_id: str, owner: str, from_statuses: tuple[str, ...]) -> bool:
+        """Atomically take a run for this worker; False when another worker has it."""
+        marks = ",".join("?" * len(from_statuses))
+        with closing(self.connect()) as con:
+            cur = con.execute(
+                f"UPDATE runs SET status='running', owner=?, heartbeat=?, started=COALESCE(started, ?) "
+                f"WHERE id=? AND status IN ({marks})",
+                (owner, now_iso(), now_iso(), run_id, *from_statuses),
+            )
+            return cur.rowcount == 1
+
+    def project_of(self, run: Run) -> "Project":
+        return Project(self, run.project_id)
+
+
+class Project:
+    """One imported corpus with its runs. Cheap to create: reads happen on demand."""
+
+    def __init__(self, workspace: Workspace, project_id: str):
+        self.workspace = workspace
+        self.id = project_id
+        self.folder = workspace.root / "projects" / project_id
+
+    def __repr__(self) -> str:
+        return f"Project({self.id!r})"
+
+    @property
+    def info(self) -> ProjectInfo:
+        with closing(self.workspace.connect()) as con:
+            row = con.execute("SELECT * FROM projects WHERE id=?", (self.id,)).fetchone()
+        if row is None:
+            raise TextlabError(f"Project '{self.id}' no longer exists in {self.workspace.root}.")
+        return Workspace._info(row)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def rename(self, name: str) -> None:
+        with closing(self.workspace.connect()) as con:
+            con.execute("UPDATE projects SET name=? WHERE id=?", (name.strip() or self.name, self.id))
+
+    def corpus(self) -> Corpus:
+        info = self.info
+        path = self.folder / "corpus.parquet"
+        if not path.exists():
+            raise TextlabError(f"The corpus file of project '{info.name}' is missing ({path}). Import the file again.")
+        data = pd.read_parquet(path)
+        return Corpus(
+            data=data, text_column=info.text_column, id_column=info.id_column,
+            group_column=info.group_column, date_column=info.date_column, source=info.source or "",
+        )
+
+    def set_roles(self, group_column: str | None = None, date_column: str | None = None) -> None:
+        """Group and date columns can change after import; text and id cannot (runs depend on them)."""
+        with closing(self.workspace.connect()) as con:
+            con.execute(
+                "UPDATE projects SET group_column=?, date_column=? WHERE id=?", (group_column, date_column, self.id)
+            )
+
+    # -- runs -----------------------------------------------------------------------
+    def create_run(self, task: str, config: dict, n_total: int, status: str = "queued") -> Run:
+        run_id = f"{task}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        with closing(self.workspace.connect()) as con:
+            con.execute(
+                "INSERT INTO runs (id, project_id, task, config, config_hash, status, created, n_total) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (run_id, self.id, task, json.dumps(config, sort_keys=True, default=str), config_hash(task, config),
+                 status, now_iso(), n_total),
+            )
+        return self.workspace.run(run_id)
+
+    def runs(self, task: str | None = None) -> list[Run]:
+        query, args = "SELECT * FROM runs WHERE project_id=?", [self.id]
+        if task:
+            query += " AND task=?"
+            args.append(task)
+        with closing(self.workspace.connect()) as con:
+            rows = con.execute(query + " ORDER BY created DESC, id DESC", args).fetchall()
+        return [Run.from_row(r) for r in rows]
+
+    def find_run(self, task: str, config: dict, statuses: tuple[str, ...]) -> Run | None:
+        """The newest run of this task with exactly this configuration and one of these statuses."""
+        wanted = config_hash(task, config)
+        for run in self.runs(task):
+            if run.config_hash == wanted and run.status in statuses:
+                return run
+        return None
+
+    def run_folder(self, run_id: str) -> Path:
+        return self.folder / "runs" / run_id
+
+    def write_checkpoint(self, run_id: str, chunk_index: int, df: pd.DataFrame) -> None:
+        atomic_write_parquet(self.run_folder(run_id) / "chunks" / f"chunk-{chunk_index:06d}.parquet", df)
+
+    def checkpoints(self, run_id: str) -> dict[int, Path]:
+        folder = self.run_folder(run_id) / "chunks"
+        if not folder.exists():
+            return {}
+        return {int(p.stem.split("-")[1]): p for p in sorted(folder.glob("chunk-*.parquet"))}
+
+    def write_result(self, run_id: str, result: pd.DataFrame, manifest: dict) -> None:
+        folder = self.run_folder(run_id)
+        atomic_write_parquet(folder / "result.parquet", parquet_safe(result))
+        atomic_write_bytes(folder / "manifest.json", json.dumps(manifest, indent=2, default=str, ensure_ascii=False).encode("utf-8"))
+
+    def result(self, run_id: str) -> pd.DataFrame:
+        path = self.run_folder(run_id) / "result.parquet"
+        if not path.exists():
+            raise TextlabError(f"Run '{run_id}' has no result yet (it is not finished).")
+        return pd.read_parquet(path)
+
+    def manifest(self, run_id: str) -> dict:
+        path = self.run_folder(run_id) / "manifest.json"
+        return json.loads(path.read_text("utf-8")) if path.exists() else {}
+
+    def latest_runs(self) -> dict[str, Run]:
+        """The newest finished run of each task: what the Explore and Export pages show."""
+        latest: dict[str, Run] = {}
+        for run in self.runs():
+            if run.status == "done" and run.task not in latest:
+                latest[run.task] = run
+        return latest
+
+    def results_frame(self, runs: dict[str, Run] | None = None) -> pd.DataFrame:
+        """The corpus with the result columns of the given (default: latest) runs, row for row."""
+        frame = self.corpus().data
+        for run in (runs if runs is not None else self.latest_runs()).values():
+            result = self.result(run.id)
+            columns = [c for c in result.columns if c != "doc_id"]
+            aligned = result.set_index("doc_id").reindex(frame["doc_id"])[columns]
+            # Result columns win over same-named input columns (a re-imported export).
+            frame = frame.drop(columns=[c for c in columns if c in frame.columns])
+            frame = pd.concat([frame, aligned.reset_index(drop=True)], axis=1)
+        return frame
+
+    def manifests(self) -> list[dict]:
+        return [self.manifest(run.id) for run in self.latest_runs().values()]

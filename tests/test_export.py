@@ -1,0 +1,477 @@
+"""Tests for analysis/export.py: every format read back with its own reader."""
+
+import io
+import json
+import os
+from datetime import date, datetime
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pyarrow.parquet as pq
+import pyreadstat
+import pytest
+
+from analysis.errors import TextlabError
+from analysis.export import (
+    EXPORT_FORMATS,
+    FORMULA_PREFIXES,
+    ExportResult,
+    export_table,
+    format_from_path,
+    manifest_bytes,
+    neutralize_formulas,
+    write_table,
+)
+
+
+@pytest.fixture
+def results():
+    """A small coded table: a shuffled, duplicated index (never written), missing values."""
+    return pd.DataFrame(
+        {
+            "doc_id": ["d3", "d1", "d2", "d4"],
+            "text": ["Rents are too high", "Buses late, again", "", "Ça va très bien"],
+            "sentiment_label": ["negative", "negative", None, "positive"],
+            "sentiment_score": [-0.5, -0.25, np.nan, 0.75],
+            "topic_id": [1, 0, -1, 1],
+        },
+        index=[7, 2, 2, 0],
+    )
+
+
+def _read_back(data: bytes, fmt: str, tmp_path) -> pd.DataFrame:
+    if fmt == "csv":
+        return pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""])
+    if fmt == "tsv":
+        return pd.read_csv(io.BytesIO(data), sep="\t", keep_default_na=False, na_values=[""])
+    if fmt == "xlsx":
+        return pd.read_excel(io.BytesIO(data), sheet_name="data")
+    if fmt == "parquet":
+        return pd.read_parquet(io.BytesIO(data))
+    if fmt == "dta":
+        return pd.read_stata(io.BytesIO(data), convert_categoricals=True)
+    path = tmp_path / "back.sav"
+    path.write_bytes(data)
+    df, _ = pyreadstat.read_sav(str(path), apply_value_formats=True)
+    return df
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_round_trip_keeps_rows_order_values_and_names(results, fmt, tmp_path):
+    res = export_table(results, fmt)
+    assert isinstance(res, ExportResult)
+    assert res.fmt == fmt and res.filename == f"textlab_export.{fmt}" and res.mime
+    back = _read_back(res.data, fmt, tmp_path)
+
+    assert len(back) == len(results)
+    assert list(back.columns) == list(results.columns)  # all names already valid everywhere
+    assert back["doc_id"].tolist() == ["d3", "d1", "d2", "d4"]  # order kept, index not written
+    assert back["sentiment_score"].iloc[[0, 1, 3]].tolist() == [-0.5, -0.25, 0.75]
+    assert pd.isna(back["sentiment_score"].iloc[2])
+    assert back["topic_id"].astype(int).tolist() == [1, 0, -1, 1]
+    assert back["text"].iloc[3] == "Ça va très bien"
+    labels = back["sentiment_label"].astype(object).tolist()
+    assert labels[0] == labels[1] == "negative" and labels[3] == "positive"
+    assert pd.isna(labels[2]) or labels[2] == ""  # SPSS has no missing for text labels
+
+
+def test_name_and_format_aliases(results):
+    res = export_table(results, ".XLSX", name="my/results.xlsx")
+    assert res.fmt == "xlsx" and res.filename == "my_results.xlsx"
+    assert export_table(results, "stata").fmt == "dta"
+    with pytest.raises(TextlabError, match="csv, xlsx, parquet, dta, sav"):
+        export_table(results, "docx")
+
+
+def test_empty_table_exports_everywhere(tmp_path):
+    empty = pd.DataFrame({"doc_id": pd.Series([], dtype=str), "score": pd.Series([], dtype=float)})
+    for fmt in EXPORT_FORMATS:
+        back = _read_back(export_table(empty, fmt).data, fmt, tmp_path)
+        assert len(back) == 0, fmt
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def test_csv_bom_present_only_when_asked(results):
+    with_bom = export_table(results, "csv", bom=True).data
+    without = export_table(results, "csv").data
+    assert with_bom.startswith(b"\xef\xbb\xbf")
+    assert not without.startswith(b"\xef\xbb\xbf")
+    assert with_bom[3:] == without
+    assert "Ça va très bien".encode() in without  # UTF-8
+    assert pd.read_csv(io.BytesIO(with_bom), encoding="utf-8-sig").columns[0] == "doc_id"
+
+
+def test_csv_missing_values_are_empty_and_no_index(results):
+    lines = export_table(results, "csv").data.decode().splitlines()
+    assert lines[0] == "doc_id,text,sentiment_label,sentiment_score,topic_id"
+    assert lines[3] == "d2,,,,-1"
+
+
+# --------------------------------------------------------------------------- formulas
+
+
+@pytest.mark.parametrize("prefix", FORMULA_PREFIXES)
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_each_formula_prefix_is_neutralised(prefix, fmt, tmp_path):
+    value = prefix + "HYPERLINK(\"http://x\")"
+    df = pd.DataFrame({"text": [value, "plain"], "n": [1, 2]})
+    res = export_table(df, fmt)
+    if fmt == "csv":
+        back = pd.read_csv(io.BytesIO(res.data))["text"].tolist()
+    else:
+        back = pd.read_excel(io.BytesIO(res.data), sheet_name="data")["text"].tolist()
+        value = value.replace("\r", "\n")  # XML parsers read a bare CR back as LF
+    assert back == ["'" + value, "plain"]
+    assert any("1 text cells" in w and "neutralize=False" in w for w in res.warnings)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_formula_opt_out_keeps_values_verbatim(fmt):
+    df = pd.DataFrame({"text": ["=1+1", "@SUM(A1)", "-x"]})
+    res = export_table(df, fmt, neutralize=False)
+    assert not any("apostrophe" in w for w in res.warnings)
+    if fmt == "csv":
+        assert pd.read_csv(io.BytesIO(res.data))["text"].tolist() == ["=1+1", "@SUM(A1)", "-x"]
+    else:
+        ws = openpyxl.load_workbook(io.BytesIO(res.data))["data"]
+        cell = ws["A2"]
+        # Verbatim, yet stored as text: an export never creates live formulas.
+        assert cell.value == "=1+1" and cell.data_type == "s"
+        assert [ws["A3"].value, ws["A4"].value] == ["@SUM(A1)", "-x"]
+
+
+def test_numbers_are_never_touched():
+    df = pd.DataFrame(
+        {
+            "sentiment_score": [-0.5, 0.25],
+            "count": [-3, 4],
+            "as_text": ["-0.5", "+3e2"],  # plain numbers held as text: left alone
+            "when": pd.to_datetime(["2024-01-01", "2024-02-01"]),
+        }
+    )
+    out, n = neutralize_formulas(df)
+    assert n == 0
+    pd.testing.assert_frame_equal(out, df)
+    ws = openpyxl.load_workbook(io.BytesIO(export_table(df, "xlsx").data))["data"]
+    assert ws["A2"].value == -0.5 and isinstance(ws["A2"].value, float)
+    assert ws["B2"].value == -3
+    assert ws["C2"].value == "-0.5"
+
+
+def test_neutralize_formulas_copies_and_counts():
+    df = pd.DataFrame(
+        {
+            "a": ["=cmd", "ok", None, "- bullet"],
+            "topic_label": pd.Categorical(["-1_outliers", "-1_outliers", "1_rent", None]),
+            "mixed": ["+x", 5, None, "y"],
+        }
+    )
+    before = df.copy()
+    out, n = neutralize_formulas(df)
+    assert n == 2 + 2 + 1
+    pd.testing.assert_frame_equal(df, before)  # input untouched
+    assert out["a"].tolist()[:2] == ["'=cmd", "ok"] and out["a"].iloc[3] == "'- bullet"
+    assert pd.isna(out["a"].iloc[2])
+    assert isinstance(out["topic_label"].dtype, pd.CategoricalDtype)
+    assert out["topic_label"].astype(object).tolist()[:3] == ["'-1_outliers", "'-1_outliers", "1_rent"]
+    assert out["mixed"].tolist()[:2] == ["'+x", 5]
+
+
+def test_formula_headers_are_neutralised_and_reported():
+    df = pd.DataFrame({"=evil()": ["a"], "ok": ["b"]})
+    res = export_table(df, "csv")
+    assert res.data.decode().splitlines()[0] == "'=evil(),ok"
+    assert res.renamed == {"=evil()": "'=evil()"}
+
+
+def test_verbatim_formats_keep_formula_text(tmp_path):
+    df = pd.DataFrame({"text": ["=1+1", "-x", "@y"]})
+    for fmt in ("parquet", "dta", "sav"):
+        back = _read_back(export_table(df, fmt).data, fmt, tmp_path)
+        assert back["text"].tolist() == ["=1+1", "-x", "@y"], fmt
+
+
+# --------------------------------------------------------------------------- XLSX limits
+
+
+def test_xlsx_cuts_long_cells_with_warning_csv_keeps_them():
+    long_text = "x" * 40_000
+    df = pd.DataFrame({"text": [long_text, "short"], "summary": ["s", "t"]})
+    res = export_table(df, "xlsx")
+    back = pd.read_excel(io.BytesIO(res.data), sheet_name="data")
+    assert len(back.loc[0, "text"]) == 32_767 and back.loc[1, "text"] == "short"
+    cut = [w for w in res.warnings if "32,767" in w]
+    assert len(cut) == 1 and "text (1)" in cut[0] and "CSV or Parquet" in cut[0]
+
+    csv = export_table(df, "csv")
+    assert pd.read_csv(io.BytesIO(csv.data))["text"].iloc[0] == long_text
+    assert not any("32,767" in w for w in csv.warnings)
+
+
+def test_xlsx_removes_control_characters_then_neutralises():
+    df = pd.DataFrame({"text": ["bell\x07 and\x0b tab\tok", "\x01=cmd()", "clean\nline"]})
+    res = export_table(df, "xlsx")
+    back = pd.read_excel(io.BytesIO(res.data), sheet_name="data")["text"].tolist()
+    assert back == ["bell and tab\tok", "'=cmd()", "clean\nline"]
+    assert any("control characters" in w and "text (2)" in w for w in res.warnings)
+
+
+def test_xlsx_too_many_rows_is_a_clear_error():
+    df = pd.DataFrame({"n": np.zeros(1_048_576, dtype=np.int8)})
+    with pytest.raises(TextlabError, match="1,048,575.*CSV or Parquet"):
+        export_table(df, "xlsx")
+
+
+def test_xlsx_layout_codebook_and_runs_sheets():
+    df = pd.DataFrame({"doc_id": ["a"], "text": ["word " * 200], "code_label": ["cost"]})
+    codebook = {
+        "name": "Housing",
+        "multi_label": False,
+        "codes": [
+            {"label": "cost", "definition": "Rent or prices", "include": "rent", "exclude": "taxes",
+             "examples": ["Rents are too high", "Cannot afford"]},
+            {"label": "-other", "definition": "Anything else", "examples": []},
+        ],
+    }
+    runs = [
+        {"task": "sentiment", "backend": "vader", "parameters": {"threshold": 0.05},
+         "started": datetime(2026, 1, 2, 3, 4, 5), "rows": {"in": 1, "coded": 1}},
+        {"task": "coding", "model": "all-MiniLM-L6-v2", "seed": 42},
+    ]
+    res = export_table(df, "xlsx", codebook=codebook, runs=runs)
+    wb = openpyxl.load_workbook(io.BytesIO(res.data))
+    assert wb.sheetnames == ["data", "codebook", "runs"]
+    ws = wb["data"]
+    assert ws.freeze_panes == "A2"
+    assert 30 < ws.column_dimensions["B"].width <= 62  # long text: wide but capped
+    assert ws.column_dimensions["A"].width < ws.column_dimensions["B"].width
+
+    cb = pd.read_excel(io.BytesIO(res.data), sheet_name="codebook", keep_default_na=False)
+    assert list(cb.columns) == ["label", "definition", "include", "exclude", "examples"]
+    assert cb["label"].tolist() == ["cost", "'-other"]  # neutralised there too
+    assert cb.loc[0, "examples"] == "Rents are too high | Cannot afford"
+    assert cb.loc[0, "exclude"] == "taxes"
+
+    rn = pd.read_excel(io.BytesIO(res.data), sheet_name="runs")
+    assert len(rn) == 2 and rn["task"].tolist() == ["sentiment", "coding"]
+    assert json.loads(rn.loc[0, "parameters"]) == {"threshold": 0.05}
+    assert json.loads(rn.loc[0, "rows"]) == {"in": 1, "coded": 1}
+    assert rn.loc[1, "seed"] == 42
+
+
+def test_xlsx_timezones_and_odd_objects():
+    df = pd.DataFrame(
+        {
+            "when": pd.to_datetime(["2024-01-01 10:00"]).tz_localize("Europe/Berlin"),
+            "extra": [{"a": [1, 2]}],
+        }
+    )
+    res = export_table(df, "xlsx")
+    back = pd.read_excel(io.BytesIO(res.data), sheet_name="data")
+    assert back.loc[0, "when"] == pd.Timestamp("2024-01-01 10:00")
+    assert json.loads(back.loc[0, "extra"]) == {"a": [1, 2]}
+    assert any("Europe/Berlin" in w for w in res.warnings)
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def test_parquet_mixed_object_column_becomes_text():
+    df = pd.DataFrame({"mixed": [1, "two", 3.5, None], "ok": [1, 2, 3, 4]})
+    res = export_table(df, "parquet")
+    back = pd.read_parquet(io.BytesIO(res.data))
+    assert back["mixed"].tolist()[:3] == ["1", "two", "3.5"] and pd.isna(back["mixed"].iloc[3])
+    assert back["ok"].tolist() == [1, 2, 3, 4]
+    assert any("mixed" in w for w in res.warnings)
+
+
+def test_parquet_keeps_types_metadata_and_makes_duplicate_names_unique():
+    df = pd.DataFrame([[1, "a", True]], columns=["x", "x", "flag"])
+    df["topic_label"] = pd.Categorical(["rent"])
+    res = export_table(df, "parquet", codebook={"name": "cb", "codes": [{"label": "rent"}]},
+                       runs=[{"task": "topics", "when": datetime(2026, 1, 1)}])
+    table = pq.read_table(io.BytesIO(res.data))
+    assert table.column_names == ["x", "x_2", "flag", "topic_label"]
+    assert res.renamed == {"x": "x_2"}
+    back = table.to_pandas()
+    assert back["flag"].dtype == bool and isinstance(back["topic_label"].dtype, pd.CategoricalDtype)
+    meta = table.schema.metadata
+    assert json.loads(meta[b"textlab.codebook"])["codes"][0]["label"] == "rent"
+    assert json.loads(meta[b"textlab.runs"])[0]["when"].startswith("2026-01-01")
+
+
+# --------------------------------------------------------------------------- Stata
+
+
+def test_stata_names_labels_and_types():
+    df = pd.DataFrame(
+        {
+            "doc id": ["a", "b", "c"],
+            "2020 wave": [1, 2, 3],
+            "long": [1.5, 2.5, 3.5],  # a Stata reserved word
+            "a" * 40: [0, 0, 1],
+            "Réponse": ["x", "y", "z"],
+            "sentiment_label": ["negative", None, "positive"],
+            "emotion": pd.Categorical(["joy", "anger", "joy"]),
+            "flag": [True, False, True],
+            "score": [0.5, np.nan, -0.5],
+            "when": pd.to_datetime(["2024-01-01 10:30", None, "2024-03-01 00:00"]),
+            "day": [date(2024, 1, 1), None, date(2024, 1, 3)],
+            "essay": ["w" * 3000, "short", None],
+        }
+    )
+    res = export_table(df, "dta")
+    assert res.renamed == {
+        "doc id": "doc_id",
+        "2020 wave": "v2020_wave",
+        "long": "long_",
+        "a" * 40: "a" * 32,
+        "Réponse": "Reponse",
+    }
+    back = pd.read_stata(io.BytesIO(res.data), convert_categoricals=True)
+    assert len(back) == 3
+    assert list(back.columns) == [res.renamed.get(c, c) for c in df.columns]
+    assert back["sentiment_label"].tolist()[0] == "negative" and pd.isna(back["sentiment_label"][1])
+    assert isinstance(back["sentiment_label"].dtype, pd.CategoricalDtype)
+    assert back["emotion"].tolist() == ["joy", "anger", "joy"]
+    assert back["flag"].tolist() == [1, 0, 1]
+    assert pd.isna(back["score"][1]) and back["score"][2] == -0.5
+    assert back["when"][0] == pd.Timestamp("2024-01-01 10:30") and pd.isna(back["when"][1])
+    assert back["day"][2] == pd.Timestamp("2024-01-03") and pd.isna(back["day"][1])
+    assert len(back["essay"][0]) == 3000  # strL
+    assert back["doc_id"].tolist() == ["a", "b", "c"]
+
+    raw = pd.read_stata(io.BytesIO(res.data), convert_categoricals=False)
+    assert pd.api.types.is_numeric_dtype(raw["sentiment_label"])
+    with pd.io.stata.StataReader(io.BytesIO(res.data)) as reader:
+        labels = reader.variable_labels()
+        value_labels = reader.value_labels()
+    assert labels["doc_id"] == "doc id" and labels["Reponse"] == "Réponse"
+    assert value_labels["sentiment_label"] == {0: "negative", 1: "positive"}
+    assert value_labels["emotion"] == {0: "anger", 1: "joy"}
+
+
+@pytest.mark.parametrize("fmt", ["dta", "sav"])
+def test_huge_integer_ids_survive_as_text(fmt, tmp_path):
+    df = pd.DataFrame({"post_id": [1790000000000000001, 2], "n": [1, 2]})
+    res = export_table(df, fmt)
+    back = _read_back(res.data, fmt, tmp_path)
+    assert back["post_id"].tolist() == ["1790000000000000001", "2"]
+    assert back["n"].tolist() == [1, 2]
+    assert any("post_id" in w and "text" in w for w in res.warnings)
+
+
+def test_stata_value_label_columns_parameter_and_all_missing_text():
+    df = pd.DataFrame({"party": ["A", "B", "A"], "code_label": ["x", "y", "x"],
+                       "summary": pd.Series([None, None, None], dtype=object)})
+    back = pd.read_stata(io.BytesIO(export_table(df, "dta", value_label_columns=["party"]).data))
+    assert isinstance(back["party"].dtype, pd.CategoricalDtype)
+    assert not isinstance(back["code_label"].dtype, pd.CategoricalDtype)  # not listed now
+    assert back["summary"].isna().all()
+
+
+# --------------------------------------------------------------------------- SPSS
+
+
+def test_spss_names_value_labels_and_column_labels(tmp_path):
+    df = pd.DataFrame(
+        {
+            "doc id": ["a", "b", "c"],
+            "_private": [1, 2, 3],
+            "x" * 70: [1.0, 2.0, 3.0],
+            "sentiment_label": ["negative", None, "positive"],
+            "topic_label": pd.Categorical(["rent", "rent", "buses"]),
+            "flag": [True, False, True],
+            "when": pd.to_datetime(["2024-01-01", None, "2024-03-01"]),
+        }
+    )
+    res = export_table(df, "sav")
+    assert res.renamed == {"doc id": "doc_id", "_private": "private", "x" * 70: "x" * 64}
+    path = tmp_path / "out.sav"
+    path.write_bytes(res.data)
+    raw, meta = pyreadstat.read_sav(str(path))
+    assert len(raw) == 3
+    assert meta.column_names == ["doc_id", "private", "x" * 64, "sentiment_label", "topic_label",
+                                 "flag", "when"]
+    assert meta.column_names_to_labels["doc_id"] == "doc id"
+    assert meta.column_names_to_labels["x" * 64] == "x" * 70
+    assert meta.variable_value_labels["sentiment_label"] == {0.0: "negative", 1.0: "positive"}
+    assert meta.variable_value_labels["topic_label"] == {0.0: "buses", 1.0: "rent"}
+    assert raw["sentiment_label"].tolist()[0] == 0.0 and pd.isna(raw["sentiment_label"][1])
+    assert raw["flag"].tolist() == [1, 0, 1]
+    assert raw["when"][0] == pd.Timestamp("2024-01-01") and pd.isna(raw["when"][1])
+
+    labelled, _ = pyreadstat.read_sav(str(path), apply_value_formats=True)
+    assert labelled["topic_label"].tolist() == ["rent", "rent", "buses"]
+
+
+def test_spss_cuts_strings_over_32767_bytes(tmp_path):
+    df = pd.DataFrame({"text": ["é" * 20_000, "ok"]})
+    res = export_table(df, "sav")
+    path = tmp_path / "long.sav"
+    path.write_bytes(res.data)
+    back, _ = pyreadstat.read_sav(str(path))
+    assert len(back["text"][0].encode()) <= 32_767 and back["text"][1] == "ok"
+    assert any("32,767 bytes" in w and "text (1)" in w for w in res.warnings)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_write_table_is_atomic_and_replaces(results, tmp_path):
+    target = tmp_path / "coded.csv"
+    target.write_text("old content")
+    res = write_table(results, target, bom=True)
+    assert res.filename == "coded.csv"
+    assert target.read_bytes() == res.data and target.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coded.csv"]  # no temp file left
+
+    xlsx = write_table(results, tmp_path / "coded.xlsx", codebook={"codes": [{"label": "a"}]})
+    assert xlsx.fmt == "xlsx"
+    assert openpyxl.load_workbook(tmp_path / "coded.xlsx").sheetnames == ["data", "codebook"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coded.csv", "coded.xlsx"]
+
+
+def test_write_table_failure_leaves_old_file_and_no_temp(tmp_path):
+    target = tmp_path / "big.xlsx"
+    target.write_bytes(b"previous")
+    with pytest.raises(TextlabError):
+        write_table(pd.DataFrame({"n": np.zeros(1_048_576, dtype=np.int8)}), target)
+    assert target.read_bytes() == b"previous"
+    assert os.listdir(tmp_path) == ["big.xlsx"]
+
+
+def test_write_table_new_file_is_not_private(results, tmp_path):
+    path = tmp_path / "out.parquet"
+    write_table(results, path)
+    assert os.stat(path).st_mode & 0o044  # not mkstemp's 0600
+    assert len(pd.read_parquet(path)) == len(results)
+
+
+def test_unknown_extension_and_missing_folder(results, tmp_path):
+    with pytest.raises(TextlabError) as err:
+        write_table(results, tmp_path / "out.docx")
+    msg = str(err.value)
+    assert ".docx" in msg and all("." + f in msg for f in EXPORT_FORMATS)
+    with pytest.raises(TextlabError, match="no extension"):
+        format_from_path("results")
+    with pytest.raises(TextlabError, match="does not exist"):
+        write_table(results, tmp_path / "nope" / "out.csv")
+    assert format_from_path("A/B/Results.SAV") == "sav"
+    assert format_from_path("x.pq") == "parquet"
+
+
+def test_manifest_bytes():
+    data = manifest_bytes([{"task": "sentiment", "model": "café", "started": datetime(2026, 1, 2, 3, 4),
+                            "n": np.int64(5), "score": float("nan"), "tags": {"b", "a"}}])
+    text = data.decode("utf-8")
+    assert "café" in text and "\n  " in text  # UTF-8, not escaped; indented
+    parsed = json.loads(text)
+    assert parsed == [{"task": "sentiment", "model": "café", "started": "2026-01-02T03:04:00",
+                       "n": 5, "score": None, "tags": ["a", "b"]}]

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="CSV, TSV, XLSX, JSON(L), Parquet, Stata, SPSS, TXT or ZIP file")
     p.add_argument("-o", "--output", required=True, help="output file; its extension picks the format (.csv .xlsx .parquet .dta .sav)")
     _add_column_options(p)
-    p.add_argument("--task", action="append", choices=TASK_NAMES, metavar="TASK",
+    p.add_argument("--task", action="append", metavar="TASK",
                    help=f"analysis to run, repeatable; one of {', '.join(TASK_NAMES)} (default: stats)")
     p.add_argument("--backend", choices=("auto", "offline", "transformers"), default="auto")
     p.add_argument("--model", help="model: registry name, Hugging Face id or local folder")

@@ -112,7 +112,7 @@ def run_in_memory(task: Task, texts: list[str], config: BaseConfig, progress: Pr
 
 
 def _predict_checked(task: Task, predictor, texts: list[str], progress: Callable[[int], None] | None = None) -> pd.DataFrame:
-    part = predictor.predict(texts, progress=progress) if progress else predictor.predict(texts)
+    part = predictor.predict(texts, progress=progress)
     if len(part) != len(texts):
         # A backend that returns fewer rows than it was given would silently misalign results.
         raise TextlabError(f"The {task.name} backend returned {len(part)} results for {len(texts)} texts.")

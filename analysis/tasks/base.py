@@ -2,7 +2,7 @@
 
 A task module defines a ``Config`` dataclass (its parameters, JSON-serialisable, stored
 with the run) and a ``Task`` whose ``load(config)`` returns a ``Predictor``: the loaded
-model or lexicon. ``Predictor.predict(texts)`` returns one row of result columns per text,
+model or lexicon. ``Predictor.predict(texts, progress)`` returns one row of result columns per text,
 in order. ``describe()`` says what produced the result (backend, model, revision) for the
 run manifest. The job runner (``analysis/jobs.py``) does the rest: empty texts, batching
 into checkpointed chunks, progress, cancel and resume. ``run(texts, config)`` runs a task
@@ -48,7 +48,9 @@ class BaseConfig:
 class Predictor:
     """A loaded backend. Subclasses implement ``predict`` and ``describe``."""
 
-    def predict(self, texts: list[str]) -> pd.DataFrame:  # pragma: no cover - interface
+    def predict(self, texts: list[str], progress: Callable[[int], None] | None = None) -> pd.DataFrame:  # pragma: no cover
+        """Result columns for each text, in order. ``progress(k)`` may be called with the
+        number of these texts done so far, for progress bars on long chunks."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:  # pragma: no cover - interface

@@ -53,7 +53,7 @@ class StatsPredictor(Predictor):
         code, prob = self.identifier.classify(text)
         return code if prob >= self.config.min_language_confidence else "und"
 
-    def predict(self, texts: list[str]) -> pd.DataFrame:
+    def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
         words = [_WORD.findall(t.lower()) for t in texts]
         n_words = np.array([len(w) for w in words], dtype="int64")
         types = np.array([len(set(w)) for w in words], dtype="int64")

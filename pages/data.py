@@ -1,0 +1,185 @@
+"""Data: import a file (or the sample data), map its columns, check its quality, save a project."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import streamlit as st
+
+from analysis import charts
+from analysis.corpus import SUPPORTED_EXTENSIONS, build_corpus, load_corpus, quality_report, read_file, suggest_columns
+from analysis.errors import TextlabError
+from ui import state
+from ui.widgets import show_error
+
+st.title("Data")
+st.caption("Files are read on this machine and stored in your workspace; no text leaves it.")
+
+
+@st.cache_data(max_entries=3, show_spinner="Reading the file…")
+def _read(data: bytes, name: str, sheet, txt_mode: str, encoding: str | None, delimiter: str | None):
+    return read_file(data, name, sheet=sheet, txt_mode=txt_mode, encoding=encoding, delimiter=delimiter)
+
+
+def _load_sample() -> None:
+    try:
+        corpus, report = load_corpus(
+            state.SAMPLE_CORPUS, text_column="text", id_column="respondent_id",
+            group_column="region", date_column="date",
+        )
+        project = state.workspace().create_project("Policy survey (sample)", corpus, import_report=report.__dict__)
+    except TextlabError as exc:
+        st.session_state["data_error"] = str(exc)
+        return
+    state.set_project(project.id)
+    st.session_state["data_notice"] = f"Loaded the sample data: {len(corpus):,} texts. Try Text statistics next."
+
+
+def _quality(corpus) -> None:
+    report = quality_report(corpus)
+    cols = st.columns(5)
+    cols[0].metric("Rows", f"{report.rows:,}")
+    cols[1].metric("Empty texts", f"{report.empty:,}", help="Empty or whitespace-only. Kept, with empty results.")
+    cols[2].metric("Exact duplicates", f"{report.duplicates:,}", help="Texts identical to an earlier row (after trimming spaces).")
+    cols[3].metric("Median words", f"{report.words['median']:,.0f}")
+    cols[4].metric(f"Over {report.long_threshold} tokens", f"{report.long_texts:,}",
+                   help="Longer than a typical transformer window; those analyses split such texts.")
+    left, right = st.columns(2)
+    from analysis.textutil import token_counts, word_counts
+
+    texts = corpus.texts
+    left.plotly_chart(charts.length_histogram(pd.Series(word_counts(texts)), "words"))
+    right.plotly_chart(charts.length_histogram(pd.Series(token_counts(texts)), "tokens", threshold=report.long_threshold))
+    if report.empty:
+        st.caption(f"Empty texts (first ids): {', '.join(map(str, report.empty_ids[:20]))}")
+    if report.duplicate_examples:
+        with st.expander(f"Duplicated texts ({report.duplicates:,} rows)"):
+            st.dataframe(pd.DataFrame(report.duplicate_examples, columns=["text", "copies"]), hide_index=True)
+
+
+def _import_report(report) -> None:
+    details = [f"format **{report.format}**"]
+    if report.encoding:
+        details.append(f"encoding **{report.encoding}**")
+    if report.delimiter:
+        details.append(f"delimiter **{report.delimiter!r}**")
+    st.caption(f"Read {report.rows:,} rows × {len(report.columns)} columns from `{report.source}` · " + " · ".join(details))
+    for warning in report.warnings:
+        st.warning(warning, icon="⚠️")
+    if report.skipped:
+        st.warning(f"{len(report.skipped):,} item(s) could not be read and were skipped (listed below).", icon="⚠️")
+        with st.expander("Skipped items"):
+            st.dataframe(pd.DataFrame([s.__dict__ for s in report.skipped]), hide_index=True)
+
+
+for key in ("data_notice", "data_error"):
+    if key in st.session_state:
+        (st.success if key == "data_notice" else st.error)(st.session_state.pop(key))
+
+tab_upload, tab_sample, tab_projects = st.tabs(["Import a file", "Sample data", "Projects"])
+
+with tab_sample:
+    st.markdown(
+        "A fictional survey written for Textlab: 420+ answers and posts on housing, transport, health care, "
+        "climate and the cost of living, with region, age group, date and two human coders' codes. "
+        "Good for a workshop: one click and everyone has the same data."
+    )
+    st.button("Load sample data", type="primary", on_click=_load_sample, key="load_sample")
+
+with tab_upload:
+    upload = st.file_uploader(
+        "Corpus file", type=[e.lstrip(".") for e in SUPPORTED_EXTENSIONS],
+        help="CSV/TSV, Excel, JSON/JSONL, Parquet, Stata, SPSS, plain text, or a ZIP of text files.",
+    )
+    if upload is not None:
+        data = upload.getvalue()
+        name = upload.name
+        lower = name.lower()
+        with st.expander("Reading options"):
+            sheet = st.text_input("Excel sheet (name or number; empty = first)", key="opt_sheet") if lower.endswith((".xlsx", ".xlsm")) else ""
+            txt_mode = st.radio("Plain text", ["auto", "line", "file"], horizontal=True, key="opt_txt",
+                                help="line: one document per line; file: the whole file is one document.") if lower.endswith(".txt") else "auto"
+            encoding = st.text_input("Encoding (empty = detect)", key="opt_encoding") or None
+            delimiter = st.text_input("Delimiter (empty = detect)", key="opt_delimiter", max_chars=1) or None
+        sheet_arg = (int(sheet) if sheet.isdigit() else sheet) if sheet else None
+        try:
+            frame, report = _read(data, name, sheet_arg, txt_mode, encoding, delimiter)
+        except TextlabError as exc:
+            show_error(exc)
+            st.stop()
+        _import_report(report)
+
+        suggestion = suggest_columns(frame)
+        columns = list(frame.columns)
+        optional = ["(none)"] + columns
+
+        def _pick(label, suggested, options, key, help_text):
+            index = options.index(suggested) if suggested in options else 0
+            value = st.selectbox(label, options, index=index, key=key, help=help_text)
+            return None if value == "(none)" else value
+
+        c1, c2, c3, c4 = st.columns(4)
+        digest = hashlib.sha1(data[:65536] + name.encode()).hexdigest()[:8]  # new file -> fresh suggestions
+        with c1:
+            text_col = _pick("Text column", suggestion.text, columns, f"text_{digest}", "Suggested: the column with the longest texts.")
+        with c2:
+            id_col = _pick("ID column", suggestion.id, optional, f"id_{digest}", "Unique ids; none = stable row ids (doc-000001, …).")
+        with c3:
+            group_col = _pick("Group column", suggestion.group, optional, f"group_{digest}", "Groups to compare, e.g. region or party.")
+        with c4:
+            date_col = _pick("Date column", suggestion.date, optional, f"date_{digest}", "Dates for trends over time.")
+        try:
+            corpus = build_corpus(frame, text_col, id_column=id_col, group_column=group_col, date_column=date_col, source=name)
+        except TextlabError as exc:
+            show_error(exc)
+            st.stop()
+
+        st.subheader("Preview")
+        st.dataframe(corpus.data.head(200), hide_index=True)
+        st.subheader("Data quality")
+        _quality(corpus)
+
+        st.subheader("Save as a project")
+        project_name = st.text_input("Project name", value=name.rsplit(".", 1)[0], key=f"name_{digest}")
+        if st.button("Create project", type="primary", key="create_project"):
+            try:
+                project = state.workspace().create_project(project_name, corpus, import_report=report.__dict__)
+            except TextlabError as exc:
+                show_error(exc)
+            else:
+                state.set_project(project.id)
+                st.session_state["data_notice"] = f"Project '{project_name}' saved with {len(corpus):,} texts."
+                st.rerun()
+
+with tab_projects:
+    projects = state.workspace().list_projects()
+    if not projects:
+        st.caption("No projects yet.")
+    for info in projects:
+        with st.container(border=True):
+            left, mid, right = st.columns([6, 1, 1])
+            left.markdown(f"**{info.name}** · {info.rows:,} texts · created {info.created[:16].replace('T', ' ')}")
+            left.caption(f"{info.source or ''} · text column `{info.text_column}` · id `{info.id}`")
+            if mid.button("Open", key=f"open_{info.id}"):
+                state.set_project(info.id)
+                st.rerun()
+            if right.button("Delete", key=f"delete_{info.id}"):
+                st.session_state["confirm_delete"] = info.id
+            if st.session_state.get("confirm_delete") == info.id:
+                st.warning(f"Delete '{info.name}' and all its results? This cannot be undone.")
+                if st.button("Yes, delete", key=f"really_delete_{info.id}"):
+                    state.workspace().delete_project(info.id)
+                    if st.session_state.get(state.PROJECT_KEY) == info.id:
+                        state.forget_project()
+                    st.session_state.pop("confirm_delete", None)
+                    st.rerun()
+
+project = state.current_project()
+if project is not None and upload is None:
+    st.divider()
+    st.subheader(f"Open project: {project.name}")
+    corpus = project.corpus()
+    st.dataframe(corpus.data.head(200), hide_index=True)
+    with st.expander("Data quality", expanded=True):
+        _quality(corpus)

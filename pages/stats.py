@@ -1,0 +1,44 @@
+"""Text statistics: run the stats task as a job and chart its results."""
+
+import pandas as pd
+import streamlit as st
+
+from analysis import charts
+from ui.widgets import job_status, require_project, run_history, submit_button
+
+st.title("Text statistics")
+st.caption("Words, sentences, model tokens, type-token ratio and language of every text. Runs on the CPU in seconds.")
+
+project = require_project()
+submit_button(project, "stats", "Run text statistics")
+run = job_status(project, "stats")
+latest = project.latest_runs().get("stats")
+
+if latest is not None:
+    frame = project.results_frame({"stats": latest})
+    info = project.info
+    st.caption(f"Results of run `{latest.id}` (finished {latest.finished}).")
+    cols = st.columns(4)
+    cols[0].metric("Texts", f"{len(frame):,}")
+    cols[1].metric("Median words", f"{frame['stats_words'].median():,.0f}")
+    cols[2].metric("Median tokens", f"{frame['stats_tokens'].median():,.0f}")
+    cols[3].metric("Languages", f"{frame['stats_language'].dropna().nunique():,}")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.length_histogram(frame["stats_words"], "words"))
+    right.plotly_chart(charts.category_counts(frame["stats_language"], "Detected language", "language"))
+    if info.group_column:
+        st.plotly_chart(charts.numeric_by_group(frame, "stats_words", info.group_column, f"Words per text by {info.group_column}"))
+    if info.date_column:
+        st.plotly_chart(charts.counts_over_time(frame[info.date_column]))
+    st.subheader("Texts")
+    order = st.radio("Show", ["longest", "shortest", "lowest type-token ratio"], horizontal=True, key="stats_order")
+    sort = {"longest": ("stats_words", False), "shortest": ("stats_words", True), "lowest type-token ratio": ("stats_ttr", True)}[order]
+    shown = frame.sort_values(sort[0], ascending=sort[1], na_position="last").head(50)
+    st.dataframe(
+        shown[["doc_id", info.text_column, "stats_words", "stats_tokens", "stats_ttr", "stats_language"]],
+        hide_index=True,
+        column_config={info.text_column: st.column_config.TextColumn(width="large")},
+    )
+elif run is None:
+    st.info("No results yet: press **Run text statistics**.")
+run_history(project, "stats")

@@ -1,0 +1,41 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CSV = ROOT / "sample_data" / "policy_survey.csv"
+
+# No test may reach the network: the hub libraries see offline mode from the start.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty workspace folder used as TEXTLAB_HOME."""
+    folder = tmp_path / "workspace"
+    monkeypatch.setenv("TEXTLAB_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture
+def small_csv(tmp_path):
+    """A small corpus with an empty text, a duplicate, groups and dates."""
+    path = tmp_path / "small.csv"
+    path.write_text(
+        "rid,region,date,answer\n"
+        "r1,North,2026-01-05,The buses are late every single morning and nobody seems to care.\n"
+        "r2,South,2026-02-11,Rents went up again. We cannot afford to stay in this city much longer.\n"
+        "r3,North,2026-03-20,\n"
+        "r4,East,2026-04-02,Great to see the new clinic open! Waiting times are finally shorter.\n"
+        "r5,South,2026-05-15,Rents went up again. We cannot afford to stay in this city much longer.\n"
+        "r6,East,2026-06-30,Energy bills are crazy this winter.\n",
+        encoding="utf-8",
+    )
+    return path

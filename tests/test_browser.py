@@ -1,0 +1,102 @@
+"""One real-browser walk: Debian's Chromium (driven by Playwright) against `streamlit run`.
+
+Loads the sample data, sees the preview, runs text statistics, sees a chart, downloads
+the CSV export and checks its rows.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, SAMPLE_CSV
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is not installed; .ci/run installs it (apt-get install chromium)")
+        pytest.skip("needs Debian's chromium (apt-get install chromium chromium-driver)")
+    port = _free_port()
+    env = {**os.environ, "TEXTLAB_HOME": str(tmp_path / "workspace"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_sample_data_to_chart_to_csv_export(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.set_default_timeout(60_000)
+        page.goto(server)
+
+        # Data: load the sample and see the preview.
+        page.get_by_role("tab", name="Sample data").click()
+        page.get_by_role("button", name="Load sample data").click()
+        expect(page.get_by_text("Loaded the sample data")).to_be_visible()
+        expect(page.get_by_text("Open project: Policy survey (sample)")).to_be_visible()
+        expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible()
+
+        # Text statistics: run the job and see a chart.
+        page.get_by_role("link", name="Text statistics").click()
+        page.get_by_role("button", name="Run text statistics").click()
+        expect(page.get_by_text("Median tokens")).to_be_visible(timeout=120_000)
+        expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        os.makedirs(ROOT / "tests" / "_artifacts", exist_ok=True)
+        page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "stats.png"), full_page=False)
+
+        # Export: download the CSV and check its rows.
+        page.get_by_role("link", name="Export").click()
+        with page.expect_download() as info:
+            page.get_by_role("button", name="Download").first.click()
+        target = tmp_path / "export.csv"
+        info.value.save_as(target)
+        browser.close()
+
+    exported = pd.read_csv(target, dtype=str, keep_default_na=False)
+    sample = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
+    assert len(exported) == len(sample)
+    assert exported["respondent_id"].tolist() == sample["respondent_id"].tolist()
+    assert {"stats_words", "stats_language", "doc_id"} <= set(exported.columns)

@@ -1,0 +1,87 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from analysis.cli import main
+from tests.conftest import ROOT, SAMPLE_CSV
+
+
+def test_analyze_sample_to_xlsx_keeps_every_row_and_column(home, tmp_path, capsys):
+    out = tmp_path / "out.xlsx"
+    assert main(["analyze", str(SAMPLE_CSV), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "wrote" in err
+    sample = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
+    data = pd.read_excel(out, sheet_name="data", dtype=str, keep_default_na=False)
+    assert len(data) == len(sample)
+    assert set(sample.columns) <= set(data.columns)
+    assert {"doc_id", "stats_words", "stats_tokens", "stats_language"} <= set(data.columns)
+    assert data["respondent_id"].tolist() == sample["respondent_id"].tolist()
+    pd.testing.assert_series_equal(data["text"], sample["text"].where(~sample["text"].str.match(r"^[=+\-@\t\r]"), "'" + sample["text"]), check_names=False)
+    runs = pd.read_excel(out, sheet_name="runs")
+    assert runs["task"].tolist() == ["stats"]
+    manifest = json.loads((tmp_path / "out.manifest.json").read_text())
+    assert manifest[0]["rows"]["in"] == len(sample)
+
+
+def test_second_identical_run_is_reused(home, tmp_path, capsys, small_csv):
+    assert main(["analyze", str(small_csv), "-o", str(tmp_path / "a.csv")]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(small_csv), "-o", str(tmp_path / "b.csv")]) == 0
+    assert "reusing the finished run" in capsys.readouterr().err
+    a = pd.read_csv(tmp_path / "a.csv")
+    b = pd.read_csv(tmp_path / "b.csv")
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 6 and a.loc[2, "stats_words"] == 0  # the empty text has an empty result
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["analyze", "{csv}", "-o", "{tmp}/x.csv", "--task", "sentiment"], "not available yet"),
+        (["analyze", "{csv}", "-o", "{tmp}/x.csv", "--task", "nonsense"], "Unknown task 'nonsense'"),
+        (["analyze", "{csv}", "-o", "{tmp}/x.docx"], ".docx"),
+        (["analyze", "{tmp}/missing.csv", "-o", "{tmp}/x.csv"], "missing.csv"),
+        (["analyze", "{csv}", "-o", "{tmp}/x.csv", "--text-column", "nope"], "nope"),
+        (["analyze", "{csv}", "-o", "{tmp}/x.csv", "--batch-size", "0"], "batch-size"),
+        (["analyze", "{csv}", "-o", "{tmp}/x.csv", "--device", "tpu"], "Unknown device"),
+        (["validate", "{csv}", "--pred", "a", "--gold", "b"], "not available yet"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(home, tmp_path, capsys, small_csv, argv, message):
+    argv = [a.format(csv=small_csv, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("textlab: error:") and message in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_info_reports_suggestions_and_quality(capsys, small_csv):
+    assert main(["info", str(small_csv)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["suggested_columns"]["text"] == "answer"
+    assert info["suggested_columns"]["date"] == "date"
+    assert info["quality"]["rows"] == 6 and info["quality"]["empty"] == 1 and info["quality"]["duplicates"] == 1
+
+
+def test_models_list_and_offline_download(capsys, monkeypatch):
+    assert main(["models", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "all-MiniLM-L6-v2" in listing or "minilm" in listing.lower()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["models", "download", "cardiffnlp/twitter-roberta-base-sentiment-latest", "--to", "/tmp/textlab-none"]) == 2
+    assert "textlab: error:" in capsys.readouterr().err
+
+
+def test_console_script_entry_point(home, tmp_path, small_csv):
+    """`python -m analysis.cli` behaves like the installed `textlab` command."""
+    out = tmp_path / "o.parquet"
+    proc = subprocess.run([sys.executable, "-m", "analysis.cli", "analyze", str(small_csv), "-o", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # progress and messages go to stderr
+    assert len(pd.read_parquet(out)) == 6

@@ -1,0 +1,144 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+import tests.slow_task  # noqa: F401  (registers the "slow" task)
+from analysis.corpus import build_corpus
+from analysis.errors import JobCancelled, TaskNotAvailable, TextlabError
+from analysis.jobs import JobManager, execute_run, make_owner, owner_is_dead, run_in_memory
+from analysis.tasks import get_task
+from analysis.workspace import Workspace
+from tests.conftest import ROOT
+from tests.slow_task import logged_chunks
+
+
+def corpus_of(texts):
+    return build_corpus(pd.DataFrame({"text": texts}), "text", source="mem")
+
+
+def test_run_in_memory_keeps_rows_and_gives_empty_texts_empty_results():
+    texts = ["Hello world. Second sentence!", "", "   ", "Bonjour tout le monde, comment allez-vous aujourd'hui ?"]
+    out = run_in_memory(get_task("stats"), texts, get_task("stats").Config())
+    assert len(out) == 4
+    assert out["stats_words"].tolist() == [4, 0, 0, 8]
+    assert out["stats_sentences"].tolist()[0] == 2
+    assert out.loc[3, "stats_language"] == "fr"
+    assert pd.isna(out.loc[1, "stats_language"])
+
+
+def test_job_manager_runs_a_job_and_records_progress_and_manifest(home):
+    ws = Workspace()
+    project = ws.create_project("p", corpus_of([f"text {i}" for i in range(25)] + [""]))
+    manager = JobManager(ws)
+    run = manager.submit(project, "slow", {"delay": 0.0})
+    assert manager.wait(30)
+    run = ws.run(run.id)
+    assert run.status == "done" and run.n_done == run.n_total == 25
+    result = project.result(run.id)
+    assert len(result) == 26 and result["slow_chars"].tolist()[:2] == [6, 6]
+    manifest = project.manifest(run.id)
+    assert manifest["rows"] == {"in": 26, "coded": 25, "empty": 1, "failed": 0}
+    assert manifest["task"] == "slow" and manifest["input"]["hash_sha256"]
+    assert manifest["packages"]["textlab"]
+
+
+def test_submit_rejects_bad_settings_before_queueing(home):
+    ws = Workspace()
+    project = ws.create_project("p", corpus_of(["a"]))
+    with pytest.raises(TextlabError, match="Unknown setting"):
+        JobManager(ws).submit(project, "slow", {"nope": 1})
+    with pytest.raises(TaskNotAvailable, match="not available yet"):
+        JobManager(ws).submit(project, "sentiment", {})
+    assert project.runs() == []
+
+
+def test_cancel_stops_after_the_current_chunk_and_keeps_finished_chunks(home, tmp_path):
+    ws = Workspace()
+    project = ws.create_project("p", corpus_of([f"text {i}" for i in range(60)]))
+    run = project.create_run("slow", {"delay": 0.02, "log": str(tmp_path / "log")}, n_total=60)
+    owner = make_owner()
+
+    def cancel_after_first_chunk(done, total, rate):
+        if done >= 10:
+            ws.update_run(run.id, cancel_requested=1)
+
+    with pytest.raises(JobCancelled):
+        execute_run(ws, run.id, owner=owner, on_progress=cancel_after_first_chunk)
+    assert ws.run(run.id).status == "cancelled"
+    kept = len(project.checkpoints(run.id))
+    assert 1 <= kept < 6
+    # Resuming computes only what is missing.
+    manager = JobManager(ws)
+    manager.retry(run.id)
+    assert manager.wait(30)
+    assert ws.run(run.id).status == "done"
+    assert len(logged_chunks(tmp_path / "log")) == 6
+    assert len(project.result(run.id)) == 60
+
+
+def test_owner_liveness(tmp_path):
+    assert not owner_is_dead(make_owner(), None)
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+    assert owner_is_dead(f"{socket.gethostname()}:{proc.stdout.strip()}:x", None)
+    assert owner_is_dead(None, None)
+    assert owner_is_dead("elsewhere:1:x", "2000-01-01T00:00:00+00:00")
+
+
+KILLED_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+import tests.slow_task
+from analysis.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+def test_killed_cli_job_resumes_with_nothing_lost(home, tmp_path, monkeypatch):
+    """kill -9 a `textlab analyze` mid-run; the same command resumes from its checkpoints."""
+    n = 120
+    frame = pd.DataFrame({"rid": [f"r{i:03d}" for i in range(n)], "text": [f"answer number {i}" for i in range(n)]})
+    frame.loc[7, "text"] = ""  # an empty text must come through as an empty result
+    source = tmp_path / "input.csv"
+    frame.to_csv(source, index=False)
+    log = tmp_path / "chunks.log"
+    output = tmp_path / "out.csv"
+    argv = ["analyze", str(source), "-o", str(output), "--task", "slow", "--id-column", "rid"]
+    monkeypatch.setenv("SLOW_TASK_LOG", str(log))
+    monkeypatch.setenv("SLOW_TASK_DELAY", "0.03")
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_SCRIPT.format(root=str(ROOT), argv=argv)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while len(logged_chunks(log)) < 5 and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not output.exists()
+
+    ws = Workspace(home)
+    (run,) = ws.runs_with_status("running")  # the dead process left it "running"
+    project = ws.project_of(run)
+    saved = project.checkpoints(run.id)
+    assert 3 <= len(saved) < 12  # 119 non-empty texts in chunks of 10
+    saved_first_texts = {pd.read_parquet(p)["slow_upper"].iloc[0].lower() for p in saved.values()}
+    logged_before = len(logged_chunks(log))
+
+    from analysis.cli import main
+
+    assert main(argv) == 0
+    recomputed = logged_chunks(log)[logged_before:]
+    assert len(recomputed) == 12 - len(saved)
+    assert not saved_first_texts & set(recomputed)  # no finished chunk was computed again
+    result = pd.read_csv(output, keep_default_na=False)
+    assert result["rid"].tolist() == frame["rid"].tolist()
+    assert result["slow_chars"].tolist() == [len(t) for t in frame["text"]]
+    assert ws.run(run.id).status == "done"
+    manifest = project.manifest(run.id)
+    assert manifest["resumed_from_checkpoint"] == 10 * len(saved)
+    assert manifest["rows"] == {"in": n, "coded": n - 1, "empty": 1, "failed": 0}

@@ -1,0 +1,112 @@
+"""AppTest for every page: renders without exceptions; the Data -> stats -> Export path works."""
+
+import time
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+PAGES = ["pages/data.py", "pages/stats.py", "pages/sentiment.py", "pages/emotion.py", "pages/coding.py",
+         "pages/summary.py", "pages/topics.py", "pages/explore.py", "pages/validate.py", "pages/export.py"]
+PLANNED = ["pages/sentiment.py", "pages/emotion.py", "pages/coding.py", "pages/summary.py", "pages/topics.py",
+           "pages/validate.py"]
+
+
+def new_app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts_of(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_a_project(home, page):
+    at = goto(new_app(), page)
+    if page not in ("pages/data.py",) + tuple(PLANNED):
+        assert "No project is open" in texts_of(at.info)
+
+
+@pytest.mark.parametrize("page", PLANNED)
+def test_planned_pages_say_so_and_show_no_results(home, page):
+    at = goto(new_app(), page)
+    assert "Not available yet" in texts_of(at.info)
+    assert not at.get("plotly_chart") and not at.dataframe
+
+
+def load_sample(at: AppTest) -> AppTest:
+    at.button(key="load_sample").click().run()
+    assert not at.exception
+    assert "Loaded the sample data" in texts_of(at.success)
+    return at
+
+
+def wait_for_stats(at: AppTest, timeout: float = 90) -> AppTest:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if any(m.label == "Median tokens" for m in at.metric):
+            return at
+        time.sleep(0.5)
+    raise AssertionError("stats results did not appear: " + texts_of(at.error))
+
+
+def test_sample_data_stats_explore_and_export(home):
+    at = load_sample(new_app())
+    assert at.dataframe, "the preview of the open project is shown"
+    at = goto(at, "pages/stats.py")
+    at.button(key="submit_stats").click().run()
+    at = wait_for_stats(at)
+    assert at.get("plotly_chart")
+    at = goto(at, "pages/explore.py")
+    assert at.get("plotly_chart")
+    at = goto(at, "pages/export.py")
+    sample = pd.read_csv(ROOT / "sample_data" / "policy_survey.csv", dtype=str, keep_default_na=False)
+    assert f"{len(sample):,} rows" in texts_of(at.markdown)
+    assert len(at.get("download_button")) == 2
+    for fmt in ("xlsx", "dta", "sav", "parquet"):
+        at.radio(key="export_format").set_value(fmt).run()
+        assert not at.exception and not at.error, fmt
+
+
+def test_upload_preview_quality_and_project(home, small_csv):
+    at = new_app()
+    at.file_uploader[0].upload("small.csv", small_csv.read_bytes(), "text/csv").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox[1].value == "answer" or any(s.value == "answer" for s in at.selectbox)
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Rows"] == "6" and labels["Empty texts"] == "1" and labels["Exact duplicates"] == "1"
+    at.button(key="create_project").click().run()
+    assert "saved with 6 texts" in texts_of(at.success)
+    assert at.query_params.get("project")
+
+
+def test_bad_upload_shows_a_message_not_a_traceback(home):
+    at = new_app()
+    at.file_uploader[0].upload("broken.csv", b"\x00\x01\x02binary\x00" * 100, "text/csv").run()
+    assert not at.exception
+    assert "binary" in texts_of(at.error).lower()
+
+
+def test_project_survives_a_new_session(home):
+    """A browser refresh is a new session: the project comes back from the URL and the disk."""
+    at = load_sample(new_app())
+    project_id = at.query_params["project"]
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    fresh.query_params["project"] = project_id
+    fresh.run()
+    assert not fresh.exception
+    assert "Policy survey (sample)" in texts_of(fresh.subheader)

@@ -1,0 +1,1 @@
+"""Streamlit glue: session state, cached resources and shared widgets (no analysis code)."""

@@ -1,0 +1,75 @@
+"""Session state and cached resources.
+
+The current project lives in the URL (``?project=...``) as well as in session state, so a
+browser refresh comes back to the same project; everything else is read from the
+workspace on disk on each rerun.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from analysis.errors import TextlabError
+from analysis.jobs import JobManager
+from analysis.workspace import Project, Workspace
+
+PROJECT_KEY = "textlab_project"
+SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "sample_data" / "policy_survey.csv"
+
+
+def workspace_root() -> str:
+    return os.environ.get("TEXTLAB_HOME") or "workspace"
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(root: str) -> Workspace:
+    return Workspace(root)
+
+
+@st.cache_resource(show_spinner=False)
+def _job_manager(root: str) -> JobManager:
+    manager = JobManager(_workspace(root))
+    manager.resume_interrupted()  # runs cut off by a crash or restart carry on
+    return manager
+
+
+def workspace() -> Workspace:
+    return _workspace(workspace_root())
+
+
+def job_manager() -> JobManager:
+    return _job_manager(workspace_root())
+
+
+def current_project() -> Project | None:
+    project_id = st.session_state.get(PROJECT_KEY) or st.query_params.get("project")
+    if not project_id:
+        return None
+    try:
+        project = workspace().project(project_id)
+    except TextlabError:
+        forget_project()
+        return None
+    st.session_state[PROJECT_KEY] = project_id
+    return project
+
+
+def set_project(project_id: str) -> None:
+    st.session_state[PROJECT_KEY] = project_id
+    st.query_params["project"] = project_id
+
+
+def forget_project() -> None:
+    st.session_state.pop(PROJECT_KEY, None)
+    if "project" in st.query_params:
+        del st.query_params["project"]
+
+
+@st.cache_resource(show_spinner=False)
+def device_summary() -> str:
+    from analysis.runner import device_description
+
+    return device_description()

@@ -1,0 +1,171 @@
+"""Widgets shared by the pages. No analysis here: they call ``analysis`` and show the result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from analysis import models
+from analysis.errors import TextlabError
+from analysis.workspace import ACTIVE_STATUSES, Project, Run
+
+from . import state
+
+STATUS_ICONS = {
+    "queued": "⏳", "running": "▶️", "done": "✅", "failed": "❌", "cancelled": "⏹️", "interrupted": "⏸️",
+}
+
+
+def sidebar() -> None:
+    """Project picker, corpus summary, device and model-download status."""
+    ws = state.workspace()
+    projects = ws.list_projects()
+    current = state.current_project()
+    with st.sidebar:
+        st.markdown("### Project")
+        if projects:
+            ids = [p.id for p in projects]
+            names = {p.id: f"{p.name} · {p.rows:,} rows" for p in projects}
+            index = ids.index(current.id) if current and current.id in ids else None
+            chosen = st.selectbox("Project", ids, index=index, format_func=names.get, key="sidebar_project",
+                                  placeholder="Choose a project", label_visibility="collapsed")
+            if chosen and (current is None or chosen != current.id):
+                state.set_project(chosen)
+                st.rerun()
+        else:
+            st.caption("No project yet: import a file on the Data page.")
+        if current is not None:
+            info = current.info
+            roles = [f"text: `{info.text_column}`"]
+            roles += [f"{k}: `{v}`" for k, v in (("id", info.id_column), ("group", info.group_column), ("date", info.date_column)) if v]
+            st.caption(f"**{info.rows:,}** texts · " + " · ".join(roles))
+        st.divider()
+        st.caption(f"Device: {state.device_summary()}")
+        st.caption(
+            "Model downloads: allowed (only when you ask)" if models.network_allowed()
+            else "Model downloads: off (offline mode)"
+        )
+        st.caption(f"Workspace: `{ws.root}`")
+
+
+def require_project() -> Project:
+    """The current project, or a pointer to the Data page and a stop."""
+    project = state.current_project()
+    if project is None:
+        st.info("No project is open. Import a file or load the sample data on the Data page first.")
+        st.page_link("pages/data.py", label="Go to Data", icon="📂")
+        st.stop()
+    return project
+
+
+def show_error(exc: Exception) -> None:
+    """User errors as they are; anything else as a short message without a traceback."""
+    if isinstance(exc, TextlabError):
+        st.error(str(exc), icon="⚠️")
+    else:
+        st.error(f"Something went wrong: {type(exc).__name__}: {exc}", icon="⚠️")
+
+
+def _format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s left"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s left"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+
+
+def progress_text(run: Run) -> str:
+    parts = [f"{run.n_done:,} of {run.n_total:,} texts"]
+    if run.docs_per_s:
+        parts.append(f"{run.docs_per_s:,.0f} texts/s")
+    eta = _format_eta(run.eta_s)
+    if eta:
+        parts.append(eta)
+    return " · ".join(parts)
+
+
+def job_status(project: Project, task: str) -> Run | None:
+    """Progress of the task's active run, polled once a second; returns the newest run.
+
+    The polling fragment reruns only itself; when the run ends it reruns the whole page so
+    the results appear without the user doing anything.
+    """
+    runs = project.runs(task)
+    if not runs:
+        return None
+    newest = runs[0]
+    if newest.status in ACTIVE_STATUSES or newest.status == "interrupted":
+        _poll_run(newest.id)
+    elif newest.status == "failed":
+        st.error(f"The last run failed: {newest.error}", icon="❌")
+        if st.button("Retry from the last checkpoint", key=f"retry_{task}"):
+            state.job_manager().retry(newest.id)
+            st.rerun()
+    elif newest.status == "cancelled":
+        st.warning("The last run was cancelled. Finished batches are kept.", icon="⏹️")
+        if st.button("Resume it", key=f"resume_{task}"):
+            state.job_manager().retry(newest.id)
+            st.rerun()
+    return newest
+
+
+@st.fragment(run_every=1.0)
+def _poll_run(run_id: str) -> None:
+    run = state.workspace().run(run_id)
+    if run.status not in ACTIVE_STATUSES and run.status != "interrupted":
+        st.rerun()
+    label = {"queued": "Waiting for the worker…", "interrupted": "Resuming after a restart…"}.get(run.status)
+    st.progress(run.fraction, text=label or progress_text(run))
+    if st.button("Cancel", key=f"cancel_{run_id}"):
+        state.job_manager().cancel(run_id)
+        st.toast("Cancelling after the current batch…")
+
+
+def run_history(project: Project, task: str) -> None:
+    runs = project.runs(task)
+    if not runs:
+        return
+    with st.expander(f"Run history ({len(runs)})"):
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "status": [f"{STATUS_ICONS.get(r.status, '')} {r.status}" for r in runs],
+                    "started": [r.started or r.created for r in runs],
+                    "finished": [r.finished for r in runs],
+                    "texts": [r.n_total for r in runs],
+                    "backend": [r.backend for r in runs],
+                    "model": [r.model for r in runs],
+                    "error": [r.error for r in runs],
+                    "run": [r.id for r in runs],
+                }
+            ),
+            hide_index=True,
+        )
+
+
+def planned_page(title: str, task: str, what: str, issue: str) -> None:
+    """A page whose analysis is not built yet: say so, show nothing fake."""
+    st.title(title)
+    st.info(
+        f"**Not available yet.** {what}\n\nThis analysis is planned ({issue}); this version of Textlab "
+        f"does not run it, so there are no results to show. The `{task}` task is also refused by the "
+        "`textlab` command with the same message.",
+        icon="🚧",
+    )
+
+
+def submit_button(project: Project, task: str, label: str, config_factory: Callable[[], dict] | None = None) -> None:
+    runs = project.runs(task)
+    busy = bool(runs) and runs[0].status in ACTIVE_STATUSES
+    if st.button(label, type="primary", disabled=busy, key=f"submit_{task}"):
+        try:
+            state.job_manager().submit(project, task, config_factory() if config_factory else {})
+        except TextlabError as exc:
+            show_error(exc)
+        else:
+            st.rerun()

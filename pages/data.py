@@ -66,9 +66,9 @@ def _import_report(report) -> None:
         details.append(f"delimiter **{report.delimiter!r}**")
     st.caption(f"Read {report.rows:,} rows × {len(report.columns)} columns from `{report.source}` · " + " · ".join(details))
     for warning in report.warnings:
-        st.warning(warning, icon="⚠️")
+        st.warning(warning, icon=":material/warning:")
     if report.skipped:
-        st.warning(f"{len(report.skipped):,} item(s) could not be read and were skipped (listed below).", icon="⚠️")
+        st.warning(f"{len(report.skipped):,} item(s) could not be read and were skipped (listed below).", icon=":material/warning:")
         with st.expander("Skipped items"):
             st.dataframe(pd.DataFrame([s.__dict__ for s in report.skipped]), hide_index=True)
 

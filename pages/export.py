@@ -37,7 +37,7 @@ except TextlabError as exc:
     show_error(exc)
     st.stop()
 for warning in result.warnings:
-    st.warning(warning, icon="⚠️")
+    st.warning(warning, icon=":material/warning:")
 if result.renamed:
     with st.expander(f"{len(result.renamed)} column name(s) changed for {fmt}"):
         st.dataframe([{"column": k, "in the file": v} for k, v in result.renamed.items()], hide_index=True)

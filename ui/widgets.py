@@ -55,7 +55,7 @@ def require_project() -> Project:
     project = state.current_project()
     if project is None:
         st.info("No project is open. Import a file or load the sample data on the Data page first.")
-        st.page_link("pages/data.py", label="Go to Data", icon="📂")
+        st.page_link("pages/data.py", label="Go to Data", icon=":material/folder_open:")
         st.stop()
     return project
 
@@ -63,9 +63,9 @@ def require_project() -> Project:
 def show_error(exc: Exception) -> None:
     """User errors as they are; anything else as a short message without a traceback."""
     if isinstance(exc, TextlabError):
-        st.error(str(exc), icon="⚠️")
+        st.error(str(exc), icon=":material/warning:")
     else:
-        st.error(f"Something went wrong: {type(exc).__name__}: {exc}", icon="⚠️")
+        st.error(f"Something went wrong: {type(exc).__name__}: {exc}", icon=":material/warning:")
 
 
 def _format_eta(seconds: float | None) -> str:
@@ -102,12 +102,12 @@ def job_status(project: Project, task: str) -> Run | None:
     if newest.status in ACTIVE_STATUSES or newest.status == "interrupted":
         _poll_run(newest.id)
     elif newest.status == "failed":
-        st.error(f"The last run failed: {newest.error}", icon="❌")
+        st.error(f"The last run failed: {newest.error}", icon=":material/error:")
         if st.button("Retry from the last checkpoint", key=f"retry_{task}"):
             state.job_manager().retry(newest.id)
             st.rerun()
     elif newest.status == "cancelled":
-        st.warning("The last run was cancelled. Finished batches are kept.", icon="⏹️")
+        st.warning("The last run was cancelled. Finished batches are kept.", icon=":material/stop_circle:")
         if st.button("Resume it", key=f"resume_{task}"):
             state.job_manager().retry(newest.id)
             st.rerun()
@@ -155,7 +155,7 @@ def planned_page(title: str, task: str, what: str, issue: str) -> None:
         f"**Not available yet.** {what}\n\nThis analysis is planned ({issue}); this version of Textlab "
         f"does not run it, so there are no results to show. The `{task}` task is also refused by the "
         "`textlab` command with the same message.",
-        icon="🚧",
+        icon=":material/construction:",
     )
 
 

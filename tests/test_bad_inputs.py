@@ -1,0 +1,200 @@
+"""Malformed and hostile input files: each gets a specific, useful outcome.
+
+One table: a file (name + bytes, built lazily), options for ``load_corpus``, and either the
+words the CorpusError must contain or what the import must produce (rows, skipped items,
+warnings, and a check on the corpus).
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import openpyxl
+import pytest
+
+from analysis import corpus as corpus_module
+from analysis.corpus import Corpus, ImportReport, load_corpus
+from analysis.errors import CorpusError
+
+
+@dataclass
+class Case:
+    id: str
+    file: str  # the file name, which picks the format
+    make: Callable[[], bytes]
+    options: dict[str, Any] = field(default_factory=dict)
+    error: tuple[str, ...] = ()  # words the error message must contain
+    rows: int | None = None
+    skipped: tuple[tuple[str, str], ...] = ()  # (where, words in the reason)
+    warnings: tuple[str, ...] = ()  # words that some warning must contain
+    check: Callable[[Corpus, ImportReport], None] | None = None
+    limits: dict[str, int] = field(default_factory=dict)  # corpus module constants to lower
+
+
+def text(content: str, encoding: str = "utf-8") -> Callable[[], bytes]:
+    return lambda: content.encode(encoding)
+
+
+def raw(content: bytes) -> Callable[[], bytes]:
+    return lambda: content
+
+
+def zipped(members: dict[str, bytes | str]) -> Callable[[], bytes]:
+    def make() -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path, content in members.items():
+                archive.writestr(path, content)
+        return buffer.getvalue()
+
+    return make
+
+
+def workbook(rows: list[list[Any]] | None) -> Callable[[], bytes]:
+    def make() -> bytes:
+        book = openpyxl.Workbook()
+        for row in rows or []:
+            book.active.append(row)
+        buffer = io.BytesIO()
+        book.save(buffer)
+        return buffer.getvalue()
+
+    return make
+
+
+def texts_are(*expected: str) -> Callable[[Corpus, ImportReport], None]:
+    def check(corpus: Corpus, report: ImportReport) -> None:
+        assert corpus.texts == list(expected)
+
+    return check
+
+
+def encoding_is(*names: str, texts: tuple[str, ...]) -> Callable[[Corpus, ImportReport], None]:
+    def check(corpus: Corpus, report: ImportReport) -> None:
+        assert report.encoding in names
+        assert corpus.texts == list(texts)
+
+    return check
+
+
+def huge_cell() -> bytes:
+    return b'id,text\n1,"' + b"x" * 100_000_000 + b'"\n'
+
+
+def huge_cell_check(corpus: Corpus, report: ImportReport) -> None:
+    assert len(corpus.data.loc[0, "text"]) == 100_000_000
+
+
+LONG_LINE = "word " * 400_000  # 2 MB, and the file has no final newline
+
+CASES = [
+    Case("cp1252-euro", "data.csv", text("id;text\n1;Le café coûte 5 €\n2;Très bien\n", "cp1252"), rows=2,
+         check=encoding_is("cp1252", texts=("Le café coûte 5 €", "Très bien"))),
+    Case("latin-1", "data.csv", text("id;text\n1;Grüße aus München\n2;Die Straße ist groß\n", "latin-1"), rows=2,
+         check=encoding_is("cp1252", "iso8859-1", texts=("Grüße aus München", "Die Straße ist groß"))),
+    Case("utf-16-le-bom", "data.csv", raw(codecs.BOM_UTF16_LE + "id,text\n1,Ünïcödé ✓\n".encode("utf-16-le")), rows=1,
+         check=encoding_is("utf-16-le", texts=("Ünïcödé ✓",))),
+    Case("utf-16-be-bom", "data.csv", raw(codecs.BOM_UTF16_BE + "id,text\n1,Привет мир\n".encode("utf-16-be")), rows=1,
+         check=encoding_is("utf-16-be", texts=("Привет мир",))),
+    Case("utf-16-le-no-bom", "data.csv", text("id,text\n1,hello there\n", "utf-16-le"), rows=1,
+         check=encoding_is("utf-16-le", texts=("hello there",))),
+    Case("utf-8-bom", "data.csv", raw(codecs.BOM_UTF8 + "id,text\n1,naïve\n".encode()), rows=1,
+         check=lambda c, r: (r.columns == ["id", "text"] and c.texts == ["naïve"]) or pytest.fail(str(r))),
+    Case("utf-8-few-bad-bytes", "data.csv", raw("id,text\n1,ça va très bien merci\n".encode() + b"2,bad \xff byte\n"),
+         rows=2, warnings=("not valid UTF-8",), check=encoding_is("utf-8", texts=("ça va très bien merci", "bad \ufffd byte"))),
+    Case("mixed-delimiters", "data.csv", text("id;text\n1;hello, world\n2;fine\n3,oops\n"), rows=3,
+         warnings=("padded", "line 4"),
+         check=lambda c, r: (r.delimiter == ";" and c.texts == ["hello, world", "fine", ""]) or pytest.fail(str(r))),
+    Case("ragged-rows", "data.csv", text("id,text\n1,ok\n2,too,many\n3,fine\n4,trailing empty,,\n"), rows=3,
+         skipped=(("line 3", "3 fields where the header has 2"),), check=texts_are("ok", "fine", "trailing empty")),
+    Case("empty-file", "data.csv", raw(b""), error=("data.csv", "is empty")),
+    Case("whitespace-only", "data.csv", text("  \n\t\n   \n"), error=("data.csv", "only whitespace")),
+    Case("header-only", "data.csv", text("id,text\n"), error=("has column names but no rows", "id, text")),
+    Case("binary-named-csv", "data.csv", raw(bytes(range(256)) * 40), error=("binary file (NUL bytes at byte 0)", "export it as CSV")),
+    Case("xlsx-named-csv", "data.csv", workbook([["id", "text"], [1, "a"]]), error=("Excel workbook", "not text")),
+    Case("huge-cell-100mb", "data.csv", huge_cell, rows=1, check=huge_cell_check),
+    Case("duplicate-column-names", "data.csv", text("text,text,id\nfirst,second,1\n"), options={"text_column": "text"}, rows=1,
+         warnings=("Duplicate column names", "'text' (2x)", "text.1"),
+         check=lambda c, r: (r.columns == ["text", "text.1", "id"] and c.texts == ["first"]) or pytest.fail(str(r))),
+    Case("formula-injection", "data.csv", text("id,text\n1,\"=cmd|' /C calc'!A0\"\n2,+SUM(A1:A9)\n3,@HYPERLINK(\"http://x\")\n"),
+         options={"text_column": "text"}, rows=3,
+         check=texts_are("=cmd|' /C calc'!A0", "+SUM(A1:A9)", '@HYPERLINK("http://x")')),
+    Case("html-and-script", "data.csv", text('id,text\n1,<script>alert("x")</script>\n2,<b>bold</b> &amp; <img src=x onerror=alert(1)>\n'),
+         rows=2, check=texts_are('<script>alert("x")</script>', "<b>bold</b> &amp; <img src=x onerror=alert(1)>")),
+    Case("zip-nested-and-non-text", "data.zip", zipped({
+        "interviews/2023/a.txt": "First interview.", "interviews/b.md": "Second, in *markdown*.",
+        "img/photo.png": b"\x89PNG\r\n\x1a\n" + bytes(200), "__MACOSX/interviews/._a.txt": b"\x00\x05\x16\x07",
+        ".hidden.txt": "secret", "notes/binary.txt": bytes(range(256)) * 4}),
+         options={"txt_mode": "file"}, rows=2,
+         skipped=(("archive member img/photo.png", "not a .txt or .md"), ("archive member __MACOSX/interviews/._a.txt", "macOS"),
+                  ("archive member .hidden.txt", "hidden"), ("archive member notes/binary.txt", "binary")),
+         check=lambda c, r: (c.data["file"].tolist() == ["interviews/2023/a.txt", "interviews/b.md"]) or pytest.fail(str(c.data))),
+    Case("empty-zip", "data.zip", zipped({}), error=("empty zip archive",)),
+    Case("corrupt-zip", "data.zip", lambda: zipped({"a.txt": "hello " * 100})()[:60], error=("not a valid zip archive", "damaged")),
+    Case("zip-bomb", "data.zip", zipped({"big.txt": "a" * 5000, "ok.txt": "fine"}), rows=1, limits={"MAX_ZIP_MEMBER_BYTES": 1000},
+         skipped=(("archive member big.txt", "zip bomb"),), check=texts_are("fine")),
+    Case("corrupt-xlsx", "data.xlsx", raw(b"this is not a workbook at all"), error=("could not be opened as an Excel workbook",)),
+    Case("xlsx-zip-but-not-workbook", "data.xlsx", zipped({"hello.txt": "hi"}), error=("could not be opened as an Excel workbook",)),
+    Case("xlsx-no-data", "data.xlsx", workbook(None), error=("has no data", "empty")),
+    Case("xlsx-header-only", "data.xlsx", workbook([["id", "text"]]), error=("has column names but no rows",)),
+    Case("xlsx-missing-sheet", "data.xlsx", workbook([["text"], ["a"]]), options={"sheet": "Answers"},
+         error=("no sheet named 'Answers'", "'Sheet'")),
+    Case("json-scalar", "data.json", text("42"), error=("single JSON number", "list of records")),
+    Case("json-malformed", "data.json", text('[{"text": "a"},\n {"text": "b"'), error=("not valid JSON", "line 2")),
+    Case("json-not-records", "data.json", text('{"a": 1, "b": "two"}'), error=("without a list of records",)),
+    Case("jsonl-bad-line", "data.jsonl", text('{"text": "one"}\n{"text": "two",,}\n[1, 2]\n{"text": "three"}\n'), rows=2,
+         skipped=(("line 2", "not valid JSON"), ("line 3", "not a record")), check=texts_are("one", "three")),
+    Case("unsupported-extension", "report.docx", raw(b"PK\x03\x04"), error=("'.docx' files are not supported", ".csv", ".zip")),
+    Case("text-column-of-numbers", "data.csv", text("score,answer\n1,I agree\n2,No\n"), options={"text_column": "score"},
+         error=("'score' holds only numbers", "'answer'")),
+    Case("text-column-missing", "data.csv", text("id,answer\n1,yes\n"), options={"text_column": "text"},
+         error=("'text' is not in the table", "'answer'")),
+    Case("text-column-empty", "data.csv", text("id,answer,other\n1,,x\n2,  ,y\n"), options={"text_column": "answer"},
+         error=("empty in every row",)),
+    Case("duplicate-ids", "data.csv", text("id,text\n1,a\n2,b\n1,c\n"), options={"id_column": "id"},
+         error=("repeated", "'1' on data rows 1, 3")),
+    Case("empty-ids", "data.csv", text("id,text\n1,a\n,b\n3,c\n"), options={"id_column": "id"}, error=("empty on 1 row", "data rows 2")),
+    Case("doc-id-collision", "data.csv", text("doc_id,text\nA,a\nB,b\n"), options={"text_column": "text"},
+         error=("already has a column named 'doc_id'", "choose it as the id column", "rename")),
+    Case("nul-bytes-in-csv", "data.csv", raw(b"id,text\n1,hel\x00lo\n2,wor\x00ld\n"), rows=2, warnings=("Removed 2 NUL", "byte 13"),
+         check=texts_are("hello", "world")),
+    Case("long-line-no-newline", "data.csv", text("id,text\n1," + LONG_LINE), rows=1, check=texts_are(LONG_LINE)),
+    Case("unbalanced-quote", "data.csv", text('id,text\n1,"hello\n2,world\n3,again\n'), error=("never closed", "line 2", "lines 2-4")),
+    Case("crlf-line-endings", "data.csv", text('id,text\r\n1,"two\r\nlines"\r\n2,plain\r\n'), rows=2, check=texts_are("two\r\nlines", "plain")),
+    Case("cr-only-line-endings", "data.csv", text("id,text\r1,old mac\r2,line endings\r"), rows=2, check=texts_are("old mac", "line endings")),
+    Case("emoji", "data.csv", text("id,text\n1,Love it 😍🔥\n2,👍🏽\n3,👨‍👩‍👧 family\n"), rows=3,
+         check=texts_are("Love it 😍🔥", "👍🏽", "👨‍👩‍👧 family")),
+    Case("right-to-left", "data.csv", text("id,text\n1,مرحبا بالعالم\n2,\u200fשלום עולם\u200f\n"), rows=2,
+         check=texts_are("مرحبا بالعالم", "\u200fשלום עולם\u200f")),
+    Case("excel-sep-line", "data.csv", text("sep=;\nid;text\n1;a, b\n"), rows=1, check=texts_are("a, b")),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    for constant, value in case.limits.items():
+        monkeypatch.setattr(corpus_module, constant, value)
+    data = case.make()
+    name = case.file
+    if case.error:
+        with pytest.raises(CorpusError) as caught:
+            load_corpus(data, name, **case.options)
+        message = str(caught.value)
+        for words in case.error:
+            assert words in message, message
+        return
+    corpus, report = load_corpus(data, name, **case.options)
+    assert len(corpus) == report.rows == case.rows
+    for where, reason in case.skipped:
+        assert any(item.where == where and reason in item.reason for item in report.skipped), report.skipped
+    if not case.skipped:
+        assert report.skipped == []
+    for words in case.warnings:
+        assert any(words in warning for warning in report.warnings), report.warnings
+    if case.check:
+        case.check(corpus, report)

@@ -1,8 +1,11 @@
 """Textlab's router: page setup, navigation and the sidebar. Pages hold the UI."""
 
+import logging
+import os
+
 import streamlit as st
 
-from ui.widgets import sidebar
+from ui.widgets import show_error, sidebar
 
 st.set_page_config(page_title="Textlab", page_icon=":material/biotech:", layout="wide")
 
@@ -25,4 +28,11 @@ pages = {
 
 navigation = st.navigation(pages)
 sidebar()
-navigation.run()
+try:
+    navigation.run()
+except Exception as exc:  # st.stop/st.rerun are BaseExceptions and pass through
+    if os.environ.get("TEXTLAB_DEBUG"):  # tests and developers see the real failure
+        raise
+    # A bug must not show a researcher a traceback: a short message here, details in the log.
+    logging.getLogger("textlab").exception("Page %s failed", navigation.title)
+    show_error(exc)

@@ -42,19 +42,21 @@ def _word_pattern() -> re.Pattern[str]:
 _UNDERSCORES = re.compile(r"_+")
 
 
-def word_counts(texts: Iterable[str]) -> np.ndarray:
-    """Number of words in each text (letters/digits; emoji and punctuation are not words).
+def words(text: str) -> list[str]:
+    """The words of a text (letters/digits; emoji and punctuation are not words).
 
     Scripts written without spaces (Chinese, Japanese, Thai) count a run of characters as
     one word.
     """
-    pattern = _word_pattern()
-    counts = []
-    for text in texts:
-        words = pattern.findall(text) if text else ()
-        # \w includes "_": a "____" rule line is not a word.
-        counts.append(sum(1 for word in words if not _UNDERSCORES.fullmatch(word)))
-    return np.array(counts, dtype=np.int64)
+    if not text:
+        return []
+    # \w includes "_": a "____" rule line is not a word.
+    return [word for word in _word_pattern().findall(text) if not _UNDERSCORES.fullmatch(word)]
+
+
+def word_counts(texts: Iterable[str]) -> np.ndarray:
+    """Number of words in each text, as counted by :func:`words`."""
+    return np.array([len(words(text)) for text in texts], dtype=np.int64)
 
 
 @functools.lru_cache(maxsize=1)

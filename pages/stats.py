@@ -23,7 +23,7 @@ if latest is not None:
     cols[1].metric("Median words", f"{frame['stats_words'].median():,.0f}")
     cols[2].metric("Median tokens", f"{frame['stats_tokens'].median():,.0f}")
     known = frame["stats_language"].dropna()
-cols[3].metric("Languages", f"{known[known != 'und'].nunique():,}", help="Distinct detected languages; 'und' (too short to tell) not counted.")
+    cols[3].metric("Languages", f"{known[known != 'und'].nunique():,}", help="Distinct detected languages; 'und' (too short to tell) not counted.")
     left, right = st.columns(2)
     left.plotly_chart(charts.length_histogram(frame["stats_words"], "words"))
     right.plotly_chart(charts.category_counts(frame["stats_language"], "Detected language", "language"))

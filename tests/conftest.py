@@ -12,6 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+# Pages re-raise unexpected errors instead of showing a short message, so tests see them.
+os.environ.setdefault("TEXTLAB_DEBUG", "1")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

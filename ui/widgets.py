@@ -65,7 +65,11 @@ def show_error(exc: Exception) -> None:
     if isinstance(exc, TextlabError):
         st.error(str(exc), icon=":material/warning:")
     else:
-        st.error(f"Something went wrong: {type(exc).__name__}: {exc}", icon=":material/warning:")
+        st.error(
+            f"Something went wrong ({type(exc).__name__}: {exc}). Your data and finished results are safe on disk. "
+            "Reload the page; if it happens again, the server log has the details for a bug report.",
+            icon=":material/warning:",
+        )
 
 
 def _format_eta(seconds: float | None) -> str:

@@ -18,10 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TextlabError
-from ..textutil import split_sentences, token_counts
+from ..textutil import split_sentences, token_counts, words
 from .base import BaseConfig, Predictor, Task
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
 COLUMNS = ("stats_words", "stats_sentences", "stats_tokens", "stats_ttr", "stats_language")
@@ -54,9 +53,9 @@ class StatsPredictor(Predictor):
         return code if prob >= self.config.min_language_confidence else "und"
 
     def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
-        words = [_WORD.findall(t.lower()) for t in texts]
-        n_words = np.array([len(w) for w in words], dtype="int64")
-        types = np.array([len(set(w)) for w in words], dtype="int64")
+        tokens = [words(t.lower()) for t in texts]
+        n_words = np.array([len(w) for w in tokens], dtype="int64")
+        types = np.array([len(set(w)) for w in tokens], dtype="int64")
         with np.errstate(invalid="ignore", divide="ignore"):
             ttr = np.where(n_words > 0, types / np.maximum(n_words, 1), np.nan)
         return pd.DataFrame(

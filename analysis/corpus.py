@@ -161,9 +161,12 @@ class QualityReport:
     long_texts: int
     long_ids: list[str]
     long_threshold: int
+    # Per non-empty text, for histograms (left out of to_dict: they are as long as the corpus).
+    word_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    token_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        result = asdict(self)
+        result = {k: v for k, v in asdict(self).items() if k not in ("word_lengths", "token_lengths")}
         result["duplicate_examples"] = [[snippet, count] for snippet, count in self.duplicate_examples]
         return result
 
@@ -1410,6 +1413,8 @@ def quality_report(corpus: Corpus, long_threshold_tokens: int = 512) -> QualityR
         long_texts=len(long_positions),
         long_ids=[doc_ids[i] for i in long_positions[:_MAX_IDS]],
         long_threshold=long_threshold_tokens,
+        word_lengths=words,
+        token_lengths=tokens,
     )
 
 

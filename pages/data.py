@@ -18,8 +18,9 @@ st.caption("Files are read on this machine and stored in your workspace; no text
 
 
 @st.cache_data(max_entries=3, show_spinner="Reading the file…")
-def _read(data: bytes, name: str, sheet, txt_mode: str, encoding: str | None, delimiter: str | None):
-    return read_file(data, name, sheet=sheet, txt_mode=txt_mode, encoding=encoding, delimiter=delimiter)
+def _read(upload_key: str, _data: bytes, name: str, sheet, txt_mode: str, encoding: str | None, delimiter: str | None):
+    # Keyed by the upload's id, not its bytes: hashing a 1 GB upload on every rerun is slow.
+    return read_file(_data, name, sheet=sheet, txt_mode=txt_mode, encoding=encoding, delimiter=delimiter)
 
 
 def _load_sample() -> None:
@@ -36,8 +37,15 @@ def _load_sample() -> None:
     st.session_state["data_notice"] = f"Loaded the sample data: {len(corpus):,} texts. Try Text statistics next."
 
 
-def _quality(corpus) -> None:
-    report = quality_report(corpus)
+@st.cache_data(max_entries=4, show_spinner="Checking data quality…")
+def _quality_report(key: str, _corpus):
+    # Keyed by project id or upload digest + columns: token counts of a big corpus take
+    # seconds and must not be redone on every rerun.
+    return quality_report(_corpus)
+
+
+def _quality(corpus, key: str) -> None:
+    report = _quality_report(key, corpus)
     cols = st.columns(5)
     cols[0].metric("Rows", f"{report.rows:,}")
     cols[1].metric("Empty texts", f"{report.empty:,}", help="Empty or whitespace-only. Kept, with empty results.")
@@ -46,13 +54,12 @@ def _quality(corpus) -> None:
     cols[4].metric(f"Over {report.long_threshold} tokens", f"{report.long_texts:,}",
                    help="Longer than a typical transformer window; those analyses split such texts.")
     left, right = st.columns(2)
-    from analysis.textutil import token_counts, word_counts
-
-    texts = corpus.texts
-    left.plotly_chart(charts.length_histogram(pd.Series(word_counts(texts)), "words"))
-    right.plotly_chart(charts.length_histogram(pd.Series(token_counts(texts)), "tokens", threshold=report.long_threshold))
+    left.plotly_chart(charts.length_histogram(pd.Series(report.word_lengths), "words"))
+    right.plotly_chart(charts.length_histogram(pd.Series(report.token_lengths), "tokens", threshold=report.long_threshold))
     if report.empty:
         st.caption(f"Empty texts (first ids): {', '.join(map(str, report.empty_ids[:20]))}")
+    if report.long_texts:
+        st.caption(f"Texts over {report.long_threshold} tokens (first ids): {', '.join(map(str, report.long_ids[:20]))}")
     if report.duplicate_examples:
         with st.expander(f"Duplicated texts ({report.duplicates:,} rows)"):
             st.dataframe(pd.DataFrame(report.duplicate_examples, columns=["text", "copies"]), hide_index=True)
@@ -95,6 +102,8 @@ with tab_upload:
     if upload is not None:
         data = upload.getvalue()
         name = upload.name
+        # A new upload gets fresh column suggestions, cache entries and report.
+        digest = getattr(upload, "file_id", None) or hashlib.sha1(data).hexdigest()[:12]
         lower = name.lower()
         with st.expander("Reading options"):
             sheet = st.text_input("Excel sheet (name or number; empty = first)", key="opt_sheet") if lower.endswith((".xlsx", ".xlsm")) else ""
@@ -104,7 +113,7 @@ with tab_upload:
             delimiter = st.text_input("Delimiter (empty = detect)", key="opt_delimiter", max_chars=1) or None
         sheet_arg = (int(sheet) if sheet.isdigit() else sheet) if sheet else None
         try:
-            frame, report = _read(data, name, sheet_arg, txt_mode, encoding, delimiter)
+            frame, report = _read(digest, data, name, sheet_arg, txt_mode, encoding, delimiter)
         except TextlabError as exc:
             show_error(exc)
             st.stop()
@@ -120,7 +129,6 @@ with tab_upload:
             return None if value == "(none)" else value
 
         c1, c2, c3, c4 = st.columns(4)
-        digest = hashlib.sha1(data[:65536] + name.encode()).hexdigest()[:8]  # new file -> fresh suggestions
         with c1:
             text_col = _pick("Text column", suggestion.text, columns, f"text_{digest}", "Suggested: the column with the longest texts.")
         with c2:
@@ -138,7 +146,7 @@ with tab_upload:
         st.subheader("Preview")
         st.dataframe(corpus.data.head(200), hide_index=True)
         st.subheader("Data quality")
-        _quality(corpus)
+        _quality(corpus, f"upload-{digest}-{text_col}-{id_col}")
 
         st.subheader("Save as a project")
         project_name = st.text_input("Project name", value=name.rsplit(".", 1)[0], key=f"name_{digest}")
@@ -182,4 +190,4 @@ if project is not None and upload is None:
     corpus = project.corpus()
     st.dataframe(corpus.data.head(200), hide_index=True)
     with st.expander("Data quality", expanded=True):
-        _quality(corpus)
+        _quality(corpus, f"project-{project.id}")

@@ -189,5 +189,17 @@ if project is not None and upload is None:
     st.subheader(f"Open project: {project.name}")
     corpus = project.corpus()
     st.dataframe(corpus.data.head(200), hide_index=True)
+    with st.expander("Group and date columns"):
+        st.caption("Text and id columns are fixed once analyses exist; groups and dates can change at any time.")
+        others = ["(none)"] + [c for c in corpus.data.columns if c not in ("doc_id", corpus.text_column)]
+        g1, g2 = st.columns(2)
+        group_choice = g1.selectbox("Group column", others, key=f"roles_group_{project.id}",
+                                    index=others.index(corpus.group_column) if corpus.group_column in others else 0)
+        date_choice = g2.selectbox("Date column", others, key=f"roles_date_{project.id}",
+                                   index=others.index(corpus.date_column) if corpus.date_column in others else 0)
+        if st.button("Save columns", key="save_roles"):
+            project.set_roles(None if group_choice == "(none)" else group_choice,
+                              None if date_choice == "(none)" else date_choice)
+            st.rerun()
     with st.expander("Data quality", expanded=True):
         _quality(corpus, f"project-{project.id}")

@@ -110,3 +110,14 @@ def test_project_survives_a_new_session(home):
     fresh.run()
     assert not fresh.exception
     assert "Policy survey (sample)" in texts_of(fresh.subheader)
+
+
+def test_group_and_date_columns_can_change_after_import(home):
+    at = load_sample(new_app())
+    project_id = at.query_params["project"]
+    at.selectbox(key=f"roles_group_{project_id}").set_value("age_group").run()
+    at.button(key="save_roles").click().run()
+    assert not at.exception
+    from analysis.workspace import Workspace
+
+    assert Workspace().project(project_id).info.group_column == "age_group"

@@ -246,7 +246,14 @@ def cmd_validate(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="textlab: %(message)s")
+    # Only Textlab's own log lines get the "textlab:" prefix; libraries keep their own output.
+    handler_ = logging.StreamHandler(sys.stderr)
+    handler_.setFormatter(logging.Formatter("textlab: %(message)s"))
+    package_log = logging.getLogger("analysis")
+    if not package_log.handlers:
+        package_log.addHandler(handler_)
+        package_log.setLevel(logging.INFO)
+        package_log.propagate = False
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = {"analyze": cmd_analyze, "info": cmd_info, "models": cmd_models, "validate": cmd_validate}[args.command]

@@ -26,7 +26,7 @@ if latest is not None:
     cols[3].metric("Languages", f"{known[known != 'und'].nunique():,}", help="Distinct detected languages; 'und' (too short to tell) not counted.")
     left, right = st.columns(2)
     left.plotly_chart(charts.length_histogram(frame["stats_words"], "words"))
-    right.plotly_chart(charts.category_counts(frame["stats_language"], "Detected language", "language"))
+    right.plotly_chart(charts.category_counts(frame["stats_language"].fillna("(empty text)"), "Detected language ('und': too short to tell)", "language"))
     if info.group_column:
         st.plotly_chart(charts.numeric_by_group(frame, "stats_words", info.group_column, f"Words per text by {info.group_column}"))
     if info.date_column:

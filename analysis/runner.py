@@ -273,13 +273,17 @@ def _model_window(tokenizer, model) -> int:
 class SequenceClassifierRunner:
     """Class probabilities from a sequence-classification model, batched by token budget.
 
-    Texts are tokenised once, truncated to the model's window (``max_length``). After each
-    ``predict_proba`` call, ``n_truncated`` holds how many texts were cut and ``truncated``
-    a boolean mask of which, so callers can report them.
+    Texts are tokenised once. A text longer than the model's window is never cut silently:
+    with ``split_long`` (the default) it is split into overlapping windows (``stride``
+    tokens of overlap) that go through the model like any other input, and the text's
+    probabilities are the mean of its windows' probabilities weighted by window length.
+    After each ``predict_proba`` call, ``n_split`` / ``split`` say which texts were split
+    (``windows`` how many windows each had); with ``split_long=False`` texts are
+    truncated instead and ``n_truncated`` / ``truncated`` say which.
     """
 
     def __init__(self, tokenizer, model, *, max_tokens=DEFAULT_MAX_TOKENS,
-                 max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_length=None):
+                 max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_length=None, split_long=True, stride=None):
         self.tokenizer = tokenizer
         self.model = model
         self.max_tokens = _check_positive("max_tokens", max_tokens)
@@ -288,8 +292,16 @@ class SequenceClassifierRunner:
         self.max_length = window if max_length is None else min(_check_positive("max_length", max_length), window)
         if self.tokenizer.pad_token_id is None:
             raise TextlabError("The model's tokenizer has no padding token, so texts cannot be batched.")
+        # Window splitting needs the offsets that only fast (Rust) tokenizers return.
+        self.split_long = bool(split_long) and bool(getattr(tokenizer, "is_fast", False))
+        specials = tokenizer.num_special_tokens_to_add(pair=False) if hasattr(tokenizer, "num_special_tokens_to_add") else 2
+        room = max(self.max_length - specials, 2)
+        self.stride = min(int(stride), room // 2) if stride is not None else min(128, room // 4)
         self.n_truncated = 0
         self.truncated = np.zeros(0, dtype=bool)
+        self.n_split = 0
+        self.split = np.zeros(0, dtype=bool)
+        self.windows = np.zeros(0, dtype=np.int64)
 
     @property
     def labels(self) -> list[str]:
@@ -303,19 +315,27 @@ class SequenceClassifierRunner:
     # preprocess -> forward -> postprocess, as in transformers' Pipeline.
 
     def _preprocess(self, texts):
+        """Token features per model input, their lengths, and the text each belongs to."""
         enc = self.tokenizer(
             list(texts), truncation=True, max_length=self.max_length, padding=False,
-            return_attention_mask=False, return_overflowing_tokens=False,
+            return_attention_mask=False, return_overflowing_tokens=self.split_long,
+            stride=self.stride if self.split_long else 0,
         )
         columns = [name for name in ("input_ids", "token_type_ids") if name in enc]
-        features = [{name: enc[name][i] for name in columns} for i in range(len(texts))]
-        lengths = np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
-        if getattr(enc, "encodings", None):
-            # Fast tokenizers keep the cut-off tail in `overflowing`: exact truncation count.
-            truncated = np.array([bool(e.overflowing) for e in enc.encodings], dtype=bool)
+        n_inputs = len(enc["input_ids"])
+        features = [{name: enc[name][i] for name in columns} for i in range(n_inputs)]
+        lengths = np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=n_inputs)
+        if self.split_long:
+            owner = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
+            truncated = np.zeros(len(texts), dtype=bool)
         else:
-            truncated = lengths >= self.max_length  # slow tokenizer: a text filling the window
-        return features, lengths, truncated
+            owner = np.arange(len(texts), dtype=np.int64)
+            if getattr(enc, "encodings", None):
+                # Fast tokenizers keep the cut-off tail in `overflowing`: exact truncation count.
+                truncated = np.array([bool(e.overflowing) for e in enc.encodings], dtype=bool)
+            else:
+                truncated = lengths >= self.max_length  # slow tokenizer: a text filling the window
+        return features, lengths, owner, truncated
 
     def _collate(self, features) -> dict[str, torch.Tensor]:
         """Pad one batch to its own longest row (dynamic padding)."""
@@ -357,7 +377,11 @@ class SequenceClassifierRunner:
             return torch.softmax(logits.float(), dim=-1)
 
     def predict_proba(self, texts: list[str], on_batch=None) -> np.ndarray:
-        """float32 array (n_texts, n_labels) of class probabilities, rows in input order."""
+        """float32 array (n_texts, n_labels) of class probabilities, rows in input order.
+
+        ``on_batch(k)`` reports progress in texts (windows of split texts count as a
+        share of their text).
+        """
         if isinstance(texts, str):
             raise TextlabError("predict_proba expects a list of texts, not a single string.")
         texts = list(texts)
@@ -367,9 +391,23 @@ class SequenceClassifierRunner:
         n_labels = self.model.config.num_labels
         if not texts:
             self.n_truncated, self.truncated = 0, np.zeros(0, dtype=bool)
+            self.n_split, self.split, self.windows = 0, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
             return np.zeros((0, n_labels), dtype=np.float32)
-        features, lengths, truncated = self._preprocess(texts)
+        features, lengths, owner, truncated = self._preprocess(texts)
         self.truncated, self.n_truncated = truncated, int(truncated.sum())
+        self.windows = np.bincount(owner, minlength=len(texts))
+        self.split = self.windows > 1
+        self.n_split = int(self.split.sum())
+        scale = len(texts) / max(len(features), 1)
+        report = None if on_batch is None else (lambda k: on_batch(min(len(texts), int(k * scale))))
         rows = run_batched(features, lengths, self._forward, max_tokens=self.max_tokens,
-                           max_batch_size=self.max_batch_size, on_batch=on_batch)
-        return np.stack(rows).astype(np.float32, copy=False)
+                           max_batch_size=self.max_batch_size, on_batch=report)
+        probs = np.stack(rows).astype(np.float32, copy=False)
+        if len(features) == len(texts):
+            return probs
+        # Windows back to texts: length-weighted mean (a 20-token tail counts less than a full window).
+        weights = lengths.astype(np.float64)
+        summed = np.zeros((len(texts), n_labels), dtype=np.float64)
+        np.add.at(summed, owner, probs * weights[:, None])
+        total = np.bincount(owner, weights=weights, minlength=len(texts))
+        return (summed / total[:, None]).astype(np.float32)

@@ -244,7 +244,7 @@ def test_classifier_truncates_long_texts_and_counts_them(tmp_path):
 
     path = make_tiny_classifier(tmp_path / "m")
     tokenizer, model = load_sequence_classifier(path, device="cpu")
-    runner = SequenceClassifierRunner(tokenizer, model, max_length=32)
+    runner = SequenceClassifierRunner(tokenizer, model, max_length=32, split_long=False)
     probs = runner.predict_proba(["short", "word " * 100, "word " * 30, "word " * 31])
     assert probs.shape == (4, 3)
     assert runner.truncated.tolist() == [False, True, False, True]  # 30 words + 2 specials fit
@@ -262,11 +262,42 @@ def test_classifier_default_window_and_validation(tmp_path):
     runner = SequenceClassifierRunner(tokenizer, model)
     assert runner.max_length == 512  # 514 RoBERTa positions minus the padding offset
     assert runner.predict_proba([]).shape == (0, 3)
-    long_probs = runner.predict_proba(["word " * 2000])  # would index past the table untruncated
-    assert runner.n_truncated == 1 and np.isfinite(long_probs).all()
+    long_probs = runner.predict_proba(["word " * 2000])  # would index past the table unsplit
+    assert runner.n_split == 1 and runner.windows[0] >= 4 and runner.n_truncated == 0
+    assert np.isfinite(long_probs).all()
     with pytest.raises(TextlabError):
         runner.predict_proba("a single string")
     with pytest.raises(TextlabError):
         runner.predict_proba(["ok", None])
     with pytest.raises(TextlabError):
         SequenceClassifierRunner(tokenizer, model, max_tokens=0)
+
+
+def test_classifier_splits_long_texts_into_windows_and_weights_them(tmp_path):
+    """A long text = the length-weighted mean of its windows, each run on its own."""
+    from analysis.models import load_sequence_classifier
+
+    path = make_tiny_classifier(tmp_path / "m")
+    tokenizer, model = load_sequence_classifier(path, device="cpu")
+    runner = SequenceClassifierRunner(tokenizer, model, max_length=32, stride=8)
+    long_text = " ".join(f"word{i % 17} apple{i % 5}" for i in range(60))
+    texts = ["short one", long_text, "another short text"]
+    probs = runner.predict_proba(texts)
+    assert runner.split.tolist() == [False, True, False] and runner.n_split == 1
+    assert runner.n_truncated == 0
+
+    enc = tokenizer([long_text], truncation=True, max_length=32, stride=8, return_overflowing_tokens=True)
+    windows = enc["input_ids"]
+    assert runner.windows.tolist() == [1, len(windows), 1] and len(windows) > 2
+    assert all(len(w) <= 32 for w in windows)
+    one_by_one = []
+    with torch.inference_mode():
+        for ids in windows:
+            logits = model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long)).logits
+            one_by_one.append(torch.softmax(logits.float(), -1)[0].numpy())
+    weights = np.array([len(w) for w in windows], dtype=float)
+    expected = (np.array(one_by_one) * weights[:, None]).sum(0) / weights.sum()
+    np.testing.assert_allclose(probs[1], expected, atol=1e-5)
+    # The short texts are unaffected by sharing batches with windows.
+    alone = runner.predict_proba(["short one", "another short text"])
+    np.testing.assert_allclose(probs[[0, 2]], alone, atol=1e-5)

@@ -100,15 +100,20 @@ def run_in_memory(task: Task, texts: list[str], config: BaseConfig, progress: Pr
     todo = _non_empty(texts)
     predictor = task.load(config) if todo else None
     parts = []
-    for chunk in plan_chunks(len(todo), task.chunk_size):
-        idx = [todo[i] for i in chunk]
-        part = _predict_checked(task, predictor, [texts[i] for i in idx])
-        part.insert(0, "doc_id", [ids[i] for i in idx])
-        parts.append(part)
-        if progress:
-            progress(chunk.stop, len(todo), 0.0)
+    try:
+        for chunk in plan_chunks(len(todo), task.chunk_size):
+            idx = [todo[i] for i in chunk]
+            part = _predict_checked(task, predictor, [texts[i] for i in idx])
+            part.insert(0, "doc_id", [ids[i] for i in idx])
+            parts.append(part)
+            if progress:
+                progress(chunk.stop, len(todo), 0.0)
+    finally:
+        if predictor is not None:
+            predictor.close()
     coded = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"doc_id": []})
-    return assemble(task, ids, texts, coded).drop(columns="doc_id")
+    result = assemble(task, ids, texts, coded).drop(columns="doc_id")
+    return result.drop(columns=[c for c in result.columns if c.startswith("_")])
 
 
 def _predict_checked(task: Task, predictor, texts: list[str], progress: Callable[[int], None] | None = None) -> pd.DataFrame:
@@ -204,22 +209,27 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
             if workspace.run(run.id).cancel_requested:
                 raise JobCancelled(f"Run {run.id} was cancelled.")
 
-    for index, chunk in enumerate(chunks):
-        if index in done:
-            continue
-        if workspace.run(run.id).cancel_requested:
-            raise JobCancelled(f"Run {run.id} was cancelled.")
-        if predictor is None:
-            predictor = task.load(config)
+    try:
+        for index, chunk in enumerate(chunks):
+            if index in done:
+                continue
+            if workspace.run(run.id).cancel_requested:
+                raise JobCancelled(f"Run {run.id} was cancelled.")
+            if predictor is None:
+                predictor = task.load(config)
+                description = predictor.describe()
+                workspace.update_run(run.id, backend=description.get("backend"), model=description.get("model"))
+            idx = [todo[i] for i in chunk]
+            base = n_done
+            part = _predict_checked(task, predictor, [texts[i] for i in idx], progress=lambda k: report(base + k))
+            part.insert(0, "doc_id", [ids[i] for i in idx])
+            project.write_checkpoint(run.id, index, part)
+            n_done += len(idx)
+            report(n_done)
+    finally:
+        if predictor is not None:
             description = predictor.describe()
-            workspace.update_run(run.id, backend=description.get("backend"), model=description.get("model"))
-        idx = [todo[i] for i in chunk]
-        base = n_done
-        part = _predict_checked(task, predictor, [texts[i] for i in idx], progress=lambda k: report(base + k))
-        part.insert(0, "doc_id", [ids[i] for i in idx])
-        project.write_checkpoint(run.id, index, part)
-        n_done += len(idx)
-        report(n_done)
+            predictor.close()
 
     if predictor is None and todo:  # everything came from checkpoints: describe without reloading if we can
         predictor = task.load(config)
@@ -227,6 +237,11 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
     parts = [pd.read_parquet(p) for i, p in sorted(project.checkpoints(run.id).items()) if i < len(chunks)]
     coded = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"doc_id": pd.Series([], dtype=str)})
     result = assemble(task, ids, texts, coded)
+    # Columns starting with "_" are per-row facts for the manifest (e.g. "_split": the text
+    # was longer than the model window), kept in checkpoints so resumed runs count them too.
+    flags = [c for c in result.columns if c.startswith("_")]
+    row_flags = {c.lstrip("_"): int(result[c].fillna(False).astype(bool).sum()) for c in flags}
+    result = result.drop(columns=flags)
 
     finished = now_iso()
     duration = time.monotonic() - started_clock
@@ -259,6 +274,7 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
             "coded": int((non_empty & ~all_missing).sum()),
             "empty": int((~non_empty).sum()),
             "failed": int((non_empty & all_missing).sum()),
+            **row_flags,
         },
         "columns": value_columns,
     }

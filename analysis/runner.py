@@ -165,7 +165,7 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
-def _free_accelerator_memory() -> None:
+def free_accelerator_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -231,7 +231,7 @@ def run_batched(
             # Freed outside the except block: the traceback pins the batch's activations.
             message = str(oom).splitlines()[0] if str(oom) else type(oom).__name__
             del oom
-            _free_accelerator_memory()
+            free_accelerator_memory()
             if len(idx) == 1:
                 raise TextlabError(
                     f"Out of accelerator memory on a single text of {int(lengths[idx[0]])} tokens "

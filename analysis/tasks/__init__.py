@@ -10,7 +10,11 @@ from .base import Task
 # Every task of the design, in the order the app lists them.
 TASK_NAMES = ("stats", "sentiment", "emotion", "coding", "summary", "topics")
 # The ones built so far. A planned task gives a clear "not available yet" instead of a fake result.
-BUILT = {"stats": "analysis.tasks.stats"}
+BUILT = {
+    "stats": "analysis.tasks.stats",
+    "sentiment": "analysis.tasks.sentiment",
+    "emotion": "analysis.tasks.emotion",
+}
 
 _extra: dict[str, Task] = {}
 

@@ -12,6 +12,7 @@ in-process for notebooks and tests.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -55,6 +56,17 @@ class Predictor:
 
     def describe(self) -> dict[str, Any]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release workers or accelerator memory when the run ends (default: nothing)."""
+
+
+def cpu_count() -> int:
+    """Cores this process may use (a container or taskset may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 class Task:

@@ -1,0 +1,173 @@
+"""Emotion: the NRC Emotion Lexicon offline, or any local emotion classifier.
+
+Columns (design contract): ``emotion_label`` and ``emotion_<name>`` (0..1) for each
+emotion of the backend.
+
+Offline (NRC Emotion Lexicon, Mohammad & Turney 2013, as shipped in ``nrclex``): each text
+is split into words (``analysis.textutil.words``), lower-cased, and passed to
+``NRCLex.load_token_list`` (TextBlob's tokenizer would need NLTK data that cannot be
+downloaded here). The lexicon lists base forms and many inflections; a word it lacks is
+looked up once more without a regular English suffix (-s, -es, -ed, -ing, -ly, ...), so
+"hated" counts like "hate". ``emotion_<name>`` is the share of the text's words associated
+with that emotion (as in LIWC-style dictionaries: comparable across texts of different
+length), for the eight emotions anger, anticipation, disgust, fear, joy, sadness,
+surprise, trust, plus ``emotion_positive`` and ``emotion_negative``. ``emotion_label`` is
+the emotion with the most associated words, or ``none`` when no word matched any of the
+eight. Ties go to the emotion whose polarity agrees with the text's positive/negative
+word balance, then to the first in alphabetical order. The lexicon knows no negation or
+context ("not happy" counts as joy): for anything subtle, use a transformer model.
+
+Transformers: default j-hartmann/emotion-english-distilroberta-base (anger, disgust,
+fear, joy, neutral, sadness, surprise); every class probability is kept and the label is
+the most probable class (``neutral`` included).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import TextlabError
+from ..textutil import words
+from .base import BaseConfig, Predictor, Task
+from .classifier import TransformerClassifier, choose_backend, slug
+
+NRC_EMOTIONS = ("anger", "anticipation", "disgust", "fear", "joy", "sadness", "surprise", "trust")
+NRC_POLARITIES = ("positive", "negative")
+_POSITIVE_EMOTIONS = {"anticipation", "joy", "surprise", "trust"}
+# Tried in order when a word is not in the lexicon as written.
+_SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"), ("es", ""),
+             ("s", ""), ("ly", ""), ("d", ""))
+
+
+@dataclass
+class EmotionConfig(BaseConfig):
+    pass
+
+
+@functools.lru_cache(maxsize=1)
+def _nrc():
+    from nrclex import NRCLex
+
+    return NRCLex()
+
+
+def lexicon_form(word: str, lexicon: dict) -> str:
+    """The word itself if the lexicon has it, else its form without a regular suffix."""
+    if word in lexicon:
+        return word
+    for suffix, replacement in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            candidate = word[: -len(suffix)] + replacement
+            if candidate in lexicon:
+                return candidate
+    return word
+
+
+def nrc_counts(text: str) -> tuple[dict[str, int], int]:
+    """NRC association counts of a text and its number of words."""
+    nrc = _nrc()
+    lexicon = nrc.__lexicon__
+    tokens = [lexicon_form(w, lexicon) for w in words(text.lower())]
+    nrc.load_token_list(tokens)
+    return dict(nrc.raw_emotion_scores), len(tokens)
+
+
+def top_emotion(counts: dict[str, int]) -> str:
+    best = max((counts.get(e, 0) for e in NRC_EMOTIONS), default=0)
+    if best == 0:
+        return "none"
+    tied = [e for e in NRC_EMOTIONS if counts.get(e, 0) == best]
+    if len(tied) > 1:
+        balance = counts.get("positive", 0) - counts.get("negative", 0)
+        if balance:
+            agreeing = [e for e in tied if (e in _POSITIVE_EMOTIONS) == (balance > 0)]
+            tied = agreeing or tied
+    return tied[0]
+
+
+class NrcPredictor(Predictor):
+    columns = [f"emotion_{e}" for e in NRC_EMOTIONS + NRC_POLARITIES]
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        _nrc()
+
+    def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
+        scores = np.zeros((len(texts), len(self.columns)))
+        labels = []
+        for i, text in enumerate(texts):
+            counts, n_words = nrc_counts(text)
+            if n_words:
+                scores[i] = [counts.get(name, 0) / n_words for name in NRC_EMOTIONS + NRC_POLARITIES]
+            labels.append(top_emotion(counts))
+        frame = pd.DataFrame(scores.round(4), columns=self.columns)
+        frame.insert(0, "emotion_label", labels)
+        return frame
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": "offline",
+            "model": "NRC Emotion Lexicon (nrclex)",
+            "model_revision": f"nrclex {version('nrclex')}",
+            "backend_choice": self.reason,
+            "labels": list(NRC_EMOTIONS) + ["none"],
+            "device": "cpu",
+            "scoring": "share of the text's words associated with each emotion; label = most associated "
+                       "emotion (ties: polarity balance, then alphabetical), 'none' without matches",
+            "citation": "Mohammad & Turney (2013), Computational Intelligence 29(3)",
+        }
+
+
+class TransformerEmotionPredictor(Predictor):
+    def __init__(self, config: EmotionConfig, model: str, reason: str):
+        self.classifier = TransformerClassifier(model, "emotion", device=config.device, batch_size=config.batch_size)
+        self.reason = reason
+        self.names = [slug(label) for label in self.classifier.labels]
+        if len(set(self.names)) != len(self.names) or "label" in self.names:
+            raise TextlabError(f"The model's labels {self.classifier.labels} do not give distinct emotion column names.")
+
+    def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
+        probs, split = self.classifier.predict_proba(texts, progress)
+        frame = pd.DataFrame(probs.round(4), columns=[f"emotion_{n}" for n in self.names])
+        frame.insert(0, "emotion_label", np.array(self.names)[probs.argmax(axis=1)])
+        frame["_split"] = split
+        return frame
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.classifier.describe(), "backend_choice": self.reason}
+
+    def close(self) -> None:
+        self.classifier.close()
+
+
+class EmotionTask(Task):
+    name = "emotion"
+    title = "Emotion"
+    description = "Emotion profile of every text and its top emotion."
+    Config = EmotionConfig
+    chunk_size = 4096
+
+    def load(self, config: EmotionConfig) -> Predictor:
+        choice = choose_backend("emotion", config.backend, config.model)
+        if choice.backend == "offline":
+            return NrcPredictor(choice.reason)
+        return TransformerEmotionPredictor(config, choice.model, choice.reason)
+
+    def empty_row(self) -> dict[str, Any]:
+        return {"emotion_label": None}
+
+
+TASK = EmotionTask()
+
+
+def run(texts: list[str], config: EmotionConfig | None = None) -> pd.DataFrame:
+    """Emotion of each text, in order (empty texts get empty results)."""
+    from ..jobs import run_in_memory
+
+    return run_in_memory(TASK, texts, config or EmotionConfig())

@@ -1,0 +1,248 @@
+"""Sentiment: VADER offline, or any local sequence-classification model.
+
+Columns (design contract): ``sentiment_label`` (negative, neutral, positive),
+``sentiment_score`` (-1..1) and, for transformer backends, ``sentiment_prob_<label>`` for
+every class of the model.
+
+Offline (VADER, Hutto & Gilbert 2014): ``sentiment_score`` is VADER's compound score and
+the label follows the thresholds (compound >= 0.05 positive, <= -0.05 negative, else
+neutral; configurable). **Multi-sentence texts.** VADER sums word valences over the text
+and squashes the sum into -1..1, so the compound of a long text drifts towards ±1 with
+length alone. Scored per sentence and averaged, it loses the cross-sentence cues that
+make it good on tweets (r with the human mean on the VADER tweets falls from 0.872 to
+0.815). So ``multi_sentence="auto"`` (the default) scores a text whole up to
+``whole_text_max_words`` words (80: tweets, survey answers, short posts; this is how
+VADER was validated; words here are whitespace-separated) and longer texts as the mean
+of their sentences' compounds, each sentence weighted by its word count. ``"whole"`` and ``"sentences"`` force one rule.
+
+Transformers: ``sentiment_score`` = P(positive) - P(negative); the label is the most
+probable class mapped to negative/neutral/positive. Texts longer than the model's window
+are split into overlapping windows (see ``analysis.runner``) and the run reports how
+many were split.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import TextlabError
+from ..textutil import split_sentences
+from .base import BaseConfig, Predictor, Task, cpu_count
+from .classifier import TransformerClassifier, choose_backend, slug
+
+LABELS = ("negative", "neutral", "positive")
+
+# Model label spellings that mean the same three classes.
+_SYNONYMS = {
+    "negative": "negative", "neg": "negative",
+    "neutral": "neutral", "neu": "neutral",
+    "positive": "positive", "pos": "positive",
+}
+_STARS = re.compile(r"^([1-5])\s*stars?$")
+
+
+@dataclass
+class SentimentConfig(BaseConfig):
+    positive_threshold: float = 0.05
+    negative_threshold: float = -0.05
+    multi_sentence: str = "auto"      # auto | whole | sentences (VADER only)
+    whole_text_max_words: int = 80
+
+
+def map_labels(labels: list[str], registry_labels: tuple[str, ...] = ()) -> list[str]:
+    """Map a model's class labels to negative/neutral/positive, or say why not.
+
+    Handles the usual spellings (negative/NEG/LABEL_0 with a registry label list, star
+    ratings 1-5). A model whose classes cannot be mapped is refused: a wrong mapping would
+    flip results silently.
+    """
+    mapped = []
+    for i, raw in enumerate(labels):
+        key = str(raw).strip().lower()
+        if key.startswith("label_") and registry_labels and i < len(registry_labels):
+            key = registry_labels[i].lower()
+        star = _STARS.match(key)
+        if star:
+            mapped.append({1: "negative", 2: "negative", 3: "neutral", 4: "positive", 5: "positive"}[int(star.group(1))])
+        elif key in _SYNONYMS:
+            mapped.append(_SYNONYMS[key])
+        else:
+            mapped.append("")
+    if "" in mapped or "positive" not in mapped or "negative" not in mapped:
+        raise TextlabError(
+            f"The model's classes {list(labels)} cannot be read as negative/neutral/positive. "
+            "Use a sentiment model whose labels name the classes (negative, neutral, positive, or 1-5 stars)."
+        )
+    return mapped
+
+
+@functools.lru_cache(maxsize=1)
+def _vader():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def _is_short(text: str, max_words: int) -> bool:
+    # A word takes at least two characters with its separator: most texts are decided
+    # without splitting them at all.
+    return len(text) <= 2 * max_words or len(text.split()) <= max_words
+
+
+def vader_compound(text: str, multi_sentence: str = "auto", whole_text_max_words: int = 80) -> float:
+    analyzer = _vader()
+    if multi_sentence == "whole" or (multi_sentence == "auto" and _is_short(text, whole_text_max_words)):
+        return analyzer.polarity_scores(text)["compound"]
+    sentences = split_sentences(text) or [text]
+    weights = np.array([max(len(s.split()), 1) for s in sentences], dtype=float)
+    scores = np.array([analyzer.polarity_scores(s)["compound"] for s in sentences])
+    return float((scores * weights).sum() / weights.sum())
+
+
+def vader_compounds(texts: list[str], multi_sentence: str, whole_text_max_words: int) -> np.ndarray:
+    return np.fromiter((vader_compound(t, multi_sentence, whole_text_max_words) for t in texts),
+                       dtype=float, count=len(texts))
+
+
+def _labels_from_scores(scores: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.where(scores >= hi, "positive", np.where(scores <= lo, "negative", "neutral"))
+
+
+class VaderPredictor(Predictor):
+    """VADER is pure Python: on several cores the texts are scored by a pool of processes.
+
+    The pool starts from a fork server (never by forking the Streamlit server or a process
+    holding torch threads) and lives as long as the predictor, so its start-up is paid once
+    per run, not per chunk.
+    """
+
+    PARALLEL_MIN_TEXTS = 2000
+
+    def __init__(self, config: SentimentConfig, reason: str):
+        self.config = config
+        self.reason = reason
+        self.workers = cpu_count()
+        self._pool = None
+        _vader()  # load the lexicon now, not inside the first chunk's timing
+
+    def _scores(self, texts: list[str]) -> np.ndarray:
+        c = self.config
+        if self.workers < 2 or len(texts) < self.PARALLEL_MIN_TEXTS:
+            return vader_compounds(texts, c.multi_sentence, c.whole_text_max_words)
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
+        step = -(-len(texts) // (self.workers * 2))
+        parts = [texts[i:i + step] for i in range(0, len(texts), step)]
+        futures = [self._pool.submit(vader_compounds, part, c.multi_sentence, c.whole_text_max_words) for part in parts]
+        return np.concatenate([f.result() for f in futures])
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
+        c = self.config
+        scores = self._scores(texts)
+        return pd.DataFrame({
+            "sentiment_label": _labels_from_scores(scores, c.negative_threshold, c.positive_threshold),
+            "sentiment_score": scores.round(4),
+        })
+
+    def describe(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "backend": "offline",
+            "model": "VADER (vaderSentiment)",
+            "model_revision": f"vaderSentiment {version('vaderSentiment')}",
+            "backend_choice": self.reason,
+            "labels": list(LABELS),
+            "device": "cpu",
+            "scoring": (
+                f"compound score; positive >= {c.positive_threshold}, negative <= {c.negative_threshold}; "
+                f"multi-sentence texts: {c.multi_sentence} (whole text up to {c.whole_text_max_words} words, "
+                "else the word-weighted mean of sentence compounds)"
+            ),
+            "citation": "Hutto & Gilbert (2014), ICWSM-14",
+        }
+
+
+class TransformerSentimentPredictor(Predictor):
+    def __init__(self, config: SentimentConfig, model: str, reason: str):
+        self.classifier = TransformerClassifier(model, "sentiment", device=config.device, batch_size=config.batch_size)
+        self.reason = reason
+        self.mapped = map_labels(self.classifier.labels, self.classifier.spec.labels)
+        self.columns = [f"sentiment_prob_{slug(label)}" for label in self.classifier.labels]
+        if len(set(self.columns)) != len(self.columns):
+            raise TextlabError(f"The model's labels {self.classifier.labels} give duplicate column names.")
+
+    def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
+        probs, split = self.classifier.predict_proba(texts, progress)
+        mapped = np.array(self.mapped)
+        positive = probs[:, mapped == "positive"].sum(axis=1)
+        negative = probs[:, mapped == "negative"].sum(axis=1)
+        frame = pd.DataFrame({
+            "sentiment_label": mapped[probs.argmax(axis=1)],
+            "sentiment_score": (positive - negative).round(4),
+        })
+        for j, column in enumerate(self.columns):
+            frame[column] = probs[:, j].round(4)
+        frame["_split"] = split
+        return frame
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.classifier.describe(), "backend_choice": self.reason,
+                "label_mapping": dict(zip(self.classifier.labels, self.mapped))}
+
+    def close(self) -> None:
+        self.classifier.close()
+
+
+class SentimentTask(Task):
+    name = "sentiment"
+    title = "Sentiment"
+    description = "Negative, neutral or positive, with a score from -1 to 1."
+    Config = SentimentConfig
+    chunk_size = 4096
+
+    def validate(self, config: SentimentConfig) -> None:
+        super().validate(config)
+        if config.multi_sentence not in ("auto", "whole", "sentences"):
+            raise TextlabError(f"multi_sentence must be auto, whole or sentences, not '{config.multi_sentence}'.")
+        if not -1 <= config.negative_threshold <= config.positive_threshold <= 1:
+            raise TextlabError(
+                "Thresholds must satisfy -1 <= negative_threshold <= positive_threshold <= 1 "
+                f"(got {config.negative_threshold} and {config.positive_threshold})."
+            )
+        if config.whole_text_max_words < 1:
+            raise TextlabError("whole_text_max_words must be at least 1.")
+
+    def load(self, config: SentimentConfig) -> Predictor:
+        choice = choose_backend("sentiment", config.backend, config.model)
+        if choice.backend == "offline":
+            return VaderPredictor(config, choice.reason)
+        return TransformerSentimentPredictor(config, choice.model, choice.reason)
+
+    def empty_row(self) -> dict[str, Any]:
+        return {"sentiment_label": None, "sentiment_score": np.nan}
+
+
+TASK = SentimentTask()
+
+
+def run(texts: list[str], config: SentimentConfig | None = None) -> pd.DataFrame:
+    """Sentiment of each text, in order (empty texts get empty results)."""
+    from ..jobs import run_in_memory
+
+    return run_in_memory(TASK, texts, config or SentimentConfig())

@@ -138,6 +138,8 @@ class _StderrProgress:
 
 
 def cmd_analyze(args) -> int:
+    from dataclasses import fields
+
     from .export import format_from_path, manifest_bytes, write_table
     from .jobs import execute_run, make_owner, owner_is_dead
     from .tasks import get_task
@@ -146,6 +148,12 @@ def cmd_analyze(args) -> int:
     output = Path(args.output)
     format_from_path(output)  # a wrong extension fails now, not after an hour of analysis
     tasks = [get_task(name) for name in dict.fromkeys(args.task or ["stats"])]
+    model_tasks = [t.name for t in tasks if "model" in {f.name for f in fields(t.Config)} and t.name != "stats"]
+    if args.model and len(model_tasks) > 1:
+        raise TextlabError(
+            f"--model names one model, but --task {' and --task '.join(model_tasks)} each need their own. "
+            "Run one command per task, each with its own --model."
+        )
     configs = {}
     for task in tasks:
         config = task.Config.from_dict(_task_config(task, args))

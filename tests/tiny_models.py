@@ -36,7 +36,8 @@ def _label_maps(labels):
     return id2label, {label: i for i, label in id2label.items()}
 
 
-def make_tiny_classifier(path, labels=("negative", "neutral", "positive"), arch="bert", seed=0) -> Path:
+def make_tiny_classifier(path, labels=("negative", "neutral", "positive"), arch="bert", seed=0,
+                         max_positions=512) -> Path:
     """Write a tiny sequence classifier with the given labels to ``path`` and return it.
 
     ``arch="roberta"`` builds a RobertaConfig around the BERT tokenizer: vocab size and pad id
@@ -55,12 +56,12 @@ def make_tiny_classifier(path, labels=("negative", "neutral", "positive"), arch=
         label2id=label2id,
     )
     if arch == "bert":
-        config = BertConfig(max_position_embeddings=512, **common)
+        config = BertConfig(max_position_embeddings=max_positions, **common)
     elif arch == "roberta":
         # RoBERTa numbers positions from pad_token_id + 1, so the table needs 2 extra rows
         # for a 512-token window (like the real roberta-base's 514).
         config = RobertaConfig(
-            max_position_embeddings=512 + tokenizer.pad_token_id + 2,
+            max_position_embeddings=max_positions + tokenizer.pad_token_id + 2,
             bos_token_id=tokenizer.cls_token_id,
             eos_token_id=tokenizer.sep_token_id,
             type_vocab_size=2,

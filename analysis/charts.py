@@ -7,6 +7,9 @@ counts in the hover, and a colour-blind-safe palette.
 
 from __future__ import annotations
 
+import html
+import os
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -89,3 +92,370 @@ def counts_over_time(dates: pd.Series, freq: str = "MS", title: str = "Texts ove
     fig.update_traces(hovertemplate="%{x|%b %Y}<br>%{y:,} texts<extra></extra>")
     suffix = f" ({missing:,} without a readable date)" if missing else ""
     return _style(fig, title + suffix)
+
+
+# --------------------------------------------------------------------------- uncertainty charts
+# Figures for the tables of `analysis.aggregate`: every estimate is drawn with its interval
+# and the number of texts behind it. Group and label names come from user data and plotly
+# renders tick labels and hover text as its own small HTML dialect, so they pass through
+# `_esc` before they reach a figure. Titles passed in are plain text and are escaped too
+# (pages build them from column names).
+
+# Semantic colours for sentiment labels (Okabe-Ito vermillion / grey / blue).
+SENTIMENT_COLORS = {"negative": "#D55E00", "neutral": "#999999", "positive": "#0072B2"}
+_MUTED = "#BBBBBB"
+
+
+def _esc(value) -> str:
+    """Text from user data made safe for plotly's pseudo-HTML (plotly shows the entities)."""
+    return html.escape(str(value), quote=False)
+
+
+def _rgba(color: str, alpha: float) -> str:
+    """'#RRGGBB' -> 'rgba(r,g,b,alpha)' for translucent interval bands."""
+    c = color.lstrip("#")
+    if len(c) == 3:
+        c = "".join(ch * 2 for ch in c)
+    if len(c) != 6:
+        return f"rgba(128,128,128,{alpha})"
+    r, g, b = (int(c[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _level_text(table: pd.DataFrame) -> str:
+    level = table.attrs.get("level", 0.95) if hasattr(table, "attrs") else 0.95
+    return f"{level * 100:g}% CI"
+
+
+def _empty(title: str, message: str = "No data") -> go.Figure:
+    """A titled figure that says there is nothing to show (instead of raising)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font={"size": 16, "color": "#666666"})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _style(fig, title)
+
+
+def _label_order(present: list, order: list | None) -> list:
+    """Labels in the requested order first, then any others as they come."""
+    if not order:
+        return list(present)
+    first = [lab for lab in order if lab in present]
+    return first + [lab for lab in present if lab not in first]
+
+
+def _label_colors(labels: list, colors: dict | None) -> dict:
+    colors = colors or {}
+    out, spare = {}, iter(PALETTE * (len(labels) // len(PALETTE) + 1))
+    for lab in labels:
+        out[lab] = colors.get(lab) or colors.get(str(lab)) or next(spare)
+    return out
+
+
+def _err(center: pd.Series, lo: pd.Series, hi: pd.Series) -> tuple[list, list]:
+    """Asymmetric error-bar lengths; no bar where the interval is missing."""
+    plus = (hi - center).clip(lower=0).fillna(0)
+    minus = (center - lo).clip(lower=0).fillna(0)
+    return plus.tolist(), minus.tolist()
+
+
+def _custom(columns: list) -> np.ndarray:
+    """Hover data row by row, as objects so numbers stay numbers (a plain column_stack of
+    text and numbers would turn every number into text and break `:,` formats)."""
+    cols = [list(c) for c in columns]
+    out = np.empty((len(cols[0]) if cols else 0, len(cols)), dtype=object)
+    for j, col in enumerate(cols):
+        for i, v in enumerate(col):
+            if isinstance(v, (np.integer, np.floating)):
+                v = v.item()
+            out[i, j] = None if isinstance(v, float) and not np.isfinite(v) else v
+    return out
+
+
+def _rows_height(rows: int, per_row: int = 28, base: int = 160) -> int:
+    # Horizontal charts grow with the number of groups so 30 groups stay readable.
+    return int(max(320, base + per_row * rows))
+
+
+def _period_format(table: pd.DataFrame) -> tuple[str, str]:
+    """(hover date format, period word) from the table's frequency."""
+    freq = table.attrs.get("freq", "M")
+    return ("week of %d %b %Y", "week") if freq == "W" else ("%b %Y", "month")
+
+
+def _band(x: pd.Series, lo: pd.Series, hi: pd.Series) -> tuple[list, list]:
+    """Polygon(s) around the interval: one closed shape per run of periods with an
+    interval, separated by None (plotly's fill="toself" closes each segment on its own)."""
+    xs, ys = [], []
+    ok = (lo.notna() & hi.notna()).to_numpy()
+    xv, lv, hv = list(x), lo.tolist(), hi.tolist()
+    i, n = 0, len(xv)
+    while i < n:
+        if not ok[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and ok[j]:
+            j += 1
+        if xs:
+            xs.append(None)
+            ys.append(None)
+        xs += xv[i:j] + xv[i:j][::-1]
+        ys += hv[i:j] + lv[i:j][::-1]
+        i = j
+    return xs, ys
+
+
+def label_distribution(shares: pd.DataFrame, label: str, order: list[str] | None = None,
+                       title: str | None = None, colors: dict[str, str] | None = None) -> go.Figure:
+    """Bars of label shares with interval whiskers, from `aggregate.label_shares`.
+
+    Counts are on the bars and in the hover. Without a group column: one bar per label.
+    With one (label_shares(frame, label, group)): horizontal bars per group, one colour
+    per label, so 2 to 30 groups stay readable. `colors` maps labels to colours (the
+    sentiment pages pass `SENTIMENT_COLORS`).
+    """
+    name = _esc(label)
+    default = title is None
+    title = _esc(title) if title is not None else f"{name}: share of texts"
+    if shares is None or shares.empty or label not in shares.columns:
+        return _empty(title)
+    group_cols = [c for c in shares.columns if c not in {label, "n", "total", "share", "lo", "hi", "sparse"}]
+    labels = _label_order(list(pd.unique(shares[label])), order)
+    palette = _label_colors(labels, colors)
+    ci = _level_text(shares)
+    fig = go.Figure()
+    if not group_cols:
+        data = shares.set_index(label).loc[labels].reset_index()
+        plus, minus = _err(data["share"], data["lo"], data["hi"])
+        ticks = [_esc(v) for v in data[label]]
+        fig.add_bar(
+            x=ticks, y=data["share"], marker_color=[palette[v] for v in data[label]],
+            error_y={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
+                     "color": "#444444", "thickness": 1.2},
+            text=[f"n = {k:,}" for k in data["n"]], textposition="inside", insidetextanchor="middle",
+            customdata=_custom([ticks, data["n"], data["total"], data["lo"], data["hi"]]),
+            hovertemplate=("%{customdata[0]}<br>%{y:.1%} of texts"
+                           f" ({ci} %{{customdata[3]:.1%}} to %{{customdata[4]:.1%}})"
+                           "<br>%{customdata[1]:,} of %{customdata[2]:,} texts<extra></extra>"),
+            name=name, showlegend=False,
+        )
+        fig.update_xaxes(title=name, type="category")
+        fig.update_yaxes(title="share of texts", tickformat=".0%", rangemode="tozero")
+        total = int(data["total"].max()) if len(data) else 0
+        if default:
+            title = f"{name}: share of texts, n = {total:,}"
+        fig.update_layout(uniformtext={"minsize": 10, "mode": "hide"})
+        return _style(fig, title)
+
+    group = group_cols[0]
+    groups = list(pd.unique(shares[group]))
+    totals = shares.groupby(group, sort=False)["total"].max()
+    ticks = {g: _esc(g) for g in groups}
+    for lab in labels:
+        part = shares[shares[label] == lab].set_index(group).reindex(groups)
+        plus, minus = _err(part["share"], part["lo"], part["hi"])
+        y = [ticks[g] for g in groups]
+        fig.add_bar(
+            y=y, x=part["share"], orientation="h", name=_esc(lab), marker_color=palette[lab],
+            error_x={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
+                     "color": "#444444", "thickness": 1.2},
+            text=[f"{int(k):,}" if pd.notna(k) else "" for k in part["n"]], textposition="inside",
+            customdata=_custom([y, [_esc(lab)] * len(groups), part["n"].fillna(0),
+                                        part["total"].fillna(0), part["lo"], part["hi"]]),
+            hovertemplate=("%{customdata[0]}: %{customdata[1]}<br>%{x:.1%} of texts"
+                           f" ({ci} %{{customdata[4]:.1%}} to %{{customdata[5]:.1%}})"
+                           "<br>%{customdata[2]:,} of %{customdata[3]:,} texts<extra></extra>"),
+        )
+    fig.update_layout(barmode="group", height=_rows_height(len(groups), per_row=18 + 8 * len(labels)),
+                      uniformtext={"minsize": 9, "mode": "hide"})
+    fig.update_yaxes(title=_esc(group), autorange="reversed", automargin=True, tickvals=[ticks[g] for g in groups],
+                     ticktext=[f"{ticks[g]} (n={int(totals[g]):,})" for g in groups])
+    fig.update_xaxes(title="share of texts", tickformat=".0%", rangemode="tozero")
+    if default:
+        title = f"{name} by {_esc(group)}: share of texts"
+    return _style(fig, title)
+
+
+def mean_by_group(means: pd.DataFrame, value_label: str, group: str, title: str | None = None,
+                  reference: float | None = 0.0) -> go.Figure:
+    """Dot-and-whisker chart of group means with intervals, from `aggregate.group_means`.
+
+    Groups run down the y axis in the table's order (highest mean first), with n in the
+    tick labels and hover; a dashed line marks `reference` (0 for sentiment; None: none).
+    """
+    name, gname = _esc(value_label), _esc(group)
+    default = title is None
+    title = _esc(title) if title is not None else f"{name} by {gname}: mean with {_level_text(means)}"
+    if means is None or means.empty or group not in means.columns:
+        return _empty(title)
+    ticks = [_esc(g) for g in means[group]]
+    if len(set(ticks)) < len(ticks):  # distinct groups that read the same (1 and "1")
+        ticks = [f"{t} [{i + 1}]" for i, t in enumerate(ticks)]
+    plus, minus = _err(means["mean"], means["lo"], means["hi"])
+    fig = go.Figure()
+    fig.add_scatter(
+        x=means["mean"], y=ticks, mode="markers", marker={"color": PALETTE[0], "size": 9},
+        error_x={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
+                 "color": PALETTE[0], "thickness": 1.5, "width": 4},
+        customdata=_custom([ticks, means["n"], means["lo"], means["hi"]]),
+        hovertemplate=("%{customdata[0]}<br>mean %{x:.3f}"
+                       f" ({_level_text(means)} %{{customdata[2]:.3f}} to %{{customdata[3]:.3f}})"
+                       "<br>n = %{customdata[1]:,} texts<extra></extra>"),
+        name=name, showlegend=False,
+    )
+    if reference is not None:
+        fig.add_vline(x=reference, line_dash="dash", line_color="#888888", line_width=1)
+    fig.update_yaxes(title=gname, autorange="reversed", automargin=True, tickvals=ticks,
+                     ticktext=[f"{t} (n={int(n):,})" for t, n in zip(ticks, means["n"])])
+    fig.update_xaxes(title=name, zeroline=False)
+    fig.update_layout(height=_rows_height(len(ticks)))
+    missing = int(means.attrs.get("missing", 0) or 0)
+    if missing and default:
+        title += f" ({missing:,} texts without a value or {gname} left out)"
+    return _style(fig, title)
+
+
+def trend_chart(table: pd.DataFrame, value_label: str, title: str | None = None) -> go.Figure:
+    """Mean per period with a shaded interval band, from `aggregate.trend`.
+
+    Muted bars of the number of texts per period sit on a secondary y axis (scaled to
+    the lower part of the plot so they stay in the background). Sparse periods (too few
+    texts for an interval) are hollow markers and say so in the hover.
+    """
+    name = _esc(value_label)
+    default = title is None
+    title = _esc(title) if title is not None else f"{name} over time: mean with {_level_text(table)}"
+    if table is None or table.empty or "period" not in table.columns:
+        return _empty(title)
+    from plotly.subplots import make_subplots
+
+    data = table.sort_values("period")
+    sparse = data["sparse"] if "sparse" in data.columns else data["lo"].isna()
+    sparse = sparse.fillna(True).astype(bool)
+    fmt, word = _period_format(table)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_bar(x=data["period"], y=data["n"], name="texts", marker_color=_MUTED, opacity=0.45,
+                hovertemplate=f"%{{x|{fmt}}}<br>%{{y:,}} texts<extra></extra>", secondary_y=True)
+    bx, by = _band(data["period"], data["lo"], data["hi"])
+    if bx:
+        fig.add_scatter(x=bx, y=by, fill="toself", fillcolor=_rgba(PALETTE[0], 0.18), mode="lines",
+                        line={"width": 0}, name=_level_text(table), hoverinfo="skip", secondary_y=False)
+    note = np.where(sparse, "<br>few texts: no interval", "")
+    fig.add_scatter(
+        x=data["period"], y=data["mean"], mode="lines+markers", name=name,
+        line={"color": PALETTE[0], "width": 2},
+        marker={"color": PALETTE[0], "size": 7, "symbol": np.where(sparse, "circle-open", "circle").tolist(),
+                "line": {"color": PALETTE[0], "width": 1.5}},
+        customdata=_custom([data["n"], data["lo"], data["hi"], note]),
+        hovertemplate=(f"%{{x|{fmt}}}<br>mean %{{y:.3f}}"
+                       f" ({_level_text(table)} %{{customdata[1]:.3f}} to %{{customdata[2]:.3f}})"
+                       "<br>n = %{customdata[0]:,} texts%{customdata[3]}<extra></extra>"),
+        secondary_y=False,
+    )
+    top = float(data["n"].max()) if len(data) else 1.0
+    fig.update_yaxes(title_text=name, secondary_y=False)
+    # Ticks only up to the tallest bar: the axis runs to 3x that to keep the bars low.
+    ticks = sorted({0, int(round(top / 2)), int(top)}) if top > 0 else [0]
+    fig.update_yaxes(title_text=f"texts per {word}", secondary_y=True, showgrid=False,
+                     range=[0, max(top, 1) * 3], tickvals=ticks, tickformat=",d",
+                     tickfont={"color": "#888888"})
+    fig.update_xaxes(title_text=word)
+    undated = int(table.attrs.get("undated", 0) or 0)
+    if undated and default:
+        title += f" ({undated:,} texts without a readable date)"
+    fig.update_layout(hovermode="x unified", legend={"orientation": "h", "y": -0.2})
+    return _style(fig, title)
+
+
+def shares_over_time(table: pd.DataFrame, label: str, order: list[str] | None = None,
+                     colors: dict[str, str] | None = None, title: str | None = None) -> go.Figure:
+    """One line per label with its interval band, from `aggregate.label_shares_over_time`.
+
+    Counts (n of total) are in the hover; sparse periods are hollow markers.
+    """
+    name = _esc(label)
+    title = _esc(title) if title is not None else f"{name} over time: share of texts with {_level_text(table)}"
+    if table is None or table.empty or label not in table.columns or "period" not in table.columns:
+        return _empty(title)
+    labels = _label_order(list(pd.unique(table[label])), order)
+    palette = _label_colors(labels, colors)
+    fmt, word = _period_format(table)
+    fig = go.Figure()
+    for lab in labels:
+        part = table[table[label] == lab].sort_values("period")
+        sparse = (part["sparse"] if "sparse" in part.columns else part["total"] < 1).fillna(True).astype(bool)
+        color, legend = palette[lab], _esc(lab)
+        bx, by = _band(part["period"], part["lo"], part["hi"])
+        if bx:
+            fig.add_scatter(x=bx, y=by, fill="toself", fillcolor=_rgba(color, 0.15), mode="lines",
+                            line={"width": 0}, legendgroup=legend, showlegend=False, hoverinfo="skip",
+                            name=f"{legend} {_level_text(table)}")
+        note = np.where(sparse, "<br>few texts", "")
+        fig.add_scatter(
+            x=part["period"], y=part["share"], mode="lines+markers", name=legend, legendgroup=legend,
+            line={"color": color, "width": 2},
+            marker={"color": color, "size": 6, "symbol": np.where(sparse, "circle-open", "circle").tolist()},
+            customdata=_custom([[legend] * len(part), part["n"], part["total"], part["lo"], part["hi"], note]),
+            hovertemplate=(f"%{{x|{fmt}}}<br>%{{customdata[0]}}: %{{y:.1%}}"
+                           f" ({_level_text(table)} %{{customdata[3]:.1%}} to %{{customdata[4]:.1%}})"
+                           "<br>%{customdata[1]:,} of %{customdata[2]:,} texts%{customdata[5]}<extra></extra>"),
+        )
+    fig.update_yaxes(title="share of texts", tickformat=".0%", rangemode="tozero")
+    fig.update_xaxes(title=word)
+    return _style(fig, title)
+
+
+def _zrange(z: np.ndarray) -> dict:
+    # plotly applies zmin only together with zmax.
+    if not np.isfinite(z).any():
+        return {}
+    low, high = min(0.0, float(np.nanmin(z))), float(np.nanmax(z))
+    return {"zmin": low, "zmax": high if high > low else low + 1}
+
+
+def profile_heatmap(profile: pd.DataFrame, title: str | None = None, value_format: str = ".2f") -> go.Figure:
+    """Groups x columns heatmap of means, from `aggregate.profile_by_group`.
+
+    Sequential colour scale (one direction: more is darker), values written in the cells,
+    group sizes in the y tick labels and hover. A prefix shared by all columns
+    ("emotion_") is dropped from the column names and named in the x axis title.
+    """
+    title = _esc(title) if title is not None else "Mean by group"
+    if profile is None or profile.empty or profile.shape[1] == 0:
+        return _empty(title)
+    cols = [str(c) for c in profile.columns]
+    prefix = ""
+    if len(cols) > 1:
+        common = os.path.commonprefix(cols)
+        prefix = common[: common.rfind("_") + 1] if "_" in common else ""
+        if any(c == prefix for c in cols):
+            prefix = ""
+    xnames = [_esc(c[len(prefix):]) for c in cols]
+    gname = _esc(profile.index.name) if profile.index.name is not None else "group"
+    sizes = profile.attrs.get("n")
+    sizes = pd.Series(sizes).reindex(profile.index) if sizes is not None else pd.Series(np.nan, index=profile.index)
+    ynames = [_esc(g) for g in profile.index]
+    if len(set(ynames)) < len(ynames):
+        ynames = [f"{t} [{i + 1}]" for i, t in enumerate(ynames)]
+    ticktext = [f"{t} (n={int(n):,})" if pd.notna(n) else t for t, n in zip(ynames, sizes)]
+    z = profile.to_numpy(dtype=float)
+    ncount = np.repeat(sizes.fillna(-1).to_numpy(dtype=float)[:, None], len(cols), axis=1)
+    fig = go.Figure(go.Heatmap(
+        # The scale starts at 0 (or below, for signed columns) so pale means small, not just
+        # "smallest here": a 0.50 vs 0.54 difference should not look like white vs navy.
+        z=z, x=xnames, y=ynames, colorscale="Blues", **_zrange(z),
+        texttemplate=f"%{{z:{value_format}}}", customdata=ncount,
+        hovertemplate=f"%{{y}}<br>%{{x}}: mean %{{z:{value_format}}}<br>n = %{{customdata:,}} texts<extra></extra>",
+        colorbar={"title": {"text": "mean"}},
+    ))
+    fig.update_yaxes(title=gname, autorange="reversed", automargin=True, tickvals=ynames, ticktext=ticktext)
+    # Column names on top when the map is tall, so they are in view next to the first rows.
+    fig.update_xaxes(title=_esc(prefix.rstrip("_")) if prefix else "column",
+                     side="top" if len(ynames) > 12 else "bottom", tickangle=-30)
+    fig.update_layout(height=_rows_height(len(ynames), per_row=30))
+    fig = _style(fig, title)
+    if len(ynames) > 12:
+        fig.update_layout(margin={"t": 110})  # room for the title and the column names above
+    return fig

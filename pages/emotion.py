@@ -1,5 +1,52 @@
-"""Emotion page (planned: issue #3)."""
+"""Emotion: choose a backend, run it as a job, compare emotion profiles across groups and time."""
 
-from ui.widgets import planned_page
+import streamlit as st
 
-planned_page("Emotion", "emotion", "Emotion profiles (NRC lexicon offline, or j-hartmann/emotion-english-distilroberta-base).", "issue #3")
+from analysis import aggregate, charts
+from ui.widgets import close_reading, job_status, model_settings, require_project, run_history, run_summary, submit_button
+
+st.title("Emotion")
+st.caption("An emotion profile for every text and its top emotion.")
+project = require_project()
+
+with st.expander("Settings", expanded=not project.runs("emotion")):
+    config = model_settings("emotion")
+submit_button(project, "emotion", "Run emotion", lambda: config)
+job_status(project, "emotion")
+latest = project.latest_runs().get("emotion")
+
+if latest is None:
+    st.info("No emotion results yet: choose the settings and press **Run emotion**.")
+else:
+    info = project.info
+    frame = project.results_frame({"emotion": latest})
+    manifest = project.manifest(latest.id)
+    run_summary(manifest)
+    emotions = [c for c in frame.columns if c.startswith("emotion_") and c != "emotion_label"
+                and c not in ("emotion_positive", "emotion_negative")]
+    names = [c.removeprefix("emotion_") for c in emotions]
+    if manifest.get("backend") == "offline":
+        st.caption("Scores are the share of a text's words that the NRC lexicon links to each emotion; "
+                   "'none' = no emotion word. The lexicon does not see negation ('not happy' counts as joy).")
+    st.plotly_chart(charts.label_distribution(aggregate.label_shares(frame, "emotion_label"), "emotion_label",
+                                              title="Top emotion of the texts (95% CI)"))
+    if info.group_column:
+        profile = aggregate.profile_by_group(frame, emotions, info.group_column)
+        profile.columns = names
+        st.plotly_chart(charts.profile_heatmap(profile, title=f"Emotion profile by {info.group_column} (mean score)",
+                                               value_format=".3f"))
+    chosen = st.selectbox("Emotion", names, key="emo_pick")
+    column = f"emotion_{chosen}"
+    if info.group_column:
+        st.plotly_chart(charts.mean_by_group(aggregate.group_means(frame, column, info.group_column),
+                                             f"mean {chosen} score", info.group_column, reference=None,
+                                             title=f"{chosen.capitalize()} by {info.group_column} (95% bootstrap CI)"))
+    if info.date_column:
+        freq = aggregate.auto_freq(frame[info.date_column])
+        st.plotly_chart(charts.trend_chart(aggregate.trend(frame, column, info.date_column, freq=freq),
+                                           f"mean {chosen} score",
+                                           title=f"{chosen.capitalize()} over time (95% bootstrap CI; bars: texts)"))
+    st.subheader(f"Close reading: texts highest in {chosen}")
+    close_reading(frame, info.text_column, column, label_column="emotion_label", group_column=info.group_column,
+                  extra=[], key="emo_read")
+run_history(project, "emotion")

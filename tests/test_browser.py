@@ -1,7 +1,7 @@
 """One real-browser walk: Debian's Chromium (driven by Playwright) against `streamlit run`.
 
-Loads the sample data, sees the preview, runs text statistics, sees a chart, downloads
-the CSV export and checks its rows.
+Loads the sample data, sees the preview, runs text statistics and sentiment, sees their
+charts, downloads the CSV export and checks its rows.
 """
 
 import os
@@ -87,6 +87,13 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
         os.makedirs(ROOT / "tests" / "_artifacts", exist_ok=True)
         page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "stats.png"), full_page=False)
 
+        # Sentiment (auto: VADER here, as no transformer model is downloaded): run and see charts.
+        page.get_by_role("link", name="Sentiment").click()
+        page.get_by_role("button", name="Run sentiment").click()
+        expect(page.get_by_text("Mean score")).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("Mean sentiment by region")).to_be_visible()
+        page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "sentiment.png"), full_page=True)
+
         # Export: download the CSV and check its rows.
         page.get_by_role("link", name="Export").click()
         with page.expect_download() as info:
@@ -99,4 +106,4 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
     sample = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
     assert len(exported) == len(sample)
     assert exported["respondent_id"].tolist() == sample["respondent_id"].tolist()
-    assert {"stats_words", "stats_language", "doc_id"} <= set(exported.columns)
+    assert {"stats_words", "stats_language", "doc_id", "sentiment_label", "sentiment_score"} <= set(exported.columns)

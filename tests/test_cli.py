@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
+from analysis.tasks import BUILT, TASK_NAMES
 from tests.conftest import ROOT, SAMPLE_CSV
 
 
@@ -38,17 +39,20 @@ def test_second_identical_run_is_reused(home, tmp_path, capsys, small_csv):
     assert len(a) == 6 and a.loc[2, "stats_words"] == 0  # the empty text has an empty result
 
 
+# Tasks of the design that are not built yet: asking for one is a clear user error.
+PLANNED = [n for n in TASK_NAMES if n not in BUILT]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["analyze", "{csv}", "-o", "{tmp}/x.csv", "--task", "sentiment"], "not available yet"),
+        *([(["analyze", "{csv}", "-o", "{tmp}/x.csv", "--task", PLANNED[0]], "not available yet")] if PLANNED else []),
         (["analyze", "{csv}", "-o", "{tmp}/x.csv", "--task", "nonsense"], "Unknown task 'nonsense'"),
         (["analyze", "{csv}", "-o", "{tmp}/x.docx"], ".docx"),
         (["analyze", "{tmp}/missing.csv", "-o", "{tmp}/x.csv"], "missing.csv"),
         (["analyze", "{csv}", "-o", "{tmp}/x.csv", "--text-column", "nope"], "nope"),
         (["analyze", "{csv}", "-o", "{tmp}/x.csv", "--batch-size", "0"], "batch-size"),
         (["analyze", "{csv}", "-o", "{tmp}/x.csv", "--device", "tpu"], "Unknown device"),
-        (["validate", "{csv}", "--pred", "a", "--gold", "b"], "not available yet"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(home, tmp_path, capsys, small_csv, argv, message):

@@ -173,3 +173,84 @@ def submit_button(project: Project, task: str, label: str, config_factory: Calla
             show_error(exc)
         else:
             st.rerun()
+
+
+def model_settings(task: str) -> dict:
+    """Backend, model, device and batch size for a model task; returns the config dict."""
+    from analysis.models import DEFAULTS, list_models
+
+    offline, transformer = DEFAULTS[task]["offline"], DEFAULTS[task]["transformers"]
+    registered = [m for m in list_models() if m["task"] == task and m["backend"] == "transformers"]
+    available = {m["name"]: m["available"] for m in registered}
+    backend = st.radio(
+        "Backend", ["auto", "offline", "transformers"], horizontal=True, key=f"{task}_backend",
+        help=f"auto: the transformer model when it is on this machine, else the offline {offline}. "
+             f"offline: {offline} (fast, transparent, English). transformers: a local model (more accurate, a GPU helps).",
+    )
+    config: dict = {"backend": backend}
+    if backend == "offline":
+        return config
+    names = [m["name"] for m in registered] + ["other (Hugging Face id or folder)"]
+    labels = {m["name"]: f"{m['name']} · {m['hf_id']} · {'on this machine' if m['available'] else 'not downloaded'}"
+              for m in registered}
+    choice = st.selectbox("Model", names, index=names.index(transformer) if transformer in names else 0,
+                          format_func=lambda n: labels.get(n, n), key=f"{task}_model")
+    model = st.text_input("Model id or local folder", key=f"{task}_model_other").strip() if choice.startswith("other") else choice
+    if model and model in available and not available[model]:
+        note = (f"`{model}` is not on this machine. Download it once with `textlab models download {model}` "
+                "(needs internet), or copy a downloaded model folder into the models folder.")
+        (st.warning if backend == "transformers" else st.info)(
+            note + (" With **auto**, the offline backend is used meanwhile." if backend == "auto" else ""),
+            icon=":material/download:",
+        )
+    c1, c2 = st.columns(2)
+    device = c1.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=f"{task}_device",
+                          help="auto: a CUDA GPU, then Apple MPS, then the CPU.")
+    batch = c2.number_input("Batch size (0 = automatic token budget)", min_value=0, max_value=4096, value=0, step=8,
+                            key=f"{task}_batch")
+    if model:
+        config["model"] = model
+    config["device"] = device
+    if batch:
+        config["batch_size"] = int(batch)
+    return config
+
+
+def run_summary(manifest: dict) -> None:
+    """What produced the results on screen: backend, model, counts; the manifest in full on demand."""
+    rows = manifest.get("rows", {})
+    parts = [f"**{manifest.get('model', manifest.get('backend', ''))}**"]
+    if manifest.get("model_revision"):
+        parts.append(f"revision `{str(manifest['model_revision'])[:40]}`")
+    parts.append(f"{rows.get('coded', 0):,} texts coded, {rows.get('empty', 0):,} empty")
+    if rows.get("split"):
+        parts.append(f"{rows['split']:,} long texts split into windows")
+    if manifest.get("device"):
+        parts.append(str(manifest["device"]))
+    st.caption(" · ".join(parts))
+    if manifest.get("backend_choice", "").startswith("auto:"):
+        st.info(manifest["backend_choice"], icon=":material/info:")
+    with st.expander("Provenance (run manifest)"):
+        st.json(manifest, expanded=False)
+
+
+def close_reading(frame: pd.DataFrame, text_column: str, score_column: str, *, label_column: str | None,
+                  group_column: str | None, extra: list[str], key: str, highest_first: bool = True) -> None:
+    """The texts behind the numbers: sorted by a score, filterable by group and label."""
+    c1, c2, c3 = st.columns([2, 2, 1])
+    data = frame.dropna(subset=[score_column])
+    if label_column:
+        labels = sorted(data[label_column].dropna().astype(str).unique())
+        picked = c1.multiselect("Label", labels, key=f"{key}_labels")
+        if picked:
+            data = data[data[label_column].astype(str).isin(picked)]
+    if group_column:
+        groups = sorted(data[group_column].dropna().astype(str).unique())
+        chosen = c2.multiselect(group_column, groups, key=f"{key}_groups")
+        if chosen:
+            data = data[data[group_column].astype(str).isin(chosen)]
+    n = c3.number_input("Rows", 5, 500, 20, step=5, key=f"{key}_n")
+    data = data.sort_values(score_column, ascending=not highest_first).head(int(n))
+    columns = ["doc_id", text_column] + [c for c in [label_column, score_column, group_column] + extra if c]
+    st.dataframe(data[list(dict.fromkeys(columns))], hide_index=True,
+                 column_config={text_column: st.column_config.TextColumn(width="large")})

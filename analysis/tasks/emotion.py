@@ -153,6 +153,11 @@ class EmotionTask(Task):
     Config = EmotionConfig
     chunk_size = 4096
 
+    def validate(self, config: EmotionConfig) -> None:
+        super().validate(config)
+        # A missing model is reported when the run is asked for, not minutes later in the worker.
+        choose_backend("emotion", config.backend, config.model)
+
     def load(self, config: EmotionConfig) -> Predictor:
         choice = choose_backend("emotion", config.backend, config.model)
         if choice.backend == "offline":

@@ -227,6 +227,8 @@ class SentimentTask(Task):
             )
         if config.whole_text_max_words < 1:
             raise TextlabError("whole_text_max_words must be at least 1.")
+        # A missing model is reported when the run is asked for, not minutes later in the worker.
+        choose_backend("sentiment", config.backend, config.model)
 
     def load(self, config: SentimentConfig) -> Predictor:
         choice = choose_backend("sentiment", config.backend, config.model)

@@ -102,7 +102,9 @@ def _task_config(task, args) -> dict:
 
     names = {f.name for f in fields(task.Config)}
     wanted = {
-        "backend": args.backend,
+        # A model named on the command line is wanted: with --backend auto a missing one is an
+        # error with the download command, not a quiet fall-back to the lexicon.
+        "backend": "transformers" if args.model and args.backend == "auto" else args.backend,
         "model": args.model,
         "device": args.device,
         "batch_size": args.batch_size,

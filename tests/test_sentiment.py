@@ -151,6 +151,19 @@ def test_auto_falls_back_to_vader_and_says_why(home):
     assert project.result(run.id)["sentiment_label"].tolist() == ["positive", "negative"]
 
 
+def test_auto_with_a_missing_model_falls_back_but_the_cli_model_flag_is_strict(home, tmp_path, small_csv, capsys):
+    from analysis.cli import main
+
+    # The app passes the model picked in its list; under auto a missing one means the lexicon, said openly.
+    frame = sentiment.run(["Good day!"], SentimentConfig(backend="auto", model="twitter-roberta-sentiment"))
+    assert frame["sentiment_label"].tolist() == ["positive"]
+    # On the command line, naming a model means wanting it: no quiet fall-back.
+    assert main(["analyze", str(small_csv), "-o", str(tmp_path / "x.csv"), "--task", "sentiment",
+                 "--model", "twitter-roberta-sentiment"]) == 2
+    assert "textlab models download twitter-roberta-sentiment" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_transformers_backend_without_the_model_says_how_to_get_it():
     with pytest.raises(ModelNotAvailable, match="textlab models download"):
         sentiment.run(["x"], SentimentConfig(backend="transformers"))

@@ -35,9 +35,9 @@ class BackendChoice:
 def choose_backend(task: str, backend: str, model: str | None) -> BackendChoice:
     """Resolve auto/offline/transformers and the model into one concrete choice.
 
-    A model given explicitly implies the transformer backend. ``transformers`` with a
-    missing model raises ModelNotAvailable (with the download command); ``auto`` falls
-    back to the offline default instead, and says so.
+    ``transformers`` with a missing model raises ModelNotAvailable (with the download
+    command); ``auto`` falls back to the offline default instead, and says so (the CLI
+    turns ``--model`` under auto into ``transformers``, as naming a model means wanting it).
     """
     if backend not in ("auto", "offline", "transformers"):
         raise TextlabError(f"Unknown backend '{backend}': use auto, offline or transformers.")
@@ -55,7 +55,7 @@ def choose_backend(task: str, backend: str, model: str | None) -> BackendChoice:
         return BackendChoice("offline", spec.name, f"{spec.name} is the offline lexicon")
     if models.is_available(spec):
         return BackendChoice("transformers", wanted, f"{spec.display_id} is on this machine")
-    if backend == "transformers" or model:
+    if backend == "transformers":
         models.require(spec)  # raises ModelNotAvailable with the fix
     return BackendChoice(
         "offline", default_offline,

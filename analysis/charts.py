@@ -22,7 +22,7 @@ TEMPLATE = "plotly_white"
 
 def _style(fig: go.Figure, title: str) -> go.Figure:
     fig.update_layout(
-        title={"text": title, "x": 0, "xanchor": "left"},
+        title={"text": _esc(title), "x": 0, "xanchor": "left"},
         template=TEMPLATE,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         font={"size": 13},
@@ -79,7 +79,7 @@ def numeric_by_group(frame: pd.DataFrame, value: str, group: str, title: str | N
                  color_discrete_sequence=PALETTE, points=False)
     fig.update_layout(showlegend=False)
     counts = data[group].value_counts()
-    fig.update_xaxes(ticktext=[f"{g}<br>n={counts[g]:,}" for g in order], tickvals=order)
+    fig.update_xaxes(ticktext=[f"{_esc(g)}<br>n={counts[g]:,}" for g in order], tickvals=order)
     return _style(fig, title or f"{value} by {group}")
 
 
@@ -218,7 +218,7 @@ def label_distribution(shares: pd.DataFrame, label: str, order: list[str] | None
     """
     name = _esc(label)
     default = title is None
-    title = _esc(title) if title is not None else f"{name}: share of texts"
+    title = title if title is not None else f"{name}: share of texts"
     if shares is None or shares.empty or label not in shares.columns:
         return _empty(title)
     group_cols = [c for c in shares.columns if c not in {label, "n", "total", "share", "lo", "hi", "sparse"}]
@@ -287,7 +287,7 @@ def mean_by_group(means: pd.DataFrame, value_label: str, group: str, title: str 
     """
     name, gname = _esc(value_label), _esc(group)
     default = title is None
-    title = _esc(title) if title is not None else f"{name} by {gname}: mean with {_level_text(means)}"
+    title = title if title is not None else f"{name} by {gname}: mean with {_level_text(means)}"
     if means is None or means.empty or group not in means.columns:
         return _empty(title)
     ticks = [_esc(g) for g in means[group]]
@@ -326,7 +326,7 @@ def trend_chart(table: pd.DataFrame, value_label: str, title: str | None = None)
     """
     name = _esc(value_label)
     default = title is None
-    title = _esc(title) if title is not None else f"{name} over time: mean with {_level_text(table)}"
+    title = title if title is not None else f"{name} over time: mean with {_level_text(table)}"
     if table is None or table.empty or "period" not in table.columns:
         return _empty(title)
     from plotly.subplots import make_subplots
@@ -376,7 +376,7 @@ def shares_over_time(table: pd.DataFrame, label: str, order: list[str] | None = 
     Counts (n of total) are in the hover; sparse periods are hollow markers.
     """
     name = _esc(label)
-    title = _esc(title) if title is not None else f"{name} over time: share of texts with {_level_text(table)}"
+    title = title if title is not None else f"{name} over time: share of texts with {_level_text(table)}"
     if table is None or table.empty or label not in table.columns or "period" not in table.columns:
         return _empty(title)
     labels = _label_order(list(pd.unique(table[label])), order)
@@ -422,7 +422,7 @@ def profile_heatmap(profile: pd.DataFrame, title: str | None = None, value_forma
     group sizes in the y tick labels and hover. A prefix shared by all columns
     ("emotion_") is dropped from the column names and named in the x axis title.
     """
-    title = _esc(title) if title is not None else "Mean by group"
+    title = title if title is not None else "Mean by group"
     if profile is None or profile.empty or profile.shape[1] == 0:
         return _empty(title)
     cols = [str(c) for c in profile.columns]

@@ -24,3 +24,7 @@ class TaskNotAvailable(TextlabError):
 
 class JobCancelled(TextlabError):
     """A job was cancelled by the user."""
+
+
+class CodebookError(TextlabError, ValueError):
+    """A codebook cannot be used as it is (duplicate labels, bad template, ...)."""

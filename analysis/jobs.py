@@ -36,7 +36,7 @@ import pandas as pd
 from . import __version__
 from .errors import JobCancelled, TextlabError
 from .tasks import get_task
-from .tasks.base import BaseConfig, Task
+from .tasks.base import BaseConfig, RunContext, Task
 from .workspace import Project, Run, Workspace, corpus_hash, now_iso
 
 log = logging.getLogger(__name__)
@@ -91,14 +91,22 @@ def _non_empty(texts: list[str]) -> list[int]:
     return [i for i, t in enumerate(texts) if t.strip()]
 
 
-def run_in_memory(task: Task, texts: list[str], config: BaseConfig, progress: ProgressFn | None = None) -> pd.DataFrame:
-    """Run a task on a list of texts without a workspace (notebooks, tests)."""
+def run_in_memory(task: Task, texts: list[str], config: BaseConfig, progress: ProgressFn | None = None,
+                  frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Run a task on a list of texts without a workspace (notebooks, tests).
+
+    ``frame``: other columns aligned with ``texts`` (few-shot coding reads its human codes there).
+    """
     task.validate(config)
     seed_everything(config.seed)
     texts = ["" if t is None else str(t) for t in texts]
+    if frame is not None and len(frame) != len(texts):
+        raise TextlabError(f"frame has {len(frame)} rows but there are {len(texts)} texts.")
+    context = RunContext(texts=texts, frame=None if frame is None else frame.reset_index(drop=True))
+    task.check(config, context)
     ids = [str(i) for i in range(len(texts))]
     todo = _non_empty(texts)
-    predictor = task.load(config) if todo else None
+    predictor = task.load(config, context) if todo else None
     parts = []
     try:
         for chunk in plan_chunks(len(todo), task.chunk_size):
@@ -171,6 +179,7 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
     corpus = project.corpus()
     texts, ids = corpus.texts, corpus.doc_ids
     todo = _non_empty(texts)
+    context = RunContext(texts=texts, frame=corpus.data, project=project)
 
     # The chunk plan is fixed when a run first starts, so that a resumed run (even by a
     # newer Textlab with another default) finds its checkpoints where it left them.
@@ -216,7 +225,7 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
             if workspace.run(run.id).cancel_requested:
                 raise JobCancelled(f"Run {run.id} was cancelled.")
             if predictor is None:
-                predictor = task.load(config)
+                predictor = task.load(config, context)
                 description = predictor.describe()
                 workspace.update_run(run.id, backend=description.get("backend"), model=description.get("model"))
             idx = [todo[i] for i in chunk]
@@ -232,7 +241,7 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
             predictor.close()
 
     if predictor is None and todo:  # everything came from checkpoints: describe without reloading if we can
-        predictor = task.load(config)
+        predictor = task.load(config, context)
         description = predictor.describe()
     parts = [pd.read_parquet(p) for i, p in sorted(project.checkpoints(run.id).items()) if i < len(chunks)]
     coded = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"doc_id": pd.Series([], dtype=str)})
@@ -327,7 +336,9 @@ class JobManager:
         if not isinstance(config, BaseConfig):
             config = task.Config.from_dict(config)
         task.validate(config)
-        n_total = len(_non_empty(project.corpus().texts))
+        corpus = project.corpus()
+        task.check(config, RunContext(texts=corpus.texts, frame=corpus.data, project=project))
+        n_total = len(_non_empty(corpus.texts))
         run = project.create_run(task_name, config.to_dict(), n_total)
         self.workspace.update_run(run.id, owner=self.owner)
         self._enqueue(run.id)

@@ -149,3 +149,9 @@ def _is_boundary(chunk: str, match: re.Match[str]) -> bool:
     if _MULTI_DOT_ABBREVIATION.search(before) or _INITIAL.search(before):
         return False
     return True
+
+
+def slug(label: str) -> str:
+    """Column-name fragment of a label (design contract): lower-case, non-alphanumerics to underscores."""
+    text = re.sub(r"[^0-9a-z]+", "_", str(label).strip().lower()).strip("_")
+    return text or "label"

@@ -47,7 +47,7 @@ class SlowTask(Task):
     Config = SlowConfig
     chunk_size = 10
 
-    def load(self, config):
+    def load(self, config, context=None):
         return SlowPredictor(config)
 
     def empty_row(self):

@@ -69,6 +69,21 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+@dataclass
+class RunContext:
+    """What a task may need beyond its settings: the whole corpus (few-shot coding trains
+    on its coded rows) and the project (for the shared embedding cache). Both are None
+    when a task runs on a bare list of texts."""
+
+    texts: list[str]
+    frame: pd.DataFrame | None = None       # the corpus table, rows aligned with texts
+    project: Any = None                     # analysis.workspace.Project
+
+    @property
+    def cache_dir(self):
+        return None if self.project is None else self.project.folder / "embeddings"
+
+
 class Task:
     """Metadata and loader of one analysis."""
 
@@ -89,7 +104,10 @@ class Task:
         if config.device not in ("auto", "cpu", "cuda", "mps") and not config.device.startswith("cuda:"):
             raise TextlabError(f"Unknown device '{config.device}': use auto, cpu, cuda or mps.")
 
-    def load(self, config: BaseConfig) -> Predictor:  # pragma: no cover - interface
+    def check(self, config: BaseConfig, context: RunContext) -> None:
+        """Raise TextlabError for settings that cannot work on this corpus (default: none)."""
+
+    def load(self, config: BaseConfig, context: RunContext | None = None) -> Predictor:  # pragma: no cover
         raise NotImplementedError
 
     def empty_row(self) -> dict[str, Any]:

@@ -9,7 +9,6 @@ into windows) and returns class probabilities with the model's own labels.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +16,7 @@ import numpy as np
 
 from .. import models
 from ..errors import TextlabError
-
-
-def slug(label: str) -> str:
-    """Column-name fragment of a label: lower-case, non-alphanumerics to underscores."""
-    text = re.sub(r"[^0-9a-z]+", "_", str(label).strip().lower()).strip("_")
-    return text or "label"
+from ..textutil import slug  # noqa: F401  (re-exported: the tasks name columns with it)
 
 
 @dataclass

@@ -158,7 +158,7 @@ class EmotionTask(Task):
         # A missing model is reported when the run is asked for, not minutes later in the worker.
         choose_backend("emotion", config.backend, config.model)
 
-    def load(self, config: EmotionConfig) -> Predictor:
+    def load(self, config: EmotionConfig, context=None) -> Predictor:
         choice = choose_backend("emotion", config.backend, config.model)
         if choice.backend == "offline":
             return NrcPredictor(choice.reason)

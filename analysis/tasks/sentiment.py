@@ -230,7 +230,7 @@ class SentimentTask(Task):
         # A missing model is reported when the run is asked for, not minutes later in the worker.
         choose_backend("sentiment", config.backend, config.model)
 
-    def load(self, config: SentimentConfig) -> Predictor:
+    def load(self, config: SentimentConfig, context=None) -> Predictor:
         choice = choose_backend("sentiment", config.backend, config.model)
         if choice.backend == "offline":
             return VaderPredictor(config, choice.reason)

@@ -90,7 +90,7 @@ class StatsTask(Task):
         if not 0 <= config.min_language_confidence <= 1:
             raise TextlabError("min_language_confidence must be between 0 and 1.")
 
-    def load(self, config: StatsConfig) -> StatsPredictor:
+    def load(self, config: StatsConfig, context=None) -> StatsPredictor:
         return StatsPredictor(config)
 
     def empty_row(self) -> dict[str, Any]:

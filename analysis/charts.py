@@ -407,6 +407,25 @@ def shares_over_time(table: pd.DataFrame, label: str, order: list[str] | None = 
     return _style(fig, title)
 
 
+def learning_curve_chart(curve: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Cross-validated macro-F1 against the number of coded training rows (mean ± 1 sd over folds)."""
+    if curve.empty:
+        return _empty(title or "Learning curve", "Not enough coded rows")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=list(curve["n_train"]) + list(curve["n_train"])[::-1],
+        y=list(curve["macro_f1"] + curve["sd"]) + list(curve["macro_f1"] - curve["sd"])[::-1],
+        fill="toself", fillcolor=_rgba(PALETTE[0], 0.15), line={"width": 0}, hoverinfo="skip", showlegend=False,
+    ))
+    fig.add_trace(go.Scatter(
+        x=curve["n_train"], y=curve["macro_f1"], mode="lines+markers", line={"color": PALETTE[0]}, showlegend=False,
+        hovertemplate="%{x:,} coded rows<br>macro-F1 %{y:.2f}<extra></extra>",
+    ))
+    fig.update_xaxes(title="coded rows used for training")
+    fig.update_yaxes(title="macro-F1 (cross-validated)", range=[0, 1])
+    return _style(fig, title or "Learning curve: still rising = coding more rows will help")
+
+
 def _zrange(z: np.ndarray) -> dict:
     # plotly applies zmin only together with zmax.
     if not np.isfinite(z).any():
@@ -459,3 +478,126 @@ def profile_heatmap(profile: pd.DataFrame, title: str | None = None, value_forma
     if len(ynames) > 12:
         fig.update_layout(margin={"t": 110})  # room for the title and the column names above
     return fig
+
+
+# --------------------------------------------------------------------------- validation charts
+# Figures for `analysis.validation.AgreementReport`. Codes and coder names are user data:
+# they pass through `_esc` like group names above.
+
+def confusion_heatmap(confusion: pd.DataFrame, title: str | None = None, normalize: str | None = "true") -> go.Figure:
+    """Confusion matrix: human (gold) codes down the y axis, model codes along x.
+
+    Colour is the share of the row (normalize="true": of the texts with that human code,
+    how many the model gave each code; "pred": share of the column; "all": of all texts;
+    None: the counts themselves); the cells show the counts, the hover both.
+    """
+    title = title if title is not None else "Confusion matrix: human code (rows) vs model code (columns)"
+    if confusion is None or confusion.empty:
+        return _empty(title)
+    counts = confusion.to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if normalize == "true":
+            shares = counts / counts.sum(axis=1, keepdims=True)
+        elif normalize == "pred":
+            shares = counts / counts.sum(axis=0, keepdims=True)
+        elif normalize == "all":
+            shares = counts / counts.sum()
+        elif normalize in (None, "none"):
+            shares = counts
+        else:
+            raise ValueError(f"normalize must be 'true', 'pred', 'all' or None, not {normalize!r}")
+    ynames = [_esc(c) for c in confusion.index]
+    xnames = [_esc(c) for c in confusion.columns]
+    # Distinct codes that read the same once escaped would merge on a category axis.
+    if len(set(ynames)) < len(ynames):
+        ynames = [f"{t} [{i + 1}]" for i, t in enumerate(ynames)]
+    if len(set(xnames)) < len(xnames):
+        xnames = [f"{t} [{i + 1}]" for i, t in enumerate(xnames)]
+    share_word = {"true": "of the human code's texts", "pred": "of the model code's texts",
+                  "all": "of all texts"}.get(normalize or "none", "")
+    shown = np.nan_to_num(shares, nan=0.0)
+    fig = go.Figure(go.Heatmap(
+        z=shown, x=xnames, y=ynames, colorscale="Blues", zmin=0, zmax=1 if normalize in ("true", "pred", "all") else None,
+        text=[[f"{int(v):,}" for v in row] for row in counts], texttemplate="%{text}",
+        customdata=np.dstack([counts, shown]),
+        hovertemplate=("human: %{y}<br>model: %{x}<br>%{customdata[0]:,} texts"
+                       + (f" (%{{customdata[1]:.1%}} {share_word})" if share_word else "") + "<extra></extra>"),
+        colorbar={"title": {"text": "share of row" if normalize == "true" else ("share" if share_word else "texts")},
+                  "tickformat": ".0%" if share_word else ",d"},
+        xgap=1, ygap=1,
+    ))
+    fig.update_yaxes(title="human code", autorange="reversed", automargin=True, type="category")
+    fig.update_xaxes(title="model code", automargin=True, type="category", tickangle=-30)
+    size = max(len(ynames), len(xnames))
+    fig.update_layout(height=_rows_height(size, per_row=40, base=200))
+    return _style(fig, title)
+
+
+def prevalence_chart(prevalence: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Share of texts per code as the model and as the humans coded them, with intervals.
+
+    Grouped bars (model, human) per code from `AgreementReport.prevalence`; error bars
+    are its intervals, counts are in the hover.
+    """
+    title = title if title is not None else "Prevalence of each code: model vs human (95% CI)"
+    if prevalence is None or prevalence.empty:
+        return _empty(title)
+    codes = list(pd.unique(prevalence["code"]))
+    ticks = [_esc(c) for c in codes]
+    if len(set(ticks)) < len(ticks):
+        ticks = [f"{t} [{i + 1}]" for i, t in enumerate(ticks)]
+    colors = {"model": PALETTE[0], "human": PALETTE[1]}
+    fig = go.Figure()
+    for source in pd.unique(prevalence["source"]):
+        part = prevalence[prevalence["source"] == source].set_index("code").reindex(codes)
+        plus, minus = _err(part["share"], part["ci_low"], part["ci_high"])
+        count = part["count"] if "count" in part.columns else (part["share"] * part["n"]).round()
+        fig.add_bar(
+            x=ticks, y=part["share"], name=_esc(source), marker_color=colors.get(str(source), PALETTE[2]),
+            error_y={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
+                     "color": "#444444", "thickness": 1.2},
+            customdata=_custom([ticks, count, part["n"], part["ci_low"], part["ci_high"]]),
+            hovertemplate=(f"{_esc(source)}: %{{customdata[0]}}<br>%{{y:.1%}} of texts"
+                           " (CI %{customdata[3]:.1%} to %{customdata[4]:.1%})"
+                           "<br>%{customdata[1]:,} of %{customdata[2]:,} texts<extra></extra>"),
+        )
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="code", type="category", tickvals=ticks, ticktext=ticks)
+    fig.update_yaxes(title="share of texts", tickformat=".0%", rangemode="tozero")
+    return _style(fig, title)
+
+
+_METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "cohen_kappa": "Cohen's kappa",
+                 "krippendorff_alpha": "Krippendorff's alpha"}
+
+
+def agreement_chart(summary: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Dot and interval per comparison, one colour per metric, from `AgreementReport.summary`."""
+    title = title if title is not None else "Agreement with 95% bootstrap CI"
+    if summary is None or summary.empty:
+        return _empty(title)
+    comparisons = list(pd.unique(summary["comparison"]))
+    ticks = {c: _esc(c) for c in comparisons}
+    fig = go.Figure()
+    for i, metric in enumerate(pd.unique(summary["metric"])):
+        part = summary[summary["metric"] == metric]
+        plus, minus = _err(part["value"], part["ci_low"], part["ci_high"])
+        y = [ticks[c] for c in part["comparison"]]
+        name = _METRIC_NAMES.get(metric, _esc(metric))
+        fig.add_scatter(
+            x=part["value"], y=y, mode="markers", name=name,
+            marker={"color": PALETTE[i % len(PALETTE)], "size": 9},
+            error_x={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
+                     "color": PALETTE[i % len(PALETTE)], "thickness": 1.5, "width": 3},
+            customdata=_custom([y, part["ci_low"], part["ci_high"], part["n"]]),
+            hovertemplate=(f"%{{customdata[0]}}<br>{name} %{{x:.3f}}"
+                           " (CI %{customdata[1]:.3f} to %{customdata[2]:.3f})"
+                           "<br>n = %{customdata[3]:,} texts<extra></extra>"),
+        )
+    fig.add_vline(x=0, line_dash="dash", line_color="#888888", line_width=1)
+    fig.update_yaxes(title=None, autorange="reversed", automargin=True, type="category")
+    low = pd.to_numeric(pd.concat([summary["value"], summary["ci_low"]]), errors="coerce").min()
+    low = min(0.0, float(low)) if pd.notna(low) else 0.0
+    fig.update_xaxes(title="agreement (1 = perfect)", range=[low - 0.05, 1.05])
+    fig.update_layout(height=_rows_height(len(comparisons), per_row=36), legend={"orientation": "h", "y": -0.2})
+    return _style(fig, title)

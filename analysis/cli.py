@@ -58,9 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", help="workspace folder (default: $TEXTLAB_HOME or ./workspace)")
 
     p = sub.add_parser("validate", help="agreement between model codes and human codes")
-    p.add_argument("input")
+    p.add_argument("input", help="CSV, TSV, XLSX, JSON(L), Parquet, Stata, SPSS or ZIP file with the code columns")
     p.add_argument("--pred", required=True, help="column of model codes")
-    p.add_argument("--gold", required=True, action="append", help="column of human codes, repeatable")
+    p.add_argument("--gold", required=True, action="append", help="column of human codes, repeatable (one per coder)")
+    p.add_argument("--multi-label", action="store_true", help="codes are ';'-joined sets (e.g. 'Housing;Health care')")
+    p.add_argument("--out", help="write the report: .json (everything) or .csv (one tidy table)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default: 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    p.add_argument("--sheet", help="sheet name or number for Excel files (default: the first)")
 
     p = sub.add_parser("models", help="list models or download them for offline use")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -247,11 +252,60 @@ def cmd_models(args) -> int:
     return 0
 
 
-def cmd_validate(args) -> int:
-    from .tasks import get_task
+def _fmt(value, digits: int = 3) -> str:
+    import math
 
-    # Agreement metrics come with codebook coding; until then say so plainly.
-    get_task("coding")
+    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
+
+
+def cmd_validate(args) -> int:
+    from .corpus import read_file
+    from .validation import agreement
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".json", ".csv"):
+        raise TextlabError(f"--out {args.out}: the report is written as .json or .csv; use one of those extensions.")
+    frame, report = read_file(args.input, **_read_kwargs(args))
+    for warning in report.warnings:
+        print(f"textlab: warning: {warning}", file=sys.stderr)
+    golds = list(dict.fromkeys(args.gold))
+    unknown = [c for c in [args.pred, *golds] if c not in frame.columns]
+    if unknown:
+        raise TextlabError(
+            f"{', '.join(repr(c) for c in unknown)} {'is' if len(unknown) == 1 else 'are'} not a column of {args.input}. "
+            f"Columns: {', '.join(map(str, frame.columns))}."
+        )
+    gold = frame[golds[0]] if len(golds) == 1 else {g: frame[g] for g in golds}
+    result = agreement(frame[args.pred], gold, multi_label=args.multi_label, n_boot=args.n_boot, seed=args.seed,
+                       pred_name=args.pred)
+    level = f"{result.level:.0%}"
+    print(f"{args.input}: {result.n_rows:,} rows; {result.main_comparison}: {result.n_compared:,} compared, "
+          f"{result.n_missing:,} left out" + (" (multi-label)" if result.multi_label else ""))
+    summary = result.summary.assign(
+        value=result.summary["value"].map(_fmt),
+        **{f"{level} CI": [f"{_fmt(lo)} to {_fmt(hi)}" for lo, hi in zip(result.summary["ci_low"], result.summary["ci_high"])]},
+    )[["comparison", "metric", "value", f"{level} CI", "n"]]
+    print()
+    print(summary.to_string(index=False))
+    per_code = result.per_code.assign(
+        **{c: result.per_code[c].map(_fmt) for c in ("precision", "recall", "f1")},
+        **{f"f1 {level} CI": [f"{_fmt(lo)} to {_fmt(hi)}" for lo, hi in zip(result.per_code["f1_ci_low"], result.per_code["f1_ci_high"])]},
+    )[["code", "precision", "recall", "f1", f"f1 {level} CI", "support", "predicted"]]
+    print(f"\nPer code ({result.main_comparison}; support = human count, predicted = model count):")
+    print(per_code.to_string(index=False))
+    for note in result.notes:
+        print(f"note: {note}")
+    if out is not None:
+        if out.suffix.lower() == ".json":
+            data = json.dumps(result.to_dict(), indent=2, ensure_ascii=False).encode("utf-8")
+        else:
+            data = result.to_frame().to_csv(index=False).encode("utf-8")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+        except OSError as exc:
+            raise TextlabError(f"Cannot write the report to {out}: {exc.strerror}.") from exc
+        print(f"textlab: wrote the report to {out}", file=sys.stderr)
     return 0
 
 

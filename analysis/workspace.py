@@ -439,3 +439,136 @@ class Project:
 
     def manifests(self) -> list[dict]:
         return [self.manifest(run.id) for run in self.latest_runs().values()]
+
+    # -- hand codes (validation) ---------------------------------------------------------
+    # One Parquet table per project (annotations.parquet: doc_id, coder, code, coded_at),
+    # rewritten whole on each save under an exclusive lock, so two reruns or two browser
+    # tabs saving at once cannot lose each other's codes. Reads need no lock: the file is
+    # replaced atomically.
+
+    def _annotations_path(self) -> Path:
+        return self.folder / "annotations.parquet"
+
+    def _corpus_ids(self) -> pd.Series:
+        path = self.folder / "corpus.parquet"
+        if not path.exists():
+            raise TextlabError(f"The corpus file of project '{self.name}' is missing ({path}). Import the file again.")
+        return pd.read_parquet(path, columns=["doc_id"])["doc_id"].astype(str)
+
+    def annotations(self) -> pd.DataFrame:
+        """Hand codes: one row per (doc_id, coder) with its code and when it was given (UTC ISO)."""
+        path = self._annotations_path()
+        if not path.exists():
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in ANNOTATION_COLUMNS})
+        return pd.read_parquet(path).reindex(columns=list(ANNOTATION_COLUMNS))
+
+    def save_annotations(self, coder: str, codes: dict[str, str | None]) -> None:
+        """Store a coder's codes {doc_id: code}; a code of None (or "") removes that hand code.
+
+        Codes replace the coder's earlier code for the same text. Doc ids must be texts of
+        this project; the coder name must be 1-60 characters with a letter or digit.
+        """
+        coder = check_coder_name(coder)
+        column = annotation_column(coder)
+        ids = self._corpus_ids()
+        import pyarrow.parquet as pq
+
+        if column in set(pq.read_schema(self.folder / "corpus.parquet").names):
+            raise TextlabError(
+                f"The coder name '{coder}' gives the column '{column}', which the imported file already has; "
+                "choose another coder name."
+            )
+        cleaned: dict[str, str | None] = {}
+        for doc_id, code in dict(codes).items():
+            text = None if code is None or (isinstance(code, float) and code != code) else str(code).strip()
+            cleaned[str(doc_id)] = text or None
+        unknown = sorted(set(cleaned) - set(ids))
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (", …" if len(unknown) > 5 else "")
+            raise TextlabError(
+                f"{len(unknown):,} of the hand-coded doc_id(s) are not texts of this project ({shown}). "
+                "Hand codes must refer to the project's doc_id column."
+            )
+        if not cleaned:
+            return
+        with _FileLock(self.folder / ".annotations.lock"):
+            table = self.annotations()
+            clash = sorted({c for c in table["coder"].dropna().unique() if c != coder and annotation_column(c) == column})
+            if clash:
+                raise TextlabError(
+                    f"The coder name '{coder}' is too close to the existing coder '{clash[0]}' (both give the "
+                    f"column '{column}'). Use the same name as before, or a clearly different one."
+                )
+            stamp = now_iso()
+            keep = ~((table["coder"] == coder) & table["doc_id"].isin(list(cleaned)))
+            added = pd.DataFrame(
+                [(d, coder, c, stamp) for d, c in cleaned.items() if c is not None], columns=list(ANNOTATION_COLUMNS)
+            )
+            parts = [part for part in (table[keep], added) if len(part)]
+            out = pd.concat(parts, ignore_index=True) if parts else table.iloc[0:0]
+            atomic_write_parquet(self._annotations_path(), out.astype(object).reset_index(drop=True))
+
+    def human_codes(self) -> pd.DataFrame:
+        """Hand codes as columns ``human_<coder>``, one row per corpus row (same index as
+        ``corpus().data`` and ``results_frame()``, so the two join side by side).
+
+        No coder yet: a frame with the rows and no columns.
+        """
+        ids = self._corpus_ids()
+        out = pd.DataFrame(index=ids.index)
+        table = self.annotations()
+        for coder in sorted(table["coder"].dropna().unique(), key=lambda c: (str(c).casefold(), str(c))):
+            part = table[table["coder"] == coder].drop_duplicates("doc_id", keep="last").set_index("doc_id")["code"]
+            out[annotation_column(coder)] = part.reindex(ids.to_numpy()).to_numpy(dtype=object)
+        return out
+
+
+ANNOTATION_COLUMNS = ("doc_id", "coder", "code", "coded_at")
+MAX_CODER_NAME = 60
+
+
+def check_coder_name(coder: str) -> str:
+    """A coder name as stored: stripped, 1-60 characters, with at least one letter or digit."""
+    name = str(coder or "").strip()
+    if not name:
+        raise TextlabError("Enter a coder name (your name or initials) before saving hand codes.")
+    if len(name) > MAX_CODER_NAME:
+        raise TextlabError(f"The coder name is {len(name)} characters long; use at most {MAX_CODER_NAME}.")
+    if not any(ch.isalnum() for ch in name) or any(not ch.isprintable() for ch in name):
+        raise TextlabError(f"The coder name {name!r} needs a letter or digit and no control characters.")
+    return name
+
+
+def annotation_column(coder: str) -> str:
+    """Column of a coder's hand codes: ``human_`` + the lower-case slug of the name."""
+    import re
+
+    slug = re.sub(r"[^0-9a-z]+", "_", str(coder).strip().lower()).strip("_")
+    if not slug:  # a name in a script without ASCII letters: keep it readable and unique
+        slug = "coder_" + hashlib.sha256(str(coder).encode("utf-8")).hexdigest()[:8]
+    return f"human_{slug}"
+
+
+class _FileLock:
+    """An exclusive lock across threads and processes: a SQLite EXCLUSIVE transaction on a
+    small lock file (portable, unlike fcntl, and waits instead of failing)."""
+
+    def __init__(self, path: Path, timeout: float = 60):
+        self.path, self.timeout = path, timeout
+        self.con: sqlite3.Connection | None = None
+
+    def __enter__(self) -> "_FileLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            self.con.execute("BEGIN EXCLUSIVE")
+        except sqlite3.OperationalError as exc:
+            self.con.close()
+            raise TextlabError(f"Could not lock {self.path} to save hand codes ({exc}); try again.") from exc
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            self.con.execute("ROLLBACK")
+        finally:
+            self.con.close()

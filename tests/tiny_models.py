@@ -114,3 +114,47 @@ def make_tiny_seq2seq(path, seed=0) -> Path:
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
+
+
+def make_tiny_sentence_transformer(path, max_seq_length=16, seed=0) -> Path:
+    """A tiny sentence-transformers folder: random BERT body, mean pooling, normalisation.
+
+    Written file by file in the same layout as the bundled all-MiniLM-L6-v2 (modules.json,
+    sentence_bert_config.json, 1_Pooling/config.json, safetensors weights, the bundled
+    tokenizer), so it loads through ``SentenceTransformer(folder)`` like a real model. A
+    small ``max_seq_length`` makes splitting long texts into windows cheap to test.
+    """
+    import json
+
+    from transformers import BertConfig, BertModel
+
+    path = Path(path)
+    tokenizer = bundled_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, max_position_embeddings=512,
+        **dict(_TINY, initializer_range=0.02),
+    )
+    torch.manual_seed(seed)
+    model = BertModel(config)
+    model.eval()
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (path / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
+    (path / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": int(max_seq_length), "do_lower_case": False}), encoding="utf-8"
+    )
+    (path / "1_Pooling").mkdir(exist_ok=True)
+    (path / "1_Pooling" / "config.json").write_text(
+        json.dumps({
+            "word_embedding_dimension": config.hidden_size, "pooling_mode_cls_token": False,
+            "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+        }, indent=2),
+        encoding="utf-8",
+    )
+    return path

@@ -53,7 +53,7 @@ import pandas as pd
 
 from .errors import TextlabError
 
-__all__ = ["AgreementReport", "METRICS", "agreement", "disagreements", "stratified_sample"]
+__all__ = ["AgreementReport", "METRICS", "agreement", "code_options", "disagreements", "stratified_sample"]
 
 METRICS = ("accuracy", "macro_f1", "cohen_kappa", "krippendorff_alpha")
 SEPARATOR = ";"
@@ -783,6 +783,18 @@ def disagreements(frame: pd.DataFrame, pred: str, gold: str | list[str], *, mult
             continue
         keep[i] = True
     return frame.loc[keep]
+
+
+def code_options(values: Iterable, *, multi_label: bool = False, extra: Iterable = ()) -> list[str]:
+    """The distinct codes in a column (split on ";" for multi-label), plus `extra` codes
+    (a codebook's labels), in reading order: the choices of a hand-coding form."""
+    found: set[str] = set()
+    for v in values:
+        parsed = _code_set(v) if multi_label else _code(v)
+        if parsed is not None:
+            found.update(parsed if multi_label else [parsed])
+    first = [c for c in (_code(v) for v in extra) if c is not None]
+    return list(dict.fromkeys(first + _natural_sorted(found)))
 
 
 # --------------------------------------------------------------------------- sampling

@@ -1,0 +1,98 @@
+"""AppTest of the Validate page: agreement on the sample's two human coders, blind hand-coding
+that persists in the project, and a plain message when there is nothing to validate."""
+
+from analysis.workspace import Workspace
+from tests.test_pages import goto, load_sample, new_app, texts_of
+
+
+def test_sample_data_compares_the_two_human_coders(home):
+    at = goto(load_sample(new_app()), "pages/validate.py")
+    assert at.selectbox(key="val_pred").value == "human_code"
+    assert at.multiselect(key="val_gold").value == ["human_code_2"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Accuracy"] == "0.85" and metrics["Cohen's kappa"] == "0.82"
+    assert "human_code vs human_code_2" in texts_of(at.markdown)
+    assert "387 of 467 rows left out" in texts_of(at.caption)
+    assert len(at.get("plotly_chart")) >= 2  # confusion matrix, prevalence
+    assert len(at.dataframe) >= 3  # metrics, per code, disagreements
+    assert len(at.get("download_button")) == 2
+    at.multiselect(key="val_dis_codes").set_value(["Housing"]).run()
+    assert not at.exception and not at.error
+    # Any column can be a reference; two "coders" that never agree give no majority, and the page says so.
+    at.multiselect(key="val_gold").set_value(["human_code_2", "region"]).run()
+    assert not at.exception and not at.error
+    assert "give no majority code" in texts_of(at.caption)
+    assert len(at.get("plotly_chart")) >= 3  # agreement chart of the several comparisons
+
+
+def test_hand_coding_a_sample_is_saved_in_the_project(home):
+    at = goto(load_sample(new_app()), "pages/validate.py")
+    project = Workspace().project(at.query_params["project"])
+    at.number_input(key="val_size").set_value(6).run()
+    at.button(key="val_draw").click().run()
+    ids = at.session_state["validate_sample"]["doc_ids"]
+    assert len(ids) == 6 and at.get("progress")[0].proto.text.startswith("0 of 6 coded")
+    # Blind: the text is shown, the model column's code for it is not (it is only one of the choices).
+    first = ids[0]
+    data = project.corpus().data.set_index("doc_id")
+    assert data.loc[first, "text"] in texts_of(at.text)
+    model_code = data.loc[first, "human_code"]
+    if isinstance(model_code, str):
+        assert model_code not in texts_of(at.text) + texts_of(at.caption) + texts_of(at.markdown).split("human_code vs")[0]
+    at.button(key="val_save").click().run()
+    assert "Enter a coder name" in texts_of(at.error)  # no name, nothing saved
+    assert project.annotations().empty
+    at.text_input(key="val_coder").input("Tester One").run()
+    at.selectbox(key=f"val_code_{first}").set_value("Housing").run()
+    at.button(key="val_save").click().run()
+    assert not at.exception and not at.error
+    table = project.annotations()
+    assert table[["doc_id", "coder", "code"]].values.tolist() == [[first, "Tester One", "Housing"]]
+    assert at.session_state["val_pos"] == 1
+    # The hand codes are a new human column to compare with.
+    assert "human_tester_one" in at.multiselect(key="val_gold").options
+    # Going back shows the saved code; (skip) removes it.
+    at.button(key="val_prev").click().run()
+    assert at.selectbox(key=f"val_code_{first}").value == "Housing"
+    at.selectbox(key=f"val_code_{first}").set_value("(skip)").run()
+    at.button(key="val_save").click().run()
+    assert project.annotations().empty
+
+
+def test_nothing_to_validate_says_what_to_do(home, small_csv):
+    at = new_app()
+    at.file_uploader[0].upload("small.csv", small_csv.read_bytes(), "text/csv").run()
+    at.button(key="create_project").click().run()
+    at = goto(at, "pages/validate.py")
+    message = texts_of(at.info)
+    assert "Nothing to validate yet" in message and "Codebook coding" in message
+    assert not at.metric and not at.get("plotly_chart")
+
+
+def test_model_codes_against_both_coders_with_probabilities_and_codebook_codes(home):
+    """A finished coding run (written straight into the project): code_label is the default model
+    column, both human columns the references, and the probability columns are in the disagreements."""
+    import numpy as np
+    import pandas as pd
+
+    at = load_sample(new_app())
+    project = Workspace().project(at.query_params["project"])
+    corpus = project.corpus().data
+    rng = np.random.default_rng(0)
+    codes = ["Housing", "Public transport", "Health care", "Cost of living", "Climate and energy"]
+    label = corpus["human_code"].where(rng.random(len(corpus)) < 0.7, rng.choice(codes, len(corpus)))
+    label = label.fillna(pd.Series(rng.choice(codes, len(corpus))))
+    result = pd.DataFrame({"doc_id": corpus["doc_id"], "code_label": label,
+                           "code_housing": (label == "Housing").astype(float)})
+    run = project.create_run("coding", {"backend": "offline"}, n_total=len(corpus), status="done")
+    project.write_result(run.id, result, {"task": "coding", "codebook": {
+        "codes": [{"label": c} for c in codes + ["None of these"]], "none_label": None}})
+    at = goto(at, "pages/validate.py")
+    assert at.selectbox(key="val_pred").value == "code_label"
+    assert at.multiselect(key="val_gold").value == ["human_code", "human_code_2"]
+    assert "code_label vs majority" in texts_of(at.markdown)
+    assert "code_housing" in at.dataframe[-1].value.columns
+    at.number_input(key="val_size").set_value(3).run()
+    at.button(key="val_draw").click().run()
+    first = at.session_state["validate_sample"]["doc_ids"][0]
+    assert "None of these" in at.selectbox(key=f"val_code_{first}").options

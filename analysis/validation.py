@@ -324,8 +324,8 @@ def _single_points(gold: np.ndarray, pred: np.ndarray, labels: list[str]) -> dic
     """Library values for one comparison of integer codes (rows already without missing)."""
     from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
-    names = np.asarray(labels, dtype=object)
-    y_true, y_pred = names[gold], names[pred]
+    # Integer codes stand for the labels (same metrics, much faster than object arrays).
+    y_true, y_pred = gold, pred
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(_quiet(f1_score, y_true, y_pred, average="macro", zero_division=0)),
@@ -352,21 +352,23 @@ def _multi_points(gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- bootstrap
 
-def _resample_sums(features: np.ndarray, n_boot: int, seed) -> np.ndarray:
-    """Column sums of `features` (rows x d) over `n_boot` bootstrap resamples of the rows.
+def _resample_sums(features, n_boot: int, seed) -> np.ndarray:
+    """Column sums of `features` (rows x d, sparse) over `n_boot` bootstrap resamples of the rows.
 
     A resample is a count per row (how often it was drawn); its sums are counts @ features.
     """
     n, d = features.shape
+    by_column = features.T.tocsr()  # d x rows: one sparse-times-dense product per block
     rng = np.random.default_rng(seed)
     out = np.empty((n_boot, d))
     block = int(max(1, min(n_boot, _BLOCK_CELLS // max(n, 1))))
     for start in range(0, n_boot, block):
         size = min(block, n_boot - start)
-        idx = rng.integers(0, n, size=(size, n))
-        idx += (np.arange(size) * n)[:, None]
-        counts = np.bincount(idx.ravel(), minlength=size * n).reshape(size, n).astype(float)
-        out[start:start + size] = counts @ features
+        dtype = np.int32 if size * n < 2**31 - 1 else np.int64  # int32 draws are faster
+        idx = rng.integers(0, n, size=(size, n), dtype=dtype)
+        idx += (np.arange(size, dtype=dtype) * n)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=size * n).reshape(size, n)
+        out[start:start + size] = (by_column @ np.ascontiguousarray(counts.T, dtype=float)).T
     return out
 
 
@@ -448,19 +450,29 @@ def _majority_multi(coded: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
     return majority, ok, tie_rows
 
 
-def _pair_features(c: _Comparison, k: int, multi: bool) -> np.ndarray:
-    mask = c.mask
+def _sparse(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int, int]):
+    from scipy import sparse
+
+    return sparse.csr_matrix((np.asarray(data, dtype=float), (rows, cols)), shape=shape)
+
+
+def _pair_features(c: _Comparison, k: int, multi: bool):
+    """Per-row contributions of one comparison, sparse (rows x columns).
+
+    Single-label: a one-hot of the confusion cell (gold, predicted). Multi-label: per code
+    one of tp/fp/fn/tn, then exact match and "compared" columns.
+    """
+    n = len(c.mask)
+    rows = np.flatnonzero(c.mask)
     if not multi:
-        cells = np.where(mask, c.gold * k + c.pred, 0)
-        feats = np.zeros((len(mask), k * k))
-        feats[np.arange(len(mask)), cells] = mask
-        return feats
-    g, p = c.gold, c.pred
-    w = mask[:, None]
-    tp, fp = (g & p) * w, ((1 - g) & p) * w
-    fn, tn = (g & (1 - p)) * w, ((1 - g) & (1 - p)) * w
-    exact = ((g == p).all(axis=1) & mask)[:, None]
-    return np.hstack([tp, fp, fn, tn, exact, mask[:, None]]).astype(float)
+        return _sparse(rows, c.gold[rows] * k + c.pred[rows], np.ones(len(rows)), (n, k * k))
+    g, p = c.gold[rows], c.pred[rows]
+    kind = np.where(g == 1, np.where(p == 1, 0, 2), np.where(p == 1, 1, 3))  # tp, fp, fn, tn
+    cols = kind * k + np.arange(k)[None, :]
+    exact = (g == p).all(axis=1)
+    all_rows = np.concatenate([np.repeat(rows, k), rows[exact], rows])
+    all_cols = np.concatenate([cols.ravel(), np.full(exact.sum(), 4 * k), np.full(len(rows), 4 * k + 1)])
+    return _sparse(all_rows, all_cols, np.ones(len(all_rows)), (n, 4 * k + 2))
 
 
 def _pair_stats(sums: np.ndarray, k: int, multi: bool) -> dict[str, np.ndarray]:
@@ -470,33 +482,39 @@ def _pair_stats(sums: np.ndarray, k: int, multi: bool) -> dict[str, np.ndarray]:
     return _binary_stats(tp, fp, fn, tn, sums[..., 4 * k], sums[..., 4 * k + 1])
 
 
-def _group_features(units: np.ndarray, k: int, multi: bool) -> np.ndarray:
-    """Per-row contributions to the coincidence matrix of several coders (Krippendorff).
+def _group_features(units: np.ndarray, k: int, multi: bool):
+    """Per-row contributions to the coincidence matrix of several coders (Krippendorff), sparse.
 
-    Single-label `units` is (coders, rows) of code indices (-1 missing): a row with m
-    values adds (counts counts^T - diag(counts)) / (m - 1). Multi-label `units` is
-    (coders, rows, codes) with -1 for a coder who did not code the row: per code the
-    binary coincidences o00, o11 and o01.
+    Single-label `units` is (coders, rows) of code indices (-1 missing): each ordered pair
+    of coders who both coded a row with m values adds 1 / (m - 1) at (their codes).
+    Multi-label `units` is (coders, rows, codes) with -1 for a coder who did not code the
+    row: per code the binary coincidences o00, o11 and o01.
     """
+    n = units.shape[1]
     if not multi:
-        rows = units.shape[1]
-        counts = np.zeros((rows, k))
-        for coder in units:
-            ok = coder >= 0
-            np.add.at(counts, (np.flatnonzero(ok), coder[ok]), 1)
-        m = counts.sum(axis=1)
+        present = units >= 0
+        m = present.sum(axis=0)
         with _errstate():
             scale = np.where(m >= 2, 1 / (m - 1), 0.0)
-        outer = counts[:, :, None] * counts[:, None, :]
-        outer[:, np.arange(k), np.arange(k)] -= counts
-        return (outer * scale[:, None, None]).reshape(rows, k * k)
+        rows, cols, data = [], [], []
+        for i in range(units.shape[0]):
+            for j in range(units.shape[0]):
+                if i == j:
+                    continue
+                both = np.flatnonzero(present[i] & present[j])
+                rows.append(both)
+                cols.append(units[i, both] * k + units[j, both])
+                data.append(scale[both])
+        return _sparse(np.concatenate(rows), np.concatenate(cols), np.concatenate(data), (n, k * k))
     present = units >= 0
     m = present[:, :, 0].sum(axis=0).astype(float)
     ones = (units == 1).sum(axis=0).astype(float)
     zeros = m[:, None] - ones
     with _errstate():
         scale = np.where(m >= 2, 1 / (m - 1), 0.0)[:, None]
-    return np.hstack([zeros * (zeros - 1) * scale, ones * (ones - 1) * scale, ones * zeros * scale])
+    dense = np.hstack([zeros * (zeros - 1) * scale, ones * (ones - 1) * scale, ones * zeros * scale])
+    rows, cols = np.nonzero(dense)
+    return _sparse(rows, cols, dense[rows, cols], dense.shape)
 
 
 def _group_alpha(sums: np.ndarray, k: int, multi: bool) -> np.ndarray:
@@ -661,7 +679,9 @@ def agreement(pred, gold, *, labels=None, n_boot: int = 1000, seed=0, level: flo
         c.offset, c.width = offset, f.shape[1]
         offset += f.shape[1]
         feats.append(f)
-    sums = _resample_sums(np.hstack(feats), n_boot, seed)
+    from scipy import sparse
+
+    sums = _resample_sums(sparse.hstack(feats, format="csr"), n_boot, seed)
 
     summary_rows = []
     per_code_ci = None
@@ -737,11 +757,10 @@ def _main_tables(gold: np.ndarray, pred: np.ndarray, labels: list[str], multi: b
         matrix = gold.T @ pred
         counts = (gold.sum(axis=0).astype(float), pred.sum(axis=0).astype(float))
     else:
-        names = np.asarray(labels, dtype=object)
-        y_true, y_pred = names[gold], names[pred]
-        precision, recall, f1, support = _quiet(precision_recall_fscore_support, y_true, y_pred, labels=labels,
+        codes = list(range(k))  # integer codes stand for the labels, in their order
+        precision, recall, f1, support = _quiet(precision_recall_fscore_support, gold, pred, labels=codes,
                                                 zero_division=np.nan)
-        matrix = _quiet(confusion_matrix, y_true, y_pred, labels=labels)
+        matrix = _quiet(confusion_matrix, gold, pred, labels=codes)
         counts = (np.bincount(gold, minlength=k).astype(float), np.bincount(pred, minlength=k).astype(float))
     per_code = pd.DataFrame({"code": labels, "precision": precision, "recall": recall, "f1": f1,
                              "support": np.asarray(support, dtype=int), "predicted": counts[1].astype(int)})

@@ -124,7 +124,7 @@ def test_bootstrap_formulas_equal_the_libraries(random_codes):
     units = rng.integers(0, 4, size=(3, 300))
     units[rng.random((3, 300)) < 0.2] = -1
     feats = _group_features(units, 4, multi=False)
-    assert _group_alpha(feats.sum(axis=0), 4, multi=False) == pytest.approx(
+    assert _group_alpha(np.asarray(feats.sum(axis=0)).ravel(), 4, multi=False) == pytest.approx(
         krippendorff.alpha(reliability_data=np.where(units >= 0, units, np.nan), level_of_measurement="nominal"))
 
     # Binary per-code counts (multi-label).

@@ -71,6 +71,11 @@ def _codebook_codes() -> list[str]:
     return [str(x) for x in labels + [book.get("none_label")] if x]
 
 
+def _md(text) -> str:
+    """User data (column names, codes, ids) shown literally in markdown, not as formatting."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~<>$])", r"\\\1", str(text))
+
+
 def _ci(lo: float, hi: float) -> str:
     return "–" if pd.isna(lo) or pd.isna(hi) else f"{lo:.2f} to {hi:.2f}"
 
@@ -92,7 +97,7 @@ with compare:
     golds = [g for g in gold_cols if g != pred_col]
     report = None
     if pred_col in gold_cols:
-        st.caption(f"`{pred_col}` is the model column, so it is not compared with itself.")
+        st.caption(f"{_md(pred_col)} is the model column, so it is not compared with itself.")
     if not golds:
         st.info("Choose at least one column of human codes to compare with. No human codes yet? "
                 "Hand-code a sample in the next tab.", icon=":material/person:")
@@ -104,7 +109,7 @@ with compare:
 
     if report is not None:
         main = report.main_comparison
-        st.markdown(f"**{main}**: {report.n_compared:,} texts compared"
+        st.markdown(f"**{_md(main)}**: {report.n_compared:,} texts compared"
                     + (f", {report.n_missing:,} of {report.n_rows:,} left out" if report.n_missing else ""))
         cols = st.columns(4)
         rows = report.summary[report.summary["comparison"] == main].set_index("metric")
@@ -114,7 +119,7 @@ with compare:
                        help=f"95% CI {_ci(lo, hi)}, n = {report.n_compared:,} texts")
             col.caption(f"95% CI {_ci(lo, hi)}")
         for note in report.notes:
-            st.caption(f"Note: {note}")
+            st.caption(f"Note: {_md(note)}")
 
         table = report.summary.assign(
             metric=report.summary["metric"].map(METRIC_LABELS),
@@ -129,7 +134,7 @@ with compare:
                                                             zip(report.per_code["f1_ci_low"], report.per_code["f1_ci_high"])]})
         st.dataframe(per_code[["code", "precision", "recall", "f1", "F1 95% CI", "support", "predicted"]], hide_index=True,
                      column_config={k: st.column_config.NumberColumn(format="%.2f") for k in ("precision", "recall", "f1")})
-        st.caption(f"{main}. Support: texts with the code from the humans; predicted: from the model.")
+        st.caption(f"{_md(main)}. Support: texts with the code from the humans; predicted: from the model.")
         left, right = st.columns(2)
         left.plotly_chart(charts.confusion_heatmap(
             report.confusion,
@@ -210,7 +215,7 @@ with code_tab:
         else:
             doc = ids[pos]
             row = frame.loc[frame["doc_id"] == doc].iloc[0]
-            st.caption(f"Text {pos + 1} of {len(ids)} · doc_id {doc}" + (" · coded" if doc in mine else ""))
+            st.caption(f"Text {pos + 1} of {len(ids)} · doc_id {_md(doc)}" + (" · coded" if doc in mine else ""))
             with st.container(border=True):
                 text = row[info.text_column]
                 st.text("" if pd.isna(text) else str(text))  # plain text: no markdown, no HTML

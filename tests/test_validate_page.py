@@ -2,7 +2,13 @@
 that persists in the project, and a plain message when there is nothing to validate."""
 
 from analysis.workspace import Workspace
-from tests.test_pages import goto, load_sample, new_app, texts_of
+from tests.test_pages import goto, load_sample, new_app
+from tests.test_pages import texts_of as _texts_of
+
+
+def texts_of(elements) -> str:
+    """Element texts without the backslashes that escape user data in markdown."""
+    return _texts_of(elements).replace("\\", "")
 
 
 def test_sample_data_compares_the_two_human_coders(home):

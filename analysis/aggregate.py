@@ -437,3 +437,34 @@ def auto_freq(dates) -> str:
     if parsed.empty:
         return "M"
     return "W" if parsed.max() - parsed.min() < pd.Timedelta(days=183) else "M"
+
+
+def multi_label_shares(frame: pd.DataFrame, column: str, labels: list[str], group: str | None = None, *,
+                       level: float = 0.95, separator: str = ";") -> pd.DataFrame:
+    """Share of texts carrying each code, for ';'-joined multi-label codes, with Wilson intervals.
+
+    Same columns as ``label_shares`` (the label column is named ``column``), but shares are
+    of texts, so they need not sum to 1: a text with two codes counts for both. Rows with a
+    missing value are not coded (empty texts) and are left out, counted in ``attrs["missing"]``.
+    """
+    frame = _check_columns(frame, column, *([group] if group is not None else []))
+    _check_level(level, 1)
+    values = frame[column]
+    keep = values.notna()
+    if group is not None:
+        keep &= frame[group].notna()
+    sets = values[keep].map(lambda v: {p.strip() for p in str(v).split(separator) if p.strip()})
+    keys = frame[group][keep].astype(str) if group is not None else pd.Series("all", index=sets.index)
+    rows = []
+    for key in _sorted_unique(keys):
+        members = sets[keys == key]
+        total = len(members)
+        for label in labels:
+            n = int(sum(label in s for s in members))
+            rows.append({**({group: key} if group is not None else {}), column: label, "n": n, "total": total})
+    out = pd.DataFrame(rows, columns=([group] if group is not None else []) + [column, "n", "total"])
+    out["share"] = out["n"] / out["total"].where(out["total"] > 0)
+    lo, hi = _wilson(out["n"].to_numpy(), out["total"].to_numpy(), level)
+    out["lo"], out["hi"] = lo, hi
+    out.attrs.update(missing=int((~keep).sum()), level=level, method="wilson")
+    return out

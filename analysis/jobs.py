@@ -87,6 +87,15 @@ def assemble(task: Task, doc_ids: list[str], texts: list[str], coded: pd.DataFra
     return result.reset_index()
 
 
+def _context(project: Project, corpus) -> RunContext:
+    """The corpus table with the project's hand codes (``human_<coder>`` columns) beside it."""
+    frame = corpus.data
+    humans = project.human_codes()
+    if len(humans.columns):
+        frame = pd.concat([frame.reset_index(drop=True), humans.reset_index(drop=True)], axis=1)
+    return RunContext(texts=corpus.texts, frame=frame, project=project)
+
+
 def _non_empty(texts: list[str]) -> list[int]:
     return [i for i, t in enumerate(texts) if t.strip()]
 
@@ -179,7 +188,7 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
     corpus = project.corpus()
     texts, ids = corpus.texts, corpus.doc_ids
     todo = _non_empty(texts)
-    context = RunContext(texts=texts, frame=corpus.data, project=project)
+    context = _context(project, corpus)
 
     # The chunk plan is fixed when a run first starts, so that a resumed run (even by a
     # newer Textlab with another default) finds its checkpoints where it left them.
@@ -337,7 +346,7 @@ class JobManager:
             config = task.Config.from_dict(config)
         task.validate(config)
         corpus = project.corpus()
-        task.check(config, RunContext(texts=corpus.texts, frame=corpus.data, project=project))
+        task.check(config, _context(project, corpus))
         n_total = len(_non_empty(corpus.texts))
         run = project.create_run(task_name, config.to_dict(), n_total)
         self.workspace.update_run(run.id, owner=self.owner)

@@ -17,7 +17,9 @@ from analysis.jobs import JobManager
 from analysis.workspace import Project, Workspace
 
 PROJECT_KEY = "textlab_project"
-SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "sample_data" / "policy_survey.csv"
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CORPUS = ROOT / "sample_data" / "policy_survey.csv"
+SAMPLE_CODEBOOK = ROOT / "sample_data" / "policy_codebook.json"
 
 
 def workspace_root() -> str:

@@ -14,6 +14,7 @@ BUILT = {
     "stats": "analysis.tasks.stats",
     "sentiment": "analysis.tasks.sentiment",
     "emotion": "analysis.tasks.emotion",
+    "coding": "analysis.tasks.coding",
 }
 
 _extra: dict[str, Task] = {}

@@ -1,0 +1,156 @@
+"""Validity of codebook coding on AG News (development split in ../shared/eval).
+
+1. Zero-shot, offline default (embedding similarity with the bundled all-MiniLM-L6-v2):
+   (a) bare labels, (b) the written codebook ``benchmarks/agnews_codebook.json``
+   (definitions, include notes and four invented headlines per code; nothing taken from
+   the evaluation file). Macro-F1 and accuracy with 95% bootstrap intervals.
+2. Few-shot: logistic regression on the same embeddings, trained on n = 8, 16, 32, 64
+   coded rows per code drawn from the file and scored on all other rows; repeated over
+   five seeds (mean, min and max of macro-F1), since which rows get coded matters.
+
+Scores go through the same code as the app (``analysis.tasks.coding``,
+``analysis.fewshot``). Embeddings are cached under ``--cache`` so that re-runs are fast.
+
+    python benchmarks/coding_validity.py [--eval-dir ../shared/eval] [--markdown docs/validity.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from analysis.codebook import Codebook, read_codebook  # noqa: E402
+from analysis.embeddings import Embedder  # noqa: E402
+from analysis.fewshot import FewShotModel  # noqa: E402
+from analysis.tasks.coding import CodingConfig, SimilarityCoder  # noqa: E402
+from analysis.validation import agreement  # noqa: E402
+
+MARK_BEGIN = "<!-- coding_validity.py: begin -->"
+MARK_END = "<!-- coding_validity.py: end -->"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def scored(pred, gold) -> dict:
+    report = agreement(list(pred), list(gold), n_boot=1000, seed=0)
+    s = report.summary
+    main = s[s["comparison"] == s["comparison"].iloc[0]].set_index("metric")
+    return {m: (main.loc[m, "value"], main.loc[m, "ci_low"], main.loc[m, "ci_high"]) for m in ("macro_f1", "accuracy")}
+
+
+def zero_shot(book: Codebook, vectors: np.ndarray, embedder) -> list[str]:
+    coder = SimilarityCoder.__new__(SimilarityCoder)  # reuse the app's scoring with our embedder
+    coder.config, coder.book, coder.multi = CodingConfig(), book, False
+    from analysis.tasks.coding import code_prototypes
+
+    coder.prototypes = code_prototypes(embedder, book)
+    probs, _ = coder.scores(vectors)
+    return list(np.array(book.labels, dtype=object)[probs.argmax(axis=1)])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--eval-dir", default=str(ROOT.parent / "shared" / "eval"))
+    ap.add_argument("--cache", default=str(Path.home() / ".cache" / "textlab-bench-embeddings"))
+    ap.add_argument("--markdown", help="rewrite this script's section of a Markdown file")
+    args = ap.parse_args(argv)
+
+    data = pd.read_csv(Path(args.eval_dir) / "coding_agnews_dev.csv")
+    gold = data["label"].astype(str).tolist()
+    book = read_codebook(ROOT / "benchmarks" / "agnews_codebook.json")
+    bare = Codebook.from_labels(book.labels)
+
+    t0 = time.perf_counter()
+    embedder = Embedder("all-minilm-l6-v2", device="cpu", cache_dir=args.cache)
+    vectors = embedder.encode(data["text"].astype(str).tolist())
+    embed_s = time.perf_counter() - t0
+
+    rows = []
+    for name, b in (("bare labels", bare), ("written codebook", book)):
+        t = time.perf_counter()
+        pred = zero_shot(b, vectors, embedder)
+        r = scored(pred, gold)
+        rows.append((f"zero-shot, {name}", r, time.perf_counter() - t))
+        print(f"zero-shot {name:17s} macro-F1 {r['macro_f1'][0]:.3f} [{r['macro_f1'][1]:.3f}, {r['macro_f1'][2]:.3f}]"
+              f"  accuracy {r['accuracy'][0]:.3f}")
+
+    few = []
+    labels = np.array(gold, dtype=object)
+    for n in (8, 16, 32, 64):
+        scores = []
+        for seed in range(5):
+            rng = np.random.default_rng(seed)
+            train = np.concatenate([rng.choice(np.flatnonzero(labels == c), n, replace=False) for c in book.labels])
+            test = np.setdiff1d(np.arange(len(labels)), train)
+            model = FewShotModel(seed=seed, labels=book.labels).fit(vectors[train], list(labels[train]))
+            pred = model.predict(vectors[test])
+            from sklearn.metrics import f1_score
+
+            scores.append(f1_score(list(labels[test]), pred, average="macro"))
+        few.append((n, float(np.mean(scores)), float(np.min(scores)), float(np.max(scores))))
+        print(f"few-shot {n:3d}/code  macro-F1 mean {np.mean(scores):.3f} (min {np.min(scores):.3f}, max {np.max(scores):.3f})")
+
+    if args.markdown:
+        lines = [
+            MARK_BEGIN,
+            "## Codebook coding: AG News (4 codes)",
+            "",
+            f"`python benchmarks/coding_validity.py --markdown docs/validity.md` on {date.today().isoformat()}, "
+            f"{cpu_name()} ({platform.machine()}), CPU only. Data: `../shared/eval/coding_agnews_dev.csv` "
+            f"({len(data):,} rows, balanced; development split). Embedding {len(data):,} texts: {embed_s:.1f} s "
+            "(cached on re-runs).",
+            "",
+            "Zero-shot, offline default (embedding similarity, all-MiniLM-L6-v2, temperature 0.05). "
+            "The written codebook is `benchmarks/agnews_codebook.json`: one-sentence definitions, include "
+            "notes and four invented headlines per code. Targets: at least 0.70 with the codebook; plain label "
+            "similarity with this model scores about 0.63; bart-large-mnli's published zero-shot figure is 0.703.",
+            "",
+            "| codebook | macro-F1 [95% CI] | accuracy [95% CI] |",
+            "|---|---|---|",
+        ]
+        for name, r, _ in rows:
+            lines.append(f"| {name} | **{r['macro_f1'][0]:.3f}** [{r['macro_f1'][1]:.3f}, {r['macro_f1'][2]:.3f}] | "
+                         f"{r['accuracy'][0]:.3f} [{r['accuracy'][1]:.3f}, {r['accuracy'][2]:.3f}] |")
+        lines += [
+            "",
+            "Few-shot (logistic regression on the same embeddings, `class_weight=balanced`, C = 1), trained on n "
+            "rows per code drawn at random, scored on all other rows; five draws per n. Target: at least 0.80 at "
+            "32 per code.",
+            "",
+            "| coded rows per code | macro-F1, mean of 5 draws | min | max |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {n} | **{m:.3f}** | {lo:.3f} | {hi:.3f} |" for n, m, lo, hi in few]
+        lines += ["", MARK_END]
+        write_section(Path(args.markdown), "\n".join(lines))
+    return 0
+
+
+def write_section(path: Path, section: str) -> None:
+    text = path.read_text("utf-8") if path.exists() else ""
+    pattern = re.compile(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text, "utf-8")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""AppTest of the Codebook coding page: codebook editor, zero-shot and few-shot runs, results."""
+
+import time
+
+from analysis.codebook import read_codebook
+from tests.test_pages import goto, load_sample, new_app, texts_of
+from ui.state import SAMPLE_CODEBOOK
+
+
+def wait_for_chart(at, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if at.get("plotly_chart"):
+            return at
+        time.sleep(0.5)
+    raise AssertionError(f"no chart after {timeout} s")
+
+
+def test_sample_codebook_is_loaded_and_a_zero_shot_run_shows_results(home):
+    at = goto(load_sample(new_app()), "pages/coding.py")
+    assert "No coding results yet" in texts_of(at.info)
+    captions = texts_of(at.caption)
+    book = read_codebook(SAMPLE_CODEBOOK)
+    assert f"{len(book.codes)} codes" in captions and book.fingerprint() in captions
+    at.radio(key="coding_backend").set_value("offline").run()
+    at.button(key="submit_coding").click().run()
+    at = wait_for_chart(at)
+    assert not at.exception
+    assert "unvalidated" in texts_of(at.caption)
+    at.selectbox(key="coding_pick").set_value("Health care").run()
+    assert not at.exception and at.dataframe
+
+
+def test_few_shot_check_shows_cross_validated_metrics(home):
+    at = goto(load_sample(new_app()), "pages/coding.py")
+    at.radio(key="coding_method").set_value("few-shot").run()
+    assert at.selectbox(key="coding_labels_col").value == "human_code"
+    assert "80 coded rows" in texts_of(at.caption)
+    at.button(key="coding_check").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = [m.label for m in at.metric]
+    assert "macro f1" in labels and "accuracy" in labels
+    assert "5-fold cross-validation on 80 coded rows" in texts_of(at.caption)
+
+
+def test_a_broken_codebook_shows_the_problem_and_the_run_is_refused(home):
+    at = goto(load_sample(new_app()), "pages/coding.py")
+    template = next(t for t in at.text_input if t.label.startswith("Hypothesis template"))
+    template.set_value("no placeholder here").run()
+    assert "exactly once" in texts_of(at.error)
+    at.button(key="submit_coding").click().run()
+    assert not at.exception and "exactly once" in texts_of(at.error)

@@ -34,9 +34,16 @@ results = project.results_frame()
 hand = project.human_codes()
 frame = pd.concat([results.drop(columns=[c for c in hand.columns if c in results.columns]), hand], axis=1)
 
+def _may_hold_codes(column: pd.Series) -> bool:
+    """Not scores or probabilities: numbers only when whole (1.0, 2.0: numeric codes with gaps)."""
+    if not pd.api.types.is_float_dtype(column):
+        return True
+    values = column.dropna()
+    return bool(len(values)) and bool((values == values.round()).all())
+
+
 # Columns that can hold codes: not the ids or texts, not scores/probabilities.
-candidates = [c for c in frame.columns if c not in ("doc_id", info.text_column)
-              and not pd.api.types.is_float_dtype(frame[c])]
+candidates = [c for c in frame.columns if c not in ("doc_id", info.text_column) and _may_hold_codes(frame[c])]
 model_cols = [c for c in MODEL_COLUMNS if c in candidates]
 human_cols = [c for c in candidates if HUMAN_HINT.search(str(c)) and c not in model_cols]
 

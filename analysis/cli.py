@@ -198,7 +198,9 @@ def cmd_analyze(args) -> int:
 
     frame = project.results_frame(runs)
     manifests = [project.manifest(r.id) for r in runs.values()]
-    result = write_table(frame, output, bom=args.bom, neutralize=not args.no_neutralize, runs=manifests)
+    codebook = next((m.get("codebook") for m in manifests if m.get("task") == "coding"), None)
+    result = write_table(frame, output, bom=args.bom, neutralize=not args.no_neutralize, runs=manifests,
+                         codebook=codebook)
     for warning in result.warnings:
         print(f"textlab: warning: {warning}", file=sys.stderr)
     manifest_path = output.with_name(output.stem + ".manifest.json")

@@ -1,5 +1,6 @@
 """Export: the corpus with every result column, and the provenance manifest."""
 
+import pandas as pd
 import streamlit as st
 
 from analysis.errors import TextlabError
@@ -7,7 +8,7 @@ from analysis.export import EXPORT_FORMATS, export_table, manifest_bytes
 from ui.widgets import require_project, show_error
 
 FORMAT_NAMES = {
-    "csv": "CSV (UTF-8)", "xlsx": "Excel (.xlsx: data, runs sheets)", "parquet": "Parquet",
+    "csv": "CSV (UTF-8)", "xlsx": "Excel (.xlsx: data, codebook, runs sheets)", "parquet": "Parquet",
     "dta": "Stata (.dta, value labels)", "sav": "SPSS (.sav, value labels)", "tsv": "TSV (UTF-8)",
 }
 
@@ -15,11 +16,16 @@ st.title("Export")
 project = require_project()
 latest = project.latest_runs()
 frame = project.results_frame(latest)
+humans = project.human_codes()
+if len(humans.columns):  # hand codes from the Validate page, one human_<coder> column each
+    frame = pd.concat([frame, humans.set_index(frame.index)], axis=1)
 manifests = project.manifests()
+codebook = project.manifest(latest["coding"].id).get("codebook") if "coding" in latest else None
 
 st.markdown(
     f"**{len(frame):,} rows × {len(frame.columns)} columns**: every input column and row, plus the results of "
     + (", ".join(f"`{t}`" for t in latest) if latest else "no analysis yet")
+    + (f", and {len(humans.columns)} column(s) of hand codes" if len(humans.columns) else "")
     + "."
 )
 fmt = st.radio("Format", [f for f in EXPORT_FORMATS], format_func=lambda f: FORMAT_NAMES.get(f, f), horizontal=True, key="export_format")
@@ -32,7 +38,8 @@ neutralize = col2.checkbox(
          "them as formulas (CSV injection). Turn off only for data you will not open in a spreadsheet.",
 )
 try:
-    result = export_table(frame, fmt, name=project.name, bom=bom, neutralize=neutralize, runs=manifests)
+    result = export_table(frame, fmt, name=project.name, bom=bom, neutralize=neutralize, runs=manifests,
+                          codebook=codebook)
 except TextlabError as exc:
     show_error(exc)
     st.stop()

@@ -237,3 +237,14 @@ def test_cli_coding_errors_are_one_line(home, tmp_path, capsys):
     assert main(["analyze", str(SAMPLE_CSV), "-o", str(tmp_path / "x.csv"), "--task", "coding", "--codebook", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "appears twice" in err and len(err.strip().splitlines()) == 1
+
+
+def test_xlsx_export_of_a_coding_run_carries_the_codebook_sheet(home, tmp_path):
+    from analysis.cli import main
+
+    out = tmp_path / "coded.xlsx"
+    assert main(["analyze", str(SAMPLE_CSV), "-o", str(out), "--task", "coding", "--codebook", str(SAMPLE_BOOK)]) == 0
+    sheets = pd.read_excel(out, sheet_name=None)
+    assert set(sheets) >= {"data", "codebook", "runs"}
+    assert sheets["codebook"]["label"].tolist()[:2] == ["Housing", "Public transport"]
+    assert len(sheets["data"]) == 467

@@ -1,7 +1,8 @@
 """One real-browser walk: Debian's Chromium (driven by Playwright) against `streamlit run`.
 
 Loads the sample data, sees the preview, runs text statistics and sentiment, sees their
-charts, downloads the CSV export and checks its rows.
+charts, codes the sample with its codebook and sees the agreement with the human coders,
+downloads the CSV export and checks its rows.
 """
 
 import os
@@ -94,6 +95,17 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
         expect(page.get_by_text("Mean sentiment by region")).to_be_visible()
         page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "sentiment.png"), full_page=True)
 
+        # Codebook coding: the sample codebook is loaded with the sample data; code zero-shot
+        # (offline here), then check the codes against the two human coders.
+        page.get_by_role("link", name="Codebook coding").click()
+        expect(page.get_by_text("5 codes · version")).to_be_visible()
+        page.get_by_role("button", name="Run coding").click()
+        expect(page.get_by_text("Share of texts per code")).to_be_visible(timeout=180_000)
+        page.get_by_role("link", name="Validate").click()
+        expect(page.get_by_text("texts compared").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("heading", name="Per code")).to_be_visible()
+        page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "validate.png"), full_page=False)
+
         # Export: download the CSV and check its rows.
         page.get_by_role("link", name="Export").click()
         with page.expect_download() as info:
@@ -106,4 +118,5 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
     sample = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
     assert len(exported) == len(sample)
     assert exported["respondent_id"].tolist() == sample["respondent_id"].tolist()
-    assert {"stats_words", "stats_language", "doc_id", "sentiment_label", "sentiment_score"} <= set(exported.columns)
+    assert {"stats_words", "stats_language", "doc_id", "sentiment_label", "sentiment_score",
+            "code_label", "code_housing"} <= set(exported.columns)

@@ -116,8 +116,9 @@ def main(argv=None) -> int:
             "",
             f"`python benchmarks/coding_validity.py --markdown docs/validity.md` on {date.today().isoformat()}, "
             f"{cpu_name()} ({platform.machine()}), CPU only. Data: `../shared/eval/coding_agnews_dev.csv` "
-            f"({len(data):,} rows, balanced; development split). Embedding {len(data):,} texts: {embed_s:.1f} s "
-            "(cached on re-runs).",
+            f"({len(data):,} rows, balanced; development split). Loading the model and embedding {len(data):,} texts: "
+            f"{embed_s:.1f} s" + (" (vectors from the cache of an earlier run)." if embedder.cache_hits == len(data)
+                                  else f" ({len(data) / embed_s:,.0f} texts/s)."),
             "",
             "Zero-shot, offline default (embedding similarity, all-MiniLM-L6-v2, temperature 0.05). "
             "The written codebook is `benchmarks/agnews_codebook.json`: one-sentence definitions, include "

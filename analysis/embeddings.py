@@ -25,7 +25,8 @@ vectors weighted by their token counts, normalised again. ``Embedder.split`` /
 ``n_split`` say which texts were split, ``Embedder.windows(text)`` shows the windows.
 
 **Cache layout.** ``<cache_dir>/<model id slug>@<revision>/<dtype>-win<max_seq_length>/``
-holds shards. Each ``encode`` slice (at most :data:`SLICE_SIZE` texts) that computed new
+holds shards. Each ``encode`` slice (at most :data:`SLICE_SIZE` texts on CUDA,
+:data:`CPU_SLICE_SIZE` elsewhere, so a cancelled job loses little) that computed new
 vectors writes one shard: ``<uuid>.npy`` (float32 matrix, one row per text) and then
 ``<uuid>.keys.npy`` (per row: the SHA-256 of the exact text and its window count). Both
 are written to a temporary name and renamed into place, vectors first, so a crash leaves
@@ -49,8 +50,9 @@ import os
 import re
 import shutil
 import threading
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +65,8 @@ from analysis.workspace import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-minilm-l6-v2"
-SLICE_SIZE = 8192  # texts per cache shard and per tokenisation pass
+SLICE_SIZE = 8192  # texts per cache shard and per tokenisation pass (CUDA)
+CPU_SLICE_SIZE = 2048  # the same on the CPU and MPS
 CPU_BATCH_SIZE = 64
 CUDA_BATCH_SIZE = 256
 _CHUNK_BATCHES = 8  # batches per model.encode call (progress and OOM granularity)
@@ -76,7 +79,7 @@ _KEY_DTYPE = np.dtype([("key", np.uint8, (32,)), ("windows", "<u4")])
 
 __all__ = [
     "Embedder", "embed", "project_cache_dir", "clear_cache", "cache_size", "text_key",
-    "DEFAULT_MODEL", "SLICE_SIZE",
+    "DEFAULT_MODEL", "SLICE_SIZE", "CPU_SLICE_SIZE",
 ]
 
 
@@ -191,6 +194,7 @@ class _ShardCache:
         self._loaded = True
         if not self.folder.is_dir():
             return
+        self._remove_leftovers()
         shards = []
         for keys_path in sorted(self.folder.glob("*" + _KEYS)):
             read = self._read_shard(keys_path)
@@ -203,6 +207,21 @@ class _ShardCache:
                 shards = [s for s in shards if len(s[1]) >= _SMALL_SHARD] + [merged]
         for _, meta, vectors in shards:
             self._append(meta, vectors)
+
+    def _remove_leftovers(self, age_s: float = 3600.0) -> None:
+        """Delete temporary files and vectors without keys left by a crash over an hour ago."""
+        now = time.time()
+        for path in self.folder.iterdir():
+            name = path.name
+            orphan = name.endswith(_VECTORS) and not name.endswith(_KEYS) and \
+                not path.with_name(name[: -len(_VECTORS)] + _KEYS).exists()
+            if not (name.startswith(".") and name.endswith(".tmp")) and not orphan:
+                continue
+            try:
+                if now - path.stat().st_mtime > age_s:
+                    path.unlink()
+            except OSError:
+                pass
 
     def _merge(self, shards):
         """Write the small shards as one and delete them; None (nothing changed) on failure."""
@@ -247,23 +266,27 @@ class _ShardCache:
         self._index()
         return len(self._keys)
 
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For S32 ``keys``: found mask, their vectors (found rows only) and window counts."""
+    def lookup(self, keys: np.ndarray):
+        """For S32 ``keys``: the found mask, and per shard (key indices, vectors, window counts).
+
+        Vectors are read one shard at a time, so the caller can place them without a
+        second copy of every cached vector in memory.
+        """
         self._index()
         found = np.zeros(len(keys), dtype=bool)
         if not len(self._keys) or not len(keys):
-            return found, np.zeros((0, self.dim), dtype=np.float32), np.zeros(0, dtype=np.int64)
+            return found, []
         pos = np.searchsorted(self._keys, keys).clip(max=len(self._keys) - 1)
         found = self._keys[pos] == keys
-        pos = pos[found]
-        shard, row = self._shard[pos], self._row[pos]
-        vectors = np.empty((len(pos), self.dim), dtype=np.float32)
-        windows = np.empty(len(pos), dtype=np.int64)
-        for s in np.unique(shard):
-            sel = np.flatnonzero(shard == s)
-            vectors[sel] = self._vectors[s][row[sel]]
-            windows[sel] = self._windows[s][row[sel]]
-        return found, vectors, windows
+        which = np.flatnonzero(found)
+        shard, row = self._shard[pos[which]], self._row[pos[which]]
+
+        def per_shard():
+            for s in np.unique(shard):
+                sel = np.flatnonzero(shard == s)
+                yield which[sel], np.asarray(self._vectors[s][row[sel]]), self._windows[s][row[sel]]
+
+        return found, per_shard()
 
     # ---- writing
 
@@ -415,7 +438,7 @@ class Embedder:
         try:
             st = SentenceTransformer(str(self.path), device=str(self.device), local_files_only=True,
                                      trust_remote_code=False, model_kwargs=model_kwargs)
-        except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
+        except Exception as exc:  # a broken or unsupported folder: one clear message
             if _is_oom(exc):
                 free_accelerator_memory()
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -511,9 +534,10 @@ class Embedder:
 
     def windows(self, text: str) -> list[str]:
         """The consecutive slices of ``text`` that are embedded separately (one if it fits)."""
-        if not text.strip() or self._token_counts([text])[0] <= self.window_tokens:
-            return [text]
-        return self._windows([text])[0][0]
+        with self._lock:
+            if not text.strip() or self._token_counts([text])[0] <= self.window_tokens:
+                return [text]
+            return self._windows([text])[0][0]
 
     # ---- encoding
 
@@ -580,7 +604,7 @@ class Embedder:
         """float32 (n, dim) unit vectors in input order; empty/whitespace texts give zero rows.
 
         Cached texts are read from the cache, the others computed (each distinct text once)
-        and cached in shards of at most :data:`SLICE_SIZE` texts. ``progress(k)``: how many
+        and cached one shard per slice of texts. ``progress(k)``: how many
         of these texts are done so far (cached and empty ones count as done at once).
         After the call ``split`` / ``n_split`` say which texts were split into windows and
         ``cache_hits`` how many came from the cache.
@@ -591,6 +615,8 @@ class Embedder:
         bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
         if bad is not None:
             raise TextlabError(f"Texts must be strings; item {bad} is {type(texts[bad]).__name__}.")
+        if self.model is None:
+            raise TextlabError("This Embedder was closed; create a new one to embed more texts.")
         with self._lock:
             return self._encode(texts, progress)
 
@@ -618,11 +644,12 @@ class Embedder:
         todo = np.arange(len(unique_keys))
         hits = 0
         if self._cache is not None and unique_keys:
-            found, vectors, counts = self._cache.lookup(np.array(unique_keys, dtype="S32"))
-            for u, vec, count in zip(np.flatnonzero(found), vectors, counts):
-                out[rows_of[u]] = vec
-                windows[rows_of[u]] = count
-                hits += len(rows_of[u])
+            found, shards = self._cache.lookup(np.array(unique_keys, dtype="S32"))
+            for where, vectors, counts in shards:
+                for u, vec, count in zip(where, vectors, counts):
+                    out[rows_of[u]] = vec
+                    windows[rows_of[u]] = count
+                    hits += len(rows_of[u])
             todo = np.flatnonzero(~found)
         self.cache_hits = hits
         pending = int(sum(len(rows_of[u]) for u in todo))
@@ -630,8 +657,10 @@ class Embedder:
         if progress is not None:
             progress(done)
         computed = 0
-        for start in range(0, len(todo), SLICE_SIZE):
-            part = todo[start: start + SLICE_SIZE]
+        # Smaller shards on slow devices: a cancelled job loses at most one slice of work.
+        slice_size = SLICE_SIZE if self.device.type == "cuda" else min(SLICE_SIZE, CPU_SLICE_SIZE)
+        for start in range(0, len(todo), slice_size):
+            part = todo[start: start + slice_size]
             rows = [rows_of[u] for u in part]
             n_rows = sum(len(r) for r in rows)
             report = (lambda k, base=done, m=n_rows, total=len(part):
@@ -715,7 +744,7 @@ def _pool_in_float32(st) -> None:
 
     def to_float32(module, args):
         features = args[0] if args else None
-        if not isinstance(features, dict):
+        if not isinstance(features, MutableMapping):  # a dict, or transformers' BatchEncoding
             return None
         for name, value in features.items():
             if isinstance(value, torch.Tensor) and value.dtype in (torch.float16, torch.bfloat16):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 
@@ -226,7 +227,10 @@ def test_bfloat16_is_close_and_cached_apart(tiny_folder, tmp_path):
     fp32 = Embedder(str(tiny_folder), device="cpu", cache_dir=cache)
     bf16 = Embedder(str(tiny_folder), device="cpu", cache_dir=cache, dtype="bfloat16")
     assert bf16.model.dtype == torch.bfloat16 and bf16.describe()["dtype"] == "bfloat16"
+    pooled = []
+    bf16.model[1].register_forward_hook(lambda module, args, out: pooled.append(out["sentence_embedding"].dtype))
     a, b = fp32.encode(texts), bf16.encode(texts)
+    assert pooled and set(pooled) == {torch.float32}  # pooling and normalisation run in float32
     assert b.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)  # normalised in float32
     assert ((a * b).sum(axis=1) > 0.99).all()
@@ -327,6 +331,49 @@ def test_damaged_shard_is_skipped_with_a_warning(tiny, tiny_folder, caplog, dama
     assert other.cache_hits == 2 and other.n_computed == 2
     np.testing.assert_array_equal(vectors_now[:2], good)
     np.testing.assert_allclose(np.linalg.norm(vectors_now, axis=1), 1.0, atol=1e-5)
+
+
+def test_crash_between_vectors_and_keys_leaves_no_keys(tiny, tiny_folder, monkeypatch, caplog):
+    real = embeddings.atomic_write_bytes
+
+    def crash_on_keys(path, data):
+        if path.name.endswith(".keys.npy"):
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(embeddings, "atomic_write_bytes", crash_on_keys)
+    with caplog.at_level(logging.WARNING, logger="analysis.embeddings"):
+        vectors = tiny.encode(["first text", "second text"])
+    assert "could not write a shard" in caplog.text and vectors.shape == (2, 32)
+    folder = tiny.cache_folder()
+    assert len(list(folder.glob("*.npy"))) == 1 and not list(folder.glob("*.keys.npy"))
+    monkeypatch.setattr(embeddings, "atomic_write_bytes", real)
+    other = Embedder(str(tiny_folder), device="cpu", cache_dir=tiny.cache_dir)
+    np.testing.assert_array_equal(other.encode(["first text", "second text"]), vectors)
+    assert other.cache_hits == 0
+
+
+def test_old_leftovers_are_removed(tiny, tiny_folder):
+    tiny.encode(["kept"])
+    folder = tiny.cache_folder()
+    orphan_old, orphan_new = folder / "orphan-old.npy", folder / "orphan-new.npy"
+    tmp_old = folder / ".x.keys.npy.abc.tmp"
+    for path in (orphan_old, orphan_new, tmp_old):
+        path.write_bytes(b"partial")
+    for path in (orphan_old, tmp_old):
+        os.utime(path, (1_000_000_000, 1_000_000_000))  # 2001: long dead writer
+    other = Embedder(str(tiny_folder), device="cpu", cache_dir=tiny.cache_dir)
+    other.encode(["kept"])
+    assert other.cache_hits == 1
+    assert orphan_new.exists() and not orphan_old.exists() and not tmp_old.exists()
+
+
+def test_closed_embedder_refuses(tiny_folder):
+    emb = Embedder(str(tiny_folder), device="cpu")
+    emb.close()
+    with pytest.raises(TextlabError, match="closed"):
+        emb.encode(["text"])
+    assert emb.describe()["model"] == "tiny-st"
 
 
 def test_concurrent_embedders_share_a_folder(tiny_folder, tmp_path, monkeypatch):

@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codebook", help="codebook file (JSON, YAML or CSV) for --task coding")
     p.add_argument("--labels-column", help="column of human codes for few-shot coding")
     p.add_argument("--n-topics", type=int, help="number of topics for --task topics (default: found automatically)")
+    p.add_argument("--min-topic-size", type=int, help="smallest topic for --task topics (default: 10, more for big corpora)")
     p.add_argument("--bom", action="store_true", help="write a UTF-8 byte-order mark in CSV output (for Excel)")
     p.add_argument("--no-neutralize", action="store_true",
                    help="keep cells starting with = + - @ as they are in CSV/XLSX (default: prefix with ' against formula injection)")
@@ -116,6 +117,7 @@ def _task_config(task, args) -> dict:
         "codebook": args.codebook,
         "labels_column": args.labels_column,
         "n_topics": args.n_topics,
+        "min_topic_size": args.min_topic_size,
     }
     config = {k: v for k, v in wanted.items() if v is not None and k in names}
     ignored = [k for k, v in wanted.items() if v is not None and k not in names and k not in ("backend", "device")]
@@ -206,7 +208,31 @@ def cmd_analyze(args) -> int:
     manifest_path = output.with_name(output.stem + ".manifest.json")
     manifest_path.write_bytes(manifest_bytes(manifests))
     print(f"textlab: wrote {len(frame)} rows x {len(frame.columns)} columns to {output} (manifest: {manifest_path})", file=sys.stderr)
+    if "topics" in runs:
+        _write_topics_table(project, runs["topics"], output, args)
     return 0
+
+
+def _write_topics_table(project, run, output: Path, args) -> None:
+    """The topics beside the output: id, label, size, share, keywords, representative texts."""
+    import pandas as pd
+
+    from .export import write_table
+
+    manifest = project.manifest(run.id)
+    corpus = project.corpus()
+    text_of = dict(zip(corpus.doc_ids, corpus.texts))
+    rows = [{
+        "topic_id": t["topic_id"], "topic_label": t["topic_label"], "size": t["size"], "share": t["share"],
+        "keywords": ", ".join(t["keywords"]),
+        "representative_doc_ids": "; ".join(t["representative_doc_ids"]),
+        "representative_texts": " | ".join(text_of.get(d, "")[:300] for d in t["representative_doc_ids"]),
+    } for t in manifest.get("topics", [])]
+    path = output.with_name(output.stem + ".topics" + (output.suffix if output.suffix in (".csv", ".xlsx", ".tsv") else ".csv"))
+    write_table(pd.DataFrame(rows), path, bom=args.bom, neutralize=not args.no_neutralize)
+    info = manifest.get("topics_info", {})
+    print(f"textlab: {info.get('topics', len(rows))} topics, {info.get('outlier_share', 0):.1%} outliers; "
+          f"topics table: {path}", file=sys.stderr)
 
 
 def _report_dict(report) -> dict:
@@ -313,13 +339,27 @@ def cmd_validate(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     # Only Textlab's own log lines get the "textlab:" prefix; libraries keep their own output.
+    # The handler is removed again on return, so that main() called from Python (or tests)
+    # leaves logging as it found it.
     handler_ = logging.StreamHandler(sys.stderr)
     handler_.setFormatter(logging.Formatter("textlab: %(message)s"))
     package_log = logging.getLogger("analysis")
-    if not package_log.handlers:
+    saved = (package_log.level, package_log.propagate)
+    installed = not package_log.handlers
+    if installed:
         package_log.addHandler(handler_)
         package_log.setLevel(logging.INFO)
         package_log.propagate = False
+    try:
+        return _main(argv)
+    finally:
+        if installed:
+            package_log.removeHandler(handler_)
+            package_log.setLevel(saved[0])
+            package_log.propagate = saved[1]
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = {"analyze": cmd_analyze, "info": cmd_info, "models": cmd_models, "validate": cmd_validate}[args.command]

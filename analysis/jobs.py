@@ -87,13 +87,14 @@ def assemble(task: Task, doc_ids: list[str], texts: list[str], coded: pd.DataFra
     return result.reset_index()
 
 
-def _context(project: Project, corpus) -> RunContext:
+def _context(project: Project, corpus, run_id: str | None = None) -> RunContext:
     """The corpus table with the project's hand codes (``human_<coder>`` columns) beside it."""
     frame = corpus.data
     humans = project.human_codes()
     if len(humans.columns):
         frame = pd.concat([frame.reset_index(drop=True), humans.reset_index(drop=True)], axis=1)
-    return RunContext(texts=corpus.texts, frame=frame, project=project)
+    return RunContext(texts=corpus.texts, frame=frame, project=project, doc_ids=corpus.doc_ids,
+                      run_folder=project.run_folder(run_id) if run_id else None)
 
 
 def _non_empty(texts: list[str]) -> list[int]:
@@ -111,7 +112,8 @@ def run_in_memory(task: Task, texts: list[str], config: BaseConfig, progress: Pr
     texts = ["" if t is None else str(t) for t in texts]
     if frame is not None and len(frame) != len(texts):
         raise TextlabError(f"frame has {len(frame)} rows but there are {len(texts)} texts.")
-    context = RunContext(texts=texts, frame=None if frame is None else frame.reset_index(drop=True))
+    context = RunContext(texts=texts, frame=None if frame is None else frame.reset_index(drop=True),
+                         doc_ids=[str(i) for i in range(len(texts))])
     task.check(config, context)
     ids = [str(i) for i in range(len(texts))]
     todo = _non_empty(texts)
@@ -188,7 +190,7 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
     corpus = project.corpus()
     texts, ids = corpus.texts, corpus.doc_ids
     todo = _non_empty(texts)
-    context = _context(project, corpus)
+    context = _context(project, corpus, run.id)
 
     # The chunk plan is fixed when a run first starts, so that a resumed run (even by a
     # newer Textlab with another default) finds its checkpoints where it left them.

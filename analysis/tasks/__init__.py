@@ -15,6 +15,7 @@ BUILT = {
     "sentiment": "analysis.tasks.sentiment",
     "emotion": "analysis.tasks.emotion",
     "coding": "analysis.tasks.coding",
+    "topics": "analysis.tasks.topics",
 }
 
 _extra: dict[str, Task] = {}

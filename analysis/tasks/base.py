@@ -78,6 +78,8 @@ class RunContext:
     texts: list[str]
     frame: pd.DataFrame | None = None       # the corpus table, rows aligned with texts
     project: Any = None                     # analysis.workspace.Project
+    doc_ids: list[str] | None = None        # aligned with texts
+    run_folder: Any = None                  # pathlib.Path for a run's extra files (None in memory)
 
     @property
     def cache_dir(self):

@@ -1,0 +1,188 @@
+"""Topics: BERTopic clusters over the shared embeddings (see ``analysis.topics`` for the method).
+
+Columns (design contract): ``topic_id`` (int, -1 = outlier), ``topic_label`` and
+``topic_prob`` (cosine similarity of the text to its topic's centroid, 0..1). The topics
+table (id, label, size, keywords, representative documents) goes into the run manifest;
+the 2D document map and the topic centroids are kept in the run folder for the page.
+
+Topic clustering needs every document at once, so the whole corpus is one chunk: the
+embedding pass (cached in the project, so a resumed or repeated run skips it) reports
+progress, then the topics are fitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import models, topics
+from ..errors import TextlabError
+from .base import BaseConfig, Predictor, RunContext, Task
+
+EMBED_SHARE = 0.8  # share of the progress bar for the embedding pass
+
+
+@dataclass
+class TopicsConfig(BaseConfig):
+    n_topics: int | None = None          # None: HDBSCAN finds them; a number: KMeans
+    min_topic_size: int | None = None    # None: 10, or corpus size / 500 for large corpora
+    reduce_outliers: bool = True
+    outlier_threshold: float = 0.3
+    max_fit_docs: int = 20_000
+
+
+def embedding_model(config: BaseConfig) -> str:
+    return config.model or models.DEFAULTS["topics"]["offline"]
+
+
+class TopicsPredictor(Predictor):
+    def __init__(self, config: TopicsConfig, context: RunContext | None):
+        from ..embeddings import Embedder
+
+        self.config = config
+        self.context = context
+        self.embedder = Embedder(embedding_model(config), device=config.device, batch_size=config.batch_size,
+                                 cache_dir=context.cache_dir if context else None)
+        self.result: topics.TopicModelResult | None = None
+        self.doc_ids: list[str] = []
+
+    def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
+        n = len(texts)
+        vectors = self.embedder.encode(texts, None if progress is None else (lambda k: progress(int(k * EMBED_SHARE))))
+        result = topics.fit_topics(
+            texts, vectors, n_topics=self.config.n_topics, min_topic_size=self.config.min_topic_size,
+            reduce_outliers=self.config.reduce_outliers, outlier_threshold=self.config.outlier_threshold,
+            max_fit_docs=self.config.max_fit_docs, seed=self.config.seed,
+        )
+        self.result = result
+        self.doc_ids = self._doc_ids(texts)
+        labels = dict(zip(result.table["topic_id"], result.table["topic_label"]))
+        frame = pd.DataFrame({
+            "topic_id": result.topic_ids.astype("int64"),
+            "topic_label": [labels.get(int(t), topics.OUTLIER_LABEL) for t in result.topic_ids],
+            "topic_prob": result.topic_probs,
+        })
+        self._write_artifacts(vectors)
+        if progress:
+            progress(n)
+        return frame
+
+    def _doc_ids(self, texts: list[str]) -> list[str]:
+        """Doc ids of the texts: the task gets every non-empty text of the corpus in order."""
+        ctx = self.context
+        if ctx is None or ctx.doc_ids is None:
+            return [str(i) for i in range(len(texts))]
+        ids = [d for d, t in zip(ctx.doc_ids, ctx.texts) if t.strip()]
+        if len(ids) != len(texts):
+            raise TextlabError("Topic clustering expects the whole corpus in one piece; got a part of it.")
+        return ids
+
+    def _write_artifacts(self, vectors: np.ndarray) -> None:
+        folder = None if self.context is None else self.context.run_folder
+        if folder is None:
+            return
+        from ..workspace import atomic_write_bytes, atomic_write_parquet
+
+        rows, xy = topics.document_map(vectors, seed=self.config.seed)
+        atomic_write_parquet(folder / "map.parquet", pd.DataFrame(
+            {"doc_id": [self.doc_ids[i] for i in rows], "x": xy[:, 0], "y": xy[:, 1]}))
+        save_centroids(folder, self.result.centroids, atomic_write_bytes)
+
+    def describe(self) -> dict[str, Any]:
+        out = {
+            **self.embedder.describe(),
+            "backend": "offline",
+            "method": "BERTopic: UMAP (5 dims, cosine, seeded) + "
+                      + ("KMeans" if self.config.n_topics else "HDBSCAN") + " + c-TF-IDF keywords",
+        }
+        if self.result is not None:
+            out["topics_info"] = self.result.info
+            out["topics"] = table_records(self.result.table, self.doc_ids)
+        return out
+
+    def close(self) -> None:
+        self.embedder.close()
+
+
+def table_records(table: pd.DataFrame, doc_ids: list[str]) -> list[dict]:
+    """The topics table for the manifest: representative rows as doc ids (texts stay in the corpus)."""
+    records = []
+    for row in table.to_dict("records"):
+        records.append({
+            "topic_id": int(row["topic_id"]), "topic_label": row["topic_label"], "size": int(row["size"]),
+            "share": round(float(row["share"]), 4), "keywords": list(row["keywords"]),
+            "representative_doc_ids": [doc_ids[i] for i in row["representative"]],
+        })
+    return records
+
+
+def save_centroids(folder, centroids: dict[int, np.ndarray], writer) -> None:
+    import io
+
+    ids = np.array(sorted(centroids), dtype=np.int64)
+    matrix = np.stack([centroids[i] for i in ids]) if len(ids) else np.zeros((0, 0), dtype=np.float32)
+    buffer = io.BytesIO()
+    np.savez(buffer, ids=ids, centroids=matrix)
+    writer(folder / "centroids.npz", buffer.getvalue())
+
+
+def load_centroids(folder) -> dict[int, np.ndarray]:
+    path = folder / "centroids.npz"
+    if not path.exists():
+        return {}
+    with np.load(path) as data:
+        return {int(i): data["centroids"][k] for k, i in enumerate(data["ids"])}
+
+
+class TopicsTask(Task):
+    name = "topics"
+    title = "Topics"
+    description = "Topics found in the texts (BERTopic), with keywords and example texts."
+    Config = TopicsConfig
+    chunk_size = 10**9  # one chunk: clustering needs all documents at once
+
+    def validate(self, config: TopicsConfig) -> None:
+        super().validate(config)
+        if config.backend == "transformers" and not config.model:
+            pass  # the embedding model is the same either way
+        if config.n_topics is not None and config.n_topics < 2:
+            raise TextlabError(f"--n-topics must be at least 2, not {config.n_topics}.")
+        if config.min_topic_size is not None and config.min_topic_size < 2:
+            raise TextlabError(f"--min-topic-size must be at least 2, not {config.min_topic_size}.")
+        if not 0 <= config.outlier_threshold <= 1:
+            raise TextlabError(f"outlier_threshold must be between 0 and 1, not {config.outlier_threshold}.")
+        if config.max_fit_docs < 100:
+            raise TextlabError("max_fit_docs must be at least 100.")
+        spec = models.get_spec(embedding_model(config), task="topics")
+        if spec.kind != "sentence-embedding":
+            raise TextlabError(f"Topics need a sentence-embedding model; '{spec.name}' is a {spec.kind} model.")
+
+    def check(self, config: TopicsConfig, context: RunContext) -> None:
+        n = sum(1 for t in context.texts if t.strip())
+        size = config.min_topic_size or topics.default_min_topic_size(n)
+        needed = max(10, 2 * (config.n_topics or size))
+        if n < needed:
+            raise TextlabError(
+                f"The corpus has {n} non-empty texts; topic clustering with these settings needs at least {needed}."
+            )
+
+    def load(self, config: TopicsConfig, context: RunContext | None = None) -> Predictor:
+        return TopicsPredictor(config, context)
+
+    def empty_row(self) -> dict[str, Any]:
+        return {"topic_id": pd.NA, "topic_label": None, "topic_prob": np.nan}
+
+
+TASK = TopicsTask()
+
+
+def run(texts: list[str], config: TopicsConfig | dict | None = None) -> pd.DataFrame:
+    """Topics for a list of texts in-process (notebooks, tests)."""
+    from ..jobs import run_in_memory
+
+    if not isinstance(config, TopicsConfig):
+        config = TopicsConfig.from_dict(config)
+    return run_in_memory(TASK, texts, config)

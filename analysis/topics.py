@@ -1,0 +1,336 @@
+"""Topic clustering over the shared embeddings: BERTopic fit, keywords, views and hand edits.
+
+Pipeline (BERTopic): the documents' all-MiniLM-L6-v2 embeddings (``analysis.embeddings``,
+cached in the project) -> UMAP to 5 dimensions with a fixed ``random_state`` -> HDBSCAN
+with a minimum topic size, or KMeans when the researcher sets the number of topics ->
+c-TF-IDF keywords (English stop words removed). The same data and settings give the same
+topics.
+
+What Textlab adds around BERTopic, and why:
+
+- **Scale.** UMAP and HDBSCAN on 100,000 documents need more memory and time than a
+  laptop has to spare, so above ``max_fit_docs`` documents (20,000 by default) the model is
+  fitted on a seeded random sample and every other document goes to the topic whose
+  centroid (mean embedding of its fitted documents) is most similar. The manifest says
+  how many documents were fitted and how many assigned.
+- **Outliers in the open.** HDBSCAN leaves documents that fit no topic as outliers (topic
+  -1). Their share is always reported. With ``reduce_outliers`` each outlier goes to its
+  most similar topic centroid when the cosine similarity is at least
+  ``outlier_threshold``; the rest stay outliers.
+- **One definition of topic_prob.** ``topic_prob`` is the cosine similarity (clipped to
+  0..1) of a document to its topic's centroid: how typical it is of the topic, comparable
+  across fitted, assigned and reassigned documents. For outliers it is the similarity to
+  the nearest topic.
+- **Keywords from the final assignment.** After sampling, outlier reduction or hand edits,
+  the c-TF-IDF keywords are computed again over all documents with BERTopic's
+  ``ClassTfidfTransformer``, so keywords always describe the topics as exported.
+- **Representative documents** are the ones closest to the centroid (deterministic),
+  not a random draw.
+- **Edits** (rename, merge, re-split) are applied to a stored run and logged in its
+  manifest; the original fit stays reproducible from the logged settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import TextlabError
+
+log = logging.getLogger(__name__)
+
+OUTLIER = -1
+OUTLIER_LABEL = "Outliers"
+N_KEYWORDS = 10
+N_REPRESENTATIVE = 3
+MAP_MAX_POINTS = 20_000
+
+
+@dataclass
+class TopicModelResult:
+    topic_ids: np.ndarray          # int per document, -1 = outlier
+    topic_probs: np.ndarray        # float per document (cosine to the centroid, 0..1)
+    table: pd.DataFrame            # topic_id, topic_label, size, share, keywords, representative (row indices)
+    centroids: dict[int, np.ndarray]
+    info: dict[str, Any]           # fitted/assigned counts, outliers before/after, timings
+
+
+# ---------------------------------------------------------------------- fitting
+
+
+def _umap(n_docs: int, seed: int, n_components: int = 5, n_neighbors: int = 15):
+    from umap import UMAP
+
+    # random_state makes UMAP deterministic (and single-threaded: the price of reproducibility).
+    return UMAP(n_neighbors=min(n_neighbors, max(2, n_docs - 1)), n_components=min(n_components, max(1, n_docs - 2)),
+                min_dist=0.0, metric="cosine", random_state=seed, low_memory=True)
+
+
+def _cluster_model(n_topics: int | None, min_topic_size: int, seed: int):
+    if n_topics:
+        from sklearn.cluster import KMeans
+
+        return KMeans(n_clusters=n_topics, random_state=seed, n_init=10)
+    from sklearn.cluster import HDBSCAN
+
+    # scikit-learn's HDBSCAN: no extra compiled dependency, deterministic.
+    return HDBSCAN(min_cluster_size=min_topic_size, min_samples=max(1, min_topic_size // 2), metric="euclidean")
+
+
+def fit_topics(texts: list[str], embeddings: np.ndarray, *, n_topics: int | None = None,
+               min_topic_size: int | None = None, reduce_outliers: bool = True, outlier_threshold: float = 0.3,
+               max_fit_docs: int = 20_000, seed: int = 0, stop_words: str | list[str] | None = "english",
+               progress=None) -> TopicModelResult:
+    """Fit topics on ``texts`` with their (L2-normalised) ``embeddings``."""
+    from bertopic import BERTopic
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    n = len(texts)
+    if n != len(embeddings):
+        raise TextlabError(f"{n} texts but {len(embeddings)} embeddings.")
+    if n_topics is not None and n_topics < 2:
+        raise TextlabError(f"The number of topics must be at least 2, not {n_topics}.")
+    min_topic_size = min_topic_size or default_min_topic_size(n)
+    if n < max(10, 2 * (n_topics or min_topic_size)):
+        raise TextlabError(
+            f"{n} texts are too few for topic clustering with "
+            + (f"{n_topics} topics" if n_topics else f"a minimum topic size of {min_topic_size}")
+            + ": use fewer topics or a smaller minimum size, or more texts."
+        )
+    rng = np.random.default_rng(seed)
+    fit_idx = np.sort(rng.choice(n, max_fit_docs, replace=False)) if n > max_fit_docs else np.arange(n)
+
+    cluster = _cluster_model(n_topics, min_topic_size, seed)
+    model = BERTopic(
+        umap_model=_umap(len(fit_idx), seed),
+        hdbscan_model=cluster,  # BERTopic reads labels_ after fit: KMeans and HDBSCAN of scikit-learn both have it
+        vectorizer_model=CountVectorizer(stop_words=stop_words, min_df=1),
+        min_topic_size=min_topic_size,
+        calculate_probabilities=False,
+        verbose=False,
+    )
+    fit_texts = [texts[i] for i in fit_idx]
+    fitted, _ = model.fit_transform(fit_texts, embeddings=embeddings[fit_idx])
+    topic_ids = np.full(n, OUTLIER, dtype=np.int64)
+    topic_ids[fit_idx] = np.asarray(fitted, dtype=np.int64)
+    if progress:
+        progress(0.7)
+    outliers_fit = int((topic_ids[fit_idx] == OUTLIER).sum())
+
+    centroids = _centroids(embeddings, topic_ids)
+    assigned = 0
+    if len(fit_idx) < n:
+        rest = np.setdiff1d(np.arange(n), fit_idx)
+        topic_ids[rest] = _nearest(embeddings[rest], centroids)
+        assigned = len(rest)
+    outliers_before = int((topic_ids == OUTLIER).sum())
+    if reduce_outliers and outliers_before and centroids:
+        out = np.flatnonzero(topic_ids == OUTLIER)
+        best, sim = _nearest(embeddings[out], centroids, with_similarity=True)
+        ok = sim >= outlier_threshold
+        topic_ids[out[ok]] = best[ok]
+        centroids = _centroids(embeddings, topic_ids)
+    topic_ids = _renumber(topic_ids)
+    centroids = _centroids(embeddings, topic_ids)
+    probs = _typicality(embeddings, topic_ids, centroids)
+    table = topic_table(texts, embeddings, topic_ids, centroids, stop_words=stop_words)
+    info = {
+        "documents": n,
+        "fitted": int(len(fit_idx)),
+        "assigned_to_nearest_topic": int(assigned),
+        "outliers_after_fit": outliers_fit,
+        "outliers_before_reduction": outliers_before,
+        "outliers": int((topic_ids == OUTLIER).sum()),
+        "outlier_share": float((topic_ids == OUTLIER).mean()),
+        "topics": int(len(centroids)),
+        "min_topic_size": int(min_topic_size),
+        "n_topics_requested": n_topics,
+        "clustering": "KMeans" if n_topics else "HDBSCAN",
+    }
+    return TopicModelResult(topic_ids, probs, table, centroids, info)
+
+
+def default_min_topic_size(n_docs: int) -> int:
+    """10 for small corpora, growing with the corpus so 100,000 texts don't give 2,000 topics."""
+    return int(max(10, round(n_docs / 500)))
+
+
+def _renumber(topic_ids: np.ndarray) -> np.ndarray:
+    """Topics numbered 0, 1, ... by size (largest first, ties by old id); -1 stays."""
+    ids, counts = np.unique(topic_ids[topic_ids != OUTLIER], return_counts=True)
+    order = sorted(zip(ids, counts), key=lambda x: (-x[1], x[0]))
+    mapping = {old: new for new, (old, _) in enumerate(order)}
+    mapping[OUTLIER] = OUTLIER
+    return np.array([mapping[t] for t in topic_ids], dtype=np.int64)
+
+
+def _centroids(embeddings: np.ndarray, topic_ids: np.ndarray) -> dict[int, np.ndarray]:
+    out = {}
+    for t in np.unique(topic_ids):
+        if t == OUTLIER:
+            continue
+        c = embeddings[topic_ids == t].mean(axis=0)
+        out[int(t)] = (c / max(np.linalg.norm(c), 1e-12)).astype(np.float32)
+    return out
+
+
+def _nearest(vectors: np.ndarray, centroids: dict[int, np.ndarray], with_similarity: bool = False):
+    ids = np.array(sorted(centroids), dtype=np.int64)
+    if len(ids) == 0:
+        best = np.full(len(vectors), OUTLIER, dtype=np.int64)
+        return (best, np.zeros(len(vectors))) if with_similarity else best
+    matrix = np.stack([centroids[i] for i in ids])
+    best_sim = np.empty(len(vectors), dtype=np.float32)
+    best = np.empty(len(vectors), dtype=np.int64)
+    for start in range(0, len(vectors), 8192):  # bounded memory at 100k x many topics
+        sims = vectors[start:start + 8192] @ matrix.T
+        arg = sims.argmax(axis=1)
+        best[start:start + 8192] = ids[arg]
+        best_sim[start:start + 8192] = sims[np.arange(len(arg)), arg]
+    return (best, best_sim) if with_similarity else best
+
+
+def _typicality(embeddings: np.ndarray, topic_ids: np.ndarray, centroids: dict[int, np.ndarray]) -> np.ndarray:
+    probs = np.zeros(len(topic_ids), dtype=np.float64)
+    if not centroids:
+        return probs
+    for t, c in centroids.items():
+        mask = topic_ids == t
+        probs[mask] = embeddings[mask] @ c
+    out = topic_ids == OUTLIER
+    if out.any():
+        _, sim = _nearest(embeddings[out], centroids, with_similarity=True)
+        probs[out] = sim
+    return np.clip(probs, 0.0, 1.0).round(4)
+
+
+# ---------------------------------------------------------------------- keywords and table
+
+
+def topic_keywords(texts: list[str], topic_ids: np.ndarray, *, n_words: int = N_KEYWORDS,
+                   stop_words: str | list[str] | None = "english") -> dict[int, list[str]]:
+    """c-TF-IDF keywords per topic (BERTopic's ClassTfidfTransformer over one document per topic)."""
+    from bertopic.vectorizers import ClassTfidfTransformer
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    ids = [int(t) for t in np.unique(topic_ids) if t != OUTLIER]
+    if not ids:
+        return {}
+    joined = [" ".join(texts[i] for i in np.flatnonzero(topic_ids == t)) for t in ids]
+    try:
+        counts = CountVectorizer(stop_words=stop_words).fit(joined)
+    except ValueError:  # only stop words: fall back to all words
+        counts = CountVectorizer().fit(joined)
+    matrix = counts.transform(joined)
+    weights = ClassTfidfTransformer().fit_transform(matrix).toarray()
+    vocab = counts.get_feature_names_out()
+    out = {}
+    for row, t in enumerate(ids):
+        top = np.argsort(-weights[row], kind="stable")[:n_words]
+        out[t] = [str(vocab[j]) for j in top if weights[row, j] > 0]
+    return out
+
+
+def auto_label(keywords: list[str], n: int = 3) -> str:
+    return ", ".join(keywords[:n]) if keywords else "(no keywords)"
+
+
+def topic_table(texts: list[str], embeddings: np.ndarray, topic_ids: np.ndarray,
+                centroids: dict[int, np.ndarray], labels: dict[int, str] | None = None,
+                stop_words: str | list[str] | None = "english") -> pd.DataFrame:
+    """One row per topic (outliers last): id, label, size, share, keywords, representative rows."""
+    keywords = topic_keywords(texts, topic_ids, stop_words=stop_words)
+    n = len(topic_ids)
+    rows = []
+    for t in sorted(centroids):
+        members = np.flatnonzero(topic_ids == t)
+        sims = embeddings[members] @ centroids[t]
+        rep = members[np.argsort(-sims, kind="stable")[:N_REPRESENTATIVE]]
+        kw = keywords.get(t, [])
+        rows.append({"topic_id": t, "topic_label": (labels or {}).get(t) or auto_label(kw), "size": len(members),
+                     "share": len(members) / n, "keywords": kw, "representative": [int(i) for i in rep]})
+    outliers = int((topic_ids == OUTLIER).sum())
+    if outliers:
+        rows.append({"topic_id": OUTLIER, "topic_label": OUTLIER_LABEL, "size": outliers, "share": outliers / n,
+                     "keywords": [], "representative": []})
+    return pd.DataFrame(rows, columns=["topic_id", "topic_label", "size", "share", "keywords", "representative"])
+
+
+def document_map(embeddings: np.ndarray, seed: int = 0, max_points: int = MAP_MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """2D UMAP coordinates for a seeded sample of at most ``max_points`` documents: (rows, xy)."""
+    n = len(embeddings)
+    rows = np.arange(n) if n <= max_points else np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+    if len(rows) < 4:
+        return rows, np.zeros((len(rows), 2))
+    xy = _umap(len(rows), seed, n_components=2).fit_transform(embeddings[rows])
+    return rows, np.asarray(xy, dtype=np.float32)
+
+
+def similarity_matrix(centroids: dict[int, np.ndarray]) -> pd.DataFrame:
+    ids = sorted(centroids)
+    if not ids:
+        return pd.DataFrame()
+    matrix = np.stack([centroids[i] for i in ids])
+    return pd.DataFrame(matrix @ matrix.T, index=ids, columns=ids)
+
+
+# ---------------------------------------------------------------------- edits
+
+
+def apply_edit(texts: list[str], embeddings: np.ndarray, topic_ids: np.ndarray, labels: dict[int, str],
+               edit: dict[str, Any], seed: int = 0) -> tuple[np.ndarray, dict[int, str]]:
+    """One hand edit on a topic assignment; returns new ids and labels (renamed topics keep their name).
+
+    - ``{"op": "rename", "topic": 3, "label": "Rent and landlords"}``
+    - ``{"op": "merge", "topics": [3, 7], "label": optional}``: all into the first
+    - ``{"op": "split", "topic": 2, "into": 3}``: KMeans on the topic's embeddings; the parts get new ids
+    """
+    op = edit.get("op")
+    ids = np.asarray(topic_ids, dtype=np.int64).copy()
+    labels = dict(labels)
+    existing = {int(t) for t in np.unique(ids) if t != OUTLIER}
+
+    def need(topic) -> int:
+        if topic is None or int(topic) not in existing:
+            raise TextlabError(f"Topic {topic} does not exist; topics are {', '.join(map(str, sorted(existing)))}.")
+        return int(topic)
+
+    if op == "rename":
+        t = need(edit.get("topic"))
+        label = str(edit.get("label") or "").strip()
+        if not label:
+            raise TextlabError("A topic needs a non-empty name.")
+        labels[t] = label
+    elif op == "merge":
+        topics = [need(t) for t in edit.get("topics") or []]
+        if len(set(topics)) < 2:
+            raise TextlabError("Choose at least two different topics to merge.")
+        keep = topics[0]
+        ids[np.isin(ids, topics[1:])] = keep
+        for t in topics[1:]:
+            labels.pop(t, None)
+        if edit.get("label"):
+            labels[keep] = str(edit["label"]).strip()
+        else:
+            labels.pop(keep, None)  # the merged topic gets fresh keywords and label
+    elif op == "split":
+        t = need(edit.get("topic"))
+        into = int(edit.get("into") or 2)
+        members = np.flatnonzero(ids == t)
+        if into < 2 or into > len(members):
+            raise TextlabError(f"Topic {t} has {len(members)} texts; it can be split into 2 to {len(members)} parts.")
+        from sklearn.cluster import KMeans
+
+        parts = KMeans(n_clusters=into, random_state=seed, n_init=10).fit_predict(embeddings[members])
+        next_id = max(existing) + 1
+        for p in range(1, into):  # part 0 keeps the id
+            ids[members[parts == p]] = next_id
+            next_id += 1
+        labels.pop(t, None)
+    else:
+        raise TextlabError(f"Unknown topic edit '{op}': use rename, merge or split.")
+    return ids, labels

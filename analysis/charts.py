@@ -601,3 +601,48 @@ def agreement_chart(summary: pd.DataFrame, title: str | None = None) -> go.Figur
     fig.update_xaxes(title="agreement (1 = perfect)", range=[low - 0.05, 1.05])
     fig.update_layout(height=_rows_height(len(comparisons), per_row=36), legend={"orientation": "h", "y": -0.2})
     return _style(fig, title)
+
+
+# --------------------------------------------------------------------------- topics
+
+
+def topic_sizes(table: pd.DataFrame, title: str | None = None, top: int = 30) -> go.Figure:
+    """Documents per topic (largest first, outliers in grey), keywords on hover."""
+    if table is None or table.empty:
+        return _empty(title or "Topic sizes")
+    data = table.sort_values("size", ascending=False).head(top).iloc[::-1]
+    names = [f"{int(t)}: {_esc(label)}" for t, label in zip(data["topic_id"], data["topic_label"])]
+    colors = [_MUTED if int(t) == -1 else PALETTE[0] for t in data["topic_id"]]
+    keywords = [_esc(", ".join(k[:8])) if isinstance(k, (list, tuple, np.ndarray)) else _esc(k) for k in data["keywords"]]
+    fig = go.Figure(go.Bar(
+        x=data["size"], y=names, orientation="h", marker_color=colors,
+        customdata=np.column_stack([data["share"] * 100, keywords]),
+        hovertemplate="%{y}<br>%{x:,} texts (%{customdata[0]:.1f}%)<br>%{customdata[1]}<extra></extra>",
+    ))
+    fig.update_layout(height=_rows_height(len(data)))
+    fig.update_xaxes(title="texts")
+    more = f" (largest {top} of {len(table)})" if len(table) > top else ""
+    return _style(fig, title or f"Topic sizes{more}")
+
+
+def document_map(points: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """2D map of documents (columns x, y, topic_label, snippet), one colour per topic; hover shows the text."""
+    if points is None or points.empty:
+        return _empty(title or "Document map")
+    fig = go.Figure()
+    labels = points["topic_label"].fillna("Outliers").astype(str)
+    order = labels.value_counts().index.tolist()
+    for i, label in enumerate(order):
+        part = points[labels == label]
+        outlier = label == "Outliers"
+        fig.add_trace(go.Scattergl(
+            x=part["x"], y=part["y"], mode="markers", name=_esc(label)[:40],
+            marker={"size": 5, "opacity": 0.35 if outlier else 0.75,
+                    "color": _MUTED if outlier else PALETTE[i % len(PALETTE)]},
+            text=[_esc(s) for s in part["snippet"]],
+            hovertemplate="%{text}<extra>" + _esc(label)[:40] + "</extra>",
+        ))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=560, legend={"itemsizing": "constant"})
+    return _style(fig, title or "Document map (UMAP of the embeddings; nearby texts are similar)")

@@ -82,7 +82,10 @@ def assemble(task: Task, doc_ids: list[str], texts: list[str], coded: pd.DataFra
     if empty_ids:
         empty = pd.DataFrame([task.empty_row()] * len(empty_ids), index=pd.Index(empty_ids, name="doc_id"))
         coded = pd.concat([coded, empty.reindex(columns=coded.columns)]) if len(coded.columns) else empty
+    integer = [c for c in coded.columns if pd.api.types.is_integer_dtype(coded[c])]
     result = coded.reindex(doc_ids)
+    for column in integer:  # empty texts leave gaps: keep ids integer (nullable), not float
+        result[column] = result[column].astype("Int64")
     result.index.name = "doc_id"
     return result.reset_index()
 

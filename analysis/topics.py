@@ -33,6 +33,7 @@ What Textlab adds around BERTopic, and why:
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,9 @@ import pandas as pd
 from .errors import TextlabError
 
 log = logging.getLogger(__name__)
+# UMAP says that a fixed random_state makes it single-threaded: that is the deliberate price
+# of reproducible topics, not something the user can act on.
+warnings.filterwarnings("ignore", message="n_jobs value .* overridden", category=UserWarning)
 
 OUTLIER = -1
 OUTLIER_LABEL = "Outliers"

@@ -173,7 +173,7 @@ class TopicsTask(Task):
         return TopicsPredictor(config, context)
 
     def empty_row(self) -> dict[str, Any]:
-        return {"topic_id": pd.NA, "topic_label": None, "topic_prob": np.nan}
+        return {}  # no topic, label or probability: missing values
 
 
 TASK = TopicsTask()
@@ -186,3 +186,53 @@ def run(texts: list[str], config: TopicsConfig | dict | None = None) -> pd.DataF
     if not isinstance(config, TopicsConfig):
         config = TopicsConfig.from_dict(config)
     return run_in_memory(TASK, texts, config)
+
+
+def edit_topics(project, run_id: str, edit: dict[str, Any]) -> dict:
+    """Apply a hand edit (rename, merge, split; see ``analysis.topics.apply_edit``) to a finished
+    topics run of the project: its result, topics table and centroids are rewritten and the
+    edit is appended to the manifest's ``edits``. Returns the new manifest."""
+    from datetime import datetime, timezone
+
+    from ..embeddings import Embedder
+    from ..workspace import atomic_write_bytes
+
+    manifest = project.manifest(run_id)
+    if manifest.get("task") != "topics":
+        raise TextlabError(f"Run {run_id} is not a topics run.")
+    result = project.result(run_id)
+    corpus = project.corpus()
+    keep = [i for i, t in enumerate(corpus.texts) if t.strip()]
+    texts = [corpus.texts[i] for i in keep]
+    ids = result["topic_id"].iloc[keep].astype("int64").to_numpy()
+    params = manifest.get("parameters", {})
+    with Embedder(params.get("model") or models.DEFAULTS["topics"]["offline"], device=params.get("device", "auto"),
+                  cache_dir=project.folder / "embeddings") as embedder:
+        vectors = embedder.encode(texts)  # from the project's cache: the run embedded these texts
+    renamed = {int(k): v for k, v in (manifest.get("renamed_topics") or {}).items()}
+    new_ids, renamed = topics.apply_edit(texts, vectors, ids, renamed, edit, seed=int(params.get("seed", 0)))
+    centroids = topics._centroids(vectors, new_ids)
+    table = topics.topic_table(texts, vectors, new_ids, centroids, labels=renamed)
+    labels = dict(zip(table["topic_id"], table["topic_label"]))
+    probs = topics._typicality(vectors, new_ids, centroids)
+
+    result = result.copy()
+    result["topic_id"] = result["topic_id"].astype("Int64")
+    result.loc[result.index[keep], "topic_id"] = new_ids
+    result.loc[result.index[keep], "topic_label"] = [labels.get(int(t), topics.OUTLIER_LABEL) for t in new_ids]
+    result.loc[result.index[keep], "topic_prob"] = probs
+    doc_ids = [corpus.doc_ids[i] for i in keep]
+    manifest = {
+        **manifest,
+        "topics": table_records(table, doc_ids),
+        "renamed_topics": {str(k): v for k, v in renamed.items()},
+        "edits": [*manifest.get("edits", []),
+                  {**edit, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}],
+    }
+    info = dict(manifest.get("topics_info", {}))
+    info.update(topics=len(centroids), outliers=int((new_ids == topics.OUTLIER).sum()),
+                outlier_share=float((new_ids == topics.OUTLIER).mean()))
+    manifest["topics_info"] = info
+    project.write_result(run_id, result, manifest)
+    save_centroids(project.run_folder(run_id), centroids, atomic_write_bytes)
+    return manifest

@@ -1,0 +1,136 @@
+"""Topics: planted topics are recovered, runs are deterministic, the embedding cache is used,
+edits work end to end, the CLI writes the topics table, and bad settings are refused."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import normalized_mutual_info_score
+
+from analysis import topics
+from analysis.corpus import build_corpus
+from analysis.errors import TextlabError
+from analysis.jobs import JobManager
+from analysis.tasks import topics as topics_task
+from analysis.workspace import Workspace
+
+THEMES = {
+    "football": ["goal", "match", "striker", "league", "coach", "penalty", "stadium", "referee", "season", "fans"],
+    "cooking": ["recipe", "oven", "garlic", "bake", "flour", "sauce", "onion", "pasta", "kitchen", "butter"],
+    "finance": ["bank", "interest", "rates", "inflation", "loan", "mortgage", "savings", "stocks", "market", "bonds"],
+}
+
+
+def planted(n_per_topic=40, seed=0):
+    rng = np.random.default_rng(seed)
+    texts, truth = [], []
+    for theme, words in THEMES.items():
+        for _ in range(n_per_topic):
+            w = rng.choice(words, 6, replace=False)
+            texts.append(f"The {w[0]} and the {w[1]} came up, with {w[2]}, {w[3]} and {w[4]} {w[5]}.")
+            truth.append(theme)
+    return texts, truth
+
+
+@pytest.fixture(scope="module")
+def corpus_texts():
+    return planted()
+
+
+def test_planted_topics_are_recovered_and_runs_are_deterministic(corpus_texts):
+    texts, truth = corpus_texts
+    first = topics_task.run(texts, {"min_topic_size": 10})
+    second = topics_task.run(texts, {"min_topic_size": 10})
+    assert normalized_mutual_info_score(truth, first["topic_id"]) > 0.95
+    pd.testing.assert_frame_equal(first, second)
+    assert first["topic_prob"].between(0, 1).all()
+    # Keywords come from the planted vocabularies: each topic's label words belong to one theme.
+    for label in first["topic_label"].unique():
+        words = [w.strip() for w in label.split(",")]
+        assert any(set(words) <= set(v) for v in THEMES.values()), label
+
+
+def test_a_given_number_of_topics_uses_kmeans_without_outliers(corpus_texts):
+    texts, truth = corpus_texts
+    out = topics_task.run(texts, {"n_topics": 3})
+    assert sorted(out["topic_id"].unique()) == [0, 1, 2]
+    assert normalized_mutual_info_score(truth, out["topic_id"]) > 0.95
+
+
+def test_fit_on_a_sample_assigns_the_rest_to_the_nearest_topic(corpus_texts):
+    from analysis.embeddings import Embedder
+
+    texts, truth = corpus_texts
+    vectors = Embedder().encode(texts)
+    result = topics.fit_topics(texts, vectors, n_topics=3, max_fit_docs=60, seed=0)
+    assert result.info["fitted"] == 60 and result.info["assigned_to_nearest_topic"] == 60
+    assert normalized_mutual_info_score(truth, result.topic_ids) > 0.9
+    assert list(result.table["size"]) == sorted(result.table["size"], reverse=True)  # numbered by size
+
+
+def test_outliers_are_counted_and_reduced_only_when_similar_enough():
+    rng = np.random.default_rng(0)
+    centers = np.eye(8)[:2]
+    vectors = np.vstack([centers[0] + 0.05 * rng.normal(size=(30, 8)), centers[1] + 0.05 * rng.normal(size=(30, 8)),
+                         rng.normal(size=(4, 8))])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.array([0] * 30 + [1] * 30 + [-1] * 4)
+    centroids = topics._centroids(vectors, ids)
+    best, sim = topics._nearest(vectors[-4:], centroids, with_similarity=True)
+    assert set(best) <= {0, 1} and (sim < 1).all()
+    probs = topics._typicality(vectors, ids, centroids)
+    assert (probs[:60] > 0.9).all()
+
+
+def test_topics_job_uses_the_embedding_cache_and_edits_reach_the_export(home, corpus_texts):
+    texts, _ = corpus_texts
+    ws = Workspace()
+    project = ws.create_project("p", build_corpus(pd.DataFrame({"text": texts + [""]}), "text"))
+    manager = JobManager(ws)
+    first = manager.submit(project, "topics", {"n_topics": 3})
+    assert manager.wait(300)
+    m1 = project.manifest(first.id)
+    assert m1["topics_info"]["topics"] == 3 and len(m1["topics"]) == 3
+    assert (project.run_folder(first.id) / "map.parquet").exists()
+    result = project.result(first.id)
+    assert len(result) == len(texts) + 1 and pd.isna(result["topic_id"].iloc[-1])
+    second = manager.submit(project, "topics", {"n_topics": 4})
+    assert manager.wait(300)
+    m2 = project.manifest(second.id)
+    assert m2["cache"]["hits"] == len(texts) and m2["cache"]["computed"] == 0
+
+    # Rename, merge and split one run; every edit is logged and shows in the results.
+    topics_task.edit_topics(project, first.id, {"op": "rename", "topic": 0, "label": "Sport talk"})
+    assert "Sport talk" in set(project.result(first.id)["topic_label"])
+    topics_task.edit_topics(project, first.id, {"op": "merge", "topics": [1, 2]})
+    merged = project.result(first.id)
+    assert sorted(merged["topic_id"].dropna().unique()) == [0, 1]
+    manifest = topics_task.edit_topics(project, first.id, {"op": "split", "topic": 1, "into": 2})
+    assert [e["op"] for e in manifest["edits"]] == ["rename", "merge", "split"]
+    assert sorted(project.result(first.id)["topic_id"].dropna().unique()) == [0, 1, 2]  # the new part gets the next free id
+    assert "Sport talk" in set(project.results_frame({"topics": ws.run(first.id)})["topic_label"])
+    with pytest.raises(TextlabError, match="does not exist"):
+        topics_task.edit_topics(project, first.id, {"op": "rename", "topic": 42, "label": "x"})
+
+
+def test_cli_writes_the_topics_table_beside_the_output(home, tmp_path, corpus_texts):
+    from analysis.cli import main
+
+    texts, _ = corpus_texts
+    src = tmp_path / "posts.csv"
+    pd.DataFrame({"id": range(len(texts)), "text": texts}).to_csv(src, index=False)
+    out = tmp_path / "topics.csv"
+    assert main(["analyze", str(src), "-o", str(out), "--task", "topics", "--n-topics", "3"]) == 0
+    coded = pd.read_csv(out)
+    assert {"topic_id", "topic_label", "topic_prob"} <= set(coded.columns) and len(coded) == len(texts)
+    table = pd.read_csv(tmp_path / "topics.topics.csv")
+    assert len(table) == 3 and table["size"].sum() == len(texts)
+    assert {"keywords", "representative_texts"} <= set(table.columns)
+
+
+def test_bad_topic_settings_are_refused(home):
+    with pytest.raises(TextlabError, match="at least 2"):
+        topics_task.run(["a"] * 50, {"n_topics": 1})
+    with pytest.raises(TextlabError, match="at least"):
+        topics_task.run(["a text"] * 5, {})
+    with pytest.raises(TextlabError, match="sentence-embedding"):
+        topics_task.run(["a text"] * 50, {"model": "vader"})

@@ -1,7 +1,8 @@
 """One real-browser walk: Debian's Chromium (driven by Playwright) against `streamlit run`.
 
 Loads the sample data, sees the preview, runs text statistics and sentiment, sees their
-charts, codes the sample with its codebook and sees the agreement with the human coders,
+charts, codes the sample with its codebook and sees the agreement with the human coders, finds
+topics and sees the document map,
 downloads the CSV export and checks its rows.
 """
 
@@ -106,6 +107,17 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
         expect(page.get_by_role("heading", name="Per code")).to_be_visible()
         page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "validate.png"), full_page=False)
 
+        # Topics: five topics (KMeans), then the document map.
+        page.get_by_role("link", name="Topics").click()
+        number = page.get_by_role("spinbutton", name="Number of topics (0 = find automatically)")
+        number.fill("5")
+        number.press("Enter")
+        page.get_by_role("button", name="Find topics").click()
+        expect(page.get_by_role("tab", name="Document map")).to_be_visible(timeout=300_000)
+        page.get_by_role("tab", name="Document map").click()
+        expect(page.get_by_text("Document map (UMAP of the embeddings")).to_be_visible()
+        page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "topics.png"), full_page=False)
+
         # Export: download the CSV and check its rows.
         page.get_by_role("link", name="Export").click()
         with page.expect_download() as info:
@@ -119,4 +131,4 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
     assert len(exported) == len(sample)
     assert exported["respondent_id"].tolist() == sample["respondent_id"].tolist()
     assert {"stats_words", "stats_language", "doc_id", "sentiment_label", "sentiment_score",
-            "code_label", "code_housing"} <= set(exported.columns)
+            "code_label", "code_housing", "topic_id", "topic_label", "topic_prob"} <= set(exported.columns)

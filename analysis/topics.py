@@ -66,7 +66,21 @@ class TopicModelResult:
 # ---------------------------------------------------------------------- fitting
 
 
-def _umap(n_docs: int, seed: int, n_components: int = 5, n_neighbors: int = 15):
+def cuml_available() -> bool:
+    """cuML (RAPIDS) GPU versions of UMAP and HDBSCAN, used on CUDA when installed."""
+    try:
+        import cuml  # noqa: F401
+    except Exception:  # not installed, or installed without a usable GPU
+        return False
+    return True
+
+
+def _umap(n_docs: int, seed: int, n_components: int = 5, n_neighbors: int = 15, gpu: bool = False):
+    if gpu:
+        from cuml.manifold import UMAP as CumlUMAP
+
+        return CumlUMAP(n_neighbors=min(n_neighbors, max(2, n_docs - 1)), n_components=n_components, min_dist=0.0,
+                        metric="cosine", random_state=seed)
     from umap import UMAP
 
     # random_state makes UMAP deterministic (and single-threaded: the price of reproducibility).
@@ -74,7 +88,11 @@ def _umap(n_docs: int, seed: int, n_components: int = 5, n_neighbors: int = 15):
                 min_dist=0.0, metric="cosine", random_state=seed, low_memory=True)
 
 
-def _cluster_model(n_topics: int | None, min_topic_size: int, seed: int):
+def _cluster_model(n_topics: int | None, min_topic_size: int, seed: int, gpu: bool = False):
+    if gpu and not n_topics:
+        from cuml.cluster import HDBSCAN as CumlHDBSCAN
+
+        return CumlHDBSCAN(min_cluster_size=min_topic_size, min_samples=max(1, min_topic_size // 2))
     if n_topics:
         from sklearn.cluster import KMeans
 
@@ -88,8 +106,12 @@ def _cluster_model(n_topics: int | None, min_topic_size: int, seed: int):
 def fit_topics(texts: list[str], embeddings: np.ndarray, *, n_topics: int | None = None,
                min_topic_size: int | None = None, reduce_outliers: bool = True, outlier_threshold: float = 0.3,
                max_fit_docs: int = 20_000, seed: int = 0, stop_words: str | list[str] | None = "english",
-               progress=None) -> TopicModelResult:
-    """Fit topics on ``texts`` with their (L2-normalised) ``embeddings``."""
+               progress=None, gpu: bool = False) -> TopicModelResult:
+    """Fit topics on ``texts`` with their (L2-normalised) ``embeddings``.
+
+    ``gpu=True`` uses cuML's UMAP and HDBSCAN (when installed): much faster on large
+    corpora, but cuML's UMAP is not bit-for-bit reproducible across runs.
+    """
     from bertopic import BERTopic
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -108,9 +130,10 @@ def fit_topics(texts: list[str], embeddings: np.ndarray, *, n_topics: int | None
     rng = np.random.default_rng(seed)
     fit_idx = np.sort(rng.choice(n, max_fit_docs, replace=False)) if n > max_fit_docs else np.arange(n)
 
-    cluster = _cluster_model(n_topics, min_topic_size, seed)
+    gpu = gpu and cuml_available()
+    cluster = _cluster_model(n_topics, min_topic_size, seed, gpu=gpu)
     model = BERTopic(
-        umap_model=_umap(len(fit_idx), seed),
+        umap_model=_umap(len(fit_idx), seed, gpu=gpu),
         hdbscan_model=cluster,  # BERTopic reads labels_ after fit: KMeans and HDBSCAN of scikit-learn both have it
         vectorizer_model=CountVectorizer(stop_words=stop_words, min_df=1),
         min_topic_size=min_topic_size,
@@ -154,6 +177,7 @@ def fit_topics(texts: list[str], embeddings: np.ndarray, *, n_topics: int | None
         "min_topic_size": int(min_topic_size),
         "n_topics_requested": n_topics,
         "clustering": "KMeans" if n_topics else "HDBSCAN",
+        "gpu_clustering": "cuML" if gpu else None,
     }
     return TopicModelResult(topic_ids, probs, table, centroids, info)
 

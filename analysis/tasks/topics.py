@@ -56,6 +56,7 @@ class TopicsPredictor(Predictor):
             texts, vectors, n_topics=self.config.n_topics, min_topic_size=self.config.min_topic_size,
             reduce_outliers=self.config.reduce_outliers, outlier_threshold=self.config.outlier_threshold,
             max_fit_docs=self.config.max_fit_docs, seed=self.config.seed,
+            gpu=self._on_cuda(),
         )
         self.result = result
         self.doc_ids = self._doc_ids(texts)
@@ -69,6 +70,11 @@ class TopicsPredictor(Predictor):
         if progress:
             progress(n)
         return frame
+
+    def _on_cuda(self) -> bool:
+        from ..runner import resolve_device
+
+        return resolve_device(self.config.device).type == "cuda"
 
     def _doc_ids(self, texts: list[str]) -> list[str]:
         """Doc ids of the texts: the task gets every non-empty text of the corpus in order."""

@@ -45,7 +45,7 @@ from .errors import TextlabError
 log = logging.getLogger(__name__)
 # UMAP says that a fixed random_state makes it single-threaded: that is the deliberate price
 # of reproducible topics, not something the user can act on.
-warnings.filterwarnings("ignore", message="n_jobs value .* overridden", category=UserWarning)
+_UMAP_SEED_WARNING = "n_jobs value .* overridden"
 
 OUTLIER = -1
 OUTLIER_LABEL = "Outliers"
@@ -141,7 +141,9 @@ def fit_topics(texts: list[str], embeddings: np.ndarray, *, n_topics: int | None
         verbose=False,
     )
     fit_texts = [texts[i] for i in fit_idx]
-    fitted, _ = model.fit_transform(fit_texts, embeddings=embeddings[fit_idx])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_UMAP_SEED_WARNING, category=UserWarning)
+        fitted, _ = model.fit_transform(fit_texts, embeddings=embeddings[fit_idx])
     topic_ids = np.full(n, OUTLIER, dtype=np.int64)
     topic_ids[fit_idx] = np.asarray(fitted, dtype=np.int64)
     if progress:
@@ -294,7 +296,9 @@ def document_map(embeddings: np.ndarray, seed: int = 0, max_points: int = MAP_MA
     rows = np.arange(n) if n <= max_points else np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
     if len(rows) < 4:
         return rows, np.zeros((len(rows), 2))
-    xy = _umap(len(rows), seed, n_components=2).fit_transform(embeddings[rows])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_UMAP_SEED_WARNING, category=UserWarning)
+        xy = _umap(len(rows), seed, n_components=2).fit_transform(embeddings[rows])
     return rows, np.asarray(xy, dtype=np.float32)
 
 

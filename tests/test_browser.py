@@ -72,6 +72,9 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page.set_default_timeout(60_000)
+        # Charts render a moment after the numbers; on a loaded 2-core CI machine that can take
+        # longer than Playwright's 5 s default for expect().
+        expect.set_options(timeout=60_000)
         page.goto(server)
 
         # Data: load the sample and see the preview.

@@ -3,7 +3,8 @@
 - ``word_counts``: words as a reader would count them, in any script.
 - ``token_counts``: subword tokens of the bundled all-MiniLM-L6-v2 tokenizer, the unit in
   which transformer models truncate (special tokens such as [CLS]/[SEP] not counted).
-- ``split_sentences``: a regex splitter good enough for counting sentences.
+- ``sentence_spans`` / ``split_sentences``: a rule-based sentence splitter (abbreviations,
+  decimals, missing spaces after full stops, headings and list items on their own lines).
 """
 
 from __future__ import annotations
@@ -96,58 +97,166 @@ def token_counts(texts: Iterable[str]) -> np.ndarray:
 # without the final dot). Multi-dot forms such as "e.g." and "U.S." are caught by pattern.
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st vs etc al fig no nos vol pp approx dept univ inc ltd co corp "
-    "gen col lt sgt rep sen gov jan feb mar apr jun jul aug sep sept oct nov dec".split()
+    "gen col lt sgt rep sen gov jan feb mar apr jun jul aug sep sept oct nov dec ph.d".split()
 )
 _MULTI_DOT_ABBREVIATION = re.compile(r"(?:\b\w\.){2,}$")  # e.g. i.e. U.S. a.m.
 _INITIAL = re.compile(r"(?:^|\s)[A-Z]\.$")  # "J. Smith"
+_NUMBERED_ITEM = re.compile(r"(?:^|\n)[ \t]*\d{1,3}\.$")
+_LIST_NUMBER = re.compile(r"\d{1,3}[.)]")
+_ALPHANUMERIC = re.compile(r"[^\W_]")
+_CLOSERS = "\"'”’»)]"
 # Sentence-final punctuation followed by optional closing quotes/brackets and whitespace.
 _BOUNDARY = re.compile(r"(?:[.!?؟।]+|…)[\"'”’»)\]]*\s+")
+# The same with no space after it: "profits rose.The company said" (checked by _is_glued).
+_GLUED = re.compile(r"[.!?]+[\"'”’»)\]]*(?=[\"'“‘«(]?[A-Z])")
 # CJK full stops need no space after them.
-_CJK_BOUNDARY = re.compile(r"(?<=[。！？])")
-_PARAGRAPH = re.compile(r"\n\s*\n")
+_CJK_BOUNDARY = re.compile(r"[。！？]")
+_PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+_LINE_BREAK = re.compile(r"\n")
+_BULLET = re.compile(r"(?:[-*•–·]|\d{1,3}[.)])\s")
+# A line ending in one of these runs on into the next line.
+_CONTINUES = tuple(",;(-–—/&+")
+# A line break ends a sentence after a line shorter than this share of the longest line of
+# its paragraph (or shorter than _SHORT_LINE characters): hard-wrapped prose has lines of
+# about equal length, headings, list items and one-line answers do not.
+_SHORT_LINE_SHARE = 0.75
+_SHORT_LINE = 40
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans ``(start, end)`` of the sentences of ``text``, in order.
+
+    ``text[start:end]`` is a sentence without surrounding whitespace; only whitespace lies
+    between and around the spans. Boundaries:
+
+    - ``. ! ? …`` (and Arabic/Devanagari equivalents) followed by whitespace, except after a
+      known abbreviation ("Dr.", "etc."), a dotted abbreviation ("e.g.", "U.S.") or an
+      initial ("J."); an ellipsis ends a sentence only before a capital letter.
+    - ``. ! ?`` with no space, when a lower-case letter (or a digit, ``%``, a bracket) comes
+      before it and a capitalised word after it: "profits rose.The company said" is two
+      sentences, while "U.S.A", "3.5", "$1.13bn", "Ph.D" and "e.g.The" are not split.
+    - CJK full stops (``。！？``), which need no space after them.
+    - A blank line.
+    - A single line break after a line that is not hard-wrapped prose: the line does not
+      end in a comma, hyphen or the like, the next line does not start with a lower-case
+      letter, and the line is short (under 40 characters or under 3/4 of the longest line
+      of its paragraph) or the next line is a list item ("- ", "* ", "1. ").
+      A heading above its text is thus a sentence of its own.
+    """
+    text = text or ""
+    cuts: set[int] = set()
+    for match in _PARAGRAPH.finditer(text):
+        cuts.add(match.start())
+    for match in _CJK_BOUNDARY.finditer(text):
+        cuts.add(match.end())
+    for match in _BOUNDARY.finditer(text):
+        if _is_boundary(text, match):
+            cuts.add(match.end())
+    for match in _GLUED.finditer(text):
+        if _is_glued(text, match):
+            cuts.add(match.end())
+    cuts.update(_line_cuts(text))
+    spans = []
+    start = 0
+    for cut in sorted(cuts) + [len(text)]:
+        if cut <= start:
+            continue
+        piece = text[start:cut]
+        stripped = piece.strip()
+        if stripped:
+            lead = len(piece) - len(piece.lstrip())
+            spans.append((start + lead, start + lead + len(stripped)))
+        start = cut
+    # A piece without a letter or digit (a stray "." or quote) belongs to the sentence before.
+    for i in range(len(spans) - 1, 0, -1):
+        if not _ALPHANUMERIC.search(text[spans[i][0]:spans[i][1]]):
+            spans[i - 1:i + 1] = [(spans[i - 1][0], spans[i][1])]
+    # A piece that is only a list number ("2." in "1. First point. 2. Second point.")
+    # belongs to the sentence after it.
+    for i in range(len(spans) - 2, -1, -1):
+        if _LIST_NUMBER.fullmatch(text[spans[i][0]:spans[i][1]]):
+            spans[i:i + 2] = [(spans[i][0], spans[i + 1][1])]
+    return spans
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split a text into sentences (stripped, empty ones dropped).
-
-    A boundary is ``. ! ? …`` (and CJK/Arabic/Devanagari equivalents) followed by
-    whitespace, or a blank line. A full stop after a known abbreviation ("Dr.", "etc."),
-    a dotted abbreviation ("e.g.", "U.S.") or an initial ("J.") is not a boundary, and an
-    ellipsis ends a sentence only when the next word starts with a capital letter.
-    Decimals such as "3.5" never split because no space follows the dot.
-    """
-    sentences: list[str] = []
-    for paragraph in _PARAGRAPH.split(text or ""):
-        for chunk in _CJK_BOUNDARY.split(paragraph):
-            sentences.extend(_split_chunk(chunk))
-    return sentences
+    """Split a text into sentences (stripped, empty ones dropped); see :func:`sentence_spans`."""
+    text = text or ""
+    return [text[a:b] for a, b in sentence_spans(text)]
 
 
-def _split_chunk(chunk: str) -> list[str]:
-    pieces = []
-    start = 0
-    for match in _BOUNDARY.finditer(chunk):
-        if _is_boundary(chunk, match):
-            pieces.append(chunk[start : match.end()])
-            start = match.end()
-    pieces.append(chunk[start:])
-    return [piece.strip() for piece in pieces if piece.strip()]
+def _line_cuts(text: str) -> list[int]:
+    """Positions of the single line breaks that end a sentence (see :func:`sentence_spans`)."""
+    if "\n" not in text:
+        return []
+    cuts = []
+    bounds = [0] + [m.end() for m in _PARAGRAPH.finditer(text)] + [len(text)]
+    for p_start, p_end in zip(bounds, bounds[1:]):
+        lines = text[p_start:p_end].split("\n")
+        if len(lines) < 2:
+            continue
+        stripped = [line.strip() for line in lines]
+        longest = max(len(line) for line in stripped)
+        limit = max(_SHORT_LINE, _SHORT_LINE_SHARE * longest)
+        offset = p_start
+        for line, clean, nxt in zip(lines, stripped, stripped[1:]):
+            offset += len(line) + 1  # position just after this line's "\n"
+            if not clean or not nxt:
+                continue
+            if clean.endswith(_CONTINUES) or nxt[0].islower():
+                continue
+            if len(clean) < limit or _BULLET.match(nxt):
+                cuts.append(offset - 1)
+    return cuts
 
 
-def _is_boundary(chunk: str, match: re.Match[str]) -> bool:
-    punctuation = match.group().rstrip().rstrip("\"'”’»)]")
-    following = chunk[match.end() : match.end() + 1]
+def _last_word(text: str, end: int) -> str:
+    before = text[max(0, end - 40): end]
+    words_before = before.split()
+    return words_before[-1] if words_before else ""
+
+
+def _is_boundary(text: str, match: re.Match[str]) -> bool:
+    punctuation = match.group().rstrip().rstrip(_CLOSERS)
+    following = text[match.end(): match.end() + 1]
     if punctuation.endswith("..") or punctuation.endswith("…"):
         return following.isupper() or not following
     if punctuation != ".":
-        return True  # "!", "?", "?!", ...
-    before = chunk[max(0, match.start() - 40) : match.start() + 1]  # enough to see the last word
-    words_before = before.split()
-    last_word = words_before[-1] if words_before else ""
+        # "!", "?", "?!", ...; but not inside a quotation that the sentence goes on after:
+        # '"Why not?" he asked.'
+        quoted = match.group().rstrip() != punctuation
+        return not (quoted and following.islower())
+    before = text[max(0, match.start() - 40): match.start() + 1]  # enough to see the last word
+    last_word = _last_word(text, match.start() + 1)
     if last_word[:-1].lower().lstrip("([\"'") in _ABBREVIATIONS:
         return False
     if _MULTI_DOT_ABBREVIATION.search(before) or _INITIAL.search(before):
         return False
+    if _NUMBERED_ITEM.search(before):
+        return False  # "1. " opening a line is a list number
+    return True
+
+
+def _is_glued(text: str, match: re.Match[str]) -> bool:
+    """Whether punctuation directly followed by a capital ends a sentence ("rose.The")."""
+    start = match.start()
+    if start == 0 or match.group().startswith(".."):
+        return False
+    prev = text[start - 1]
+    if not (prev.islower() or prev.isdigit() or prev in "%)]\"'”’"):
+        return False  # "U.S.A", "Ph.D"-like initials, "...."
+    rest = text[match.end():]
+    rest = rest[1:] if rest[:1] in "\"'“‘«(" else rest
+    # A capitalised word ("The", "I ", "A new"), not a run of capitals or initials ("D.", "BBC").
+    if not (len(rest) == 1 or rest[1:2].islower() or rest[1:2] in (" ", "'", "’", "\n")):
+        return False
+    if match.group()[0] != ".":
+        return True  # "Really?Yes"
+    word = re.split(r"[\s\"'(“‘«\[]", text[max(0, start - 40): start])[-1]
+    if word.lower() in _ABBREVIATIONS or _MULTI_DOT_ABBREVIATION.search(word + "."):
+        return False  # "Mr.Smith", "e.g.The"
+    if re.search(r"[^\W\d_]\.[^\W\d_]|[/:@]", word) or re.fullmatch(r"[a-z]", word):
+        return False  # "www.bbc.Co", a single letter ("i.e" written "i.E" is rare, "x.Y" is code)
     return True
 
 

@@ -288,3 +288,10 @@ def test_select_representative_skips_duplicates_and_empty_sentences():
         select_representative(texts, vectors[:3], 2)
     with pytest.raises(TextlabError):
         select_representative(texts, vectors, 2, owners=[1, 2])
+
+
+def test_a_chosen_heading_is_followed_by_a_line_break():
+    text = "Budget approved\nThe council approved the budget on Monday. Fares will fall. Trams run later."
+    summary = extractive_summary(text, _FakeEmbedder(), max_sentences=2, position_weight=5.0, min_words=0)
+    assert summary.text == "Budget approved\nThe council approved the budget on Monday."
+    assert summary.spans == [(0, 15), (16, 58)]

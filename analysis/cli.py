@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels-column", help="column of human codes for few-shot coding")
     p.add_argument("--n-topics", type=int, help="number of topics for --task topics (default: found automatically)")
     p.add_argument("--min-topic-size", type=int, help="smallest topic for --task topics (default: 10, more for big corpora)")
+    p.add_argument("--summary-by", metavar="COL",
+                   help="with --task summary: also summarise each group of COL (a column, code_label or topic_label) "
+                        "into OUT.summaries.csv, with the sentences' sources")
     p.add_argument("--bom", action="store_true", help="write a UTF-8 byte-order mark in CSV output (for Excel)")
     p.add_argument("--no-neutralize", action="store_true",
                    help="keep cells starting with = + - @ as they are in CSV/XLSX (default: prefix with ' against formula injection)")
@@ -210,7 +213,26 @@ def cmd_analyze(args) -> int:
     print(f"textlab: wrote {len(frame)} rows x {len(frame.columns)} columns to {output} (manifest: {manifest_path})", file=sys.stderr)
     if "topics" in runs:
         _write_topics_table(project, runs["topics"], output, args)
+    if args.summary_by:
+        _write_group_summaries(project, frame, output, args)
     return 0
+
+
+def _write_group_summaries(project, frame, output: Path, args) -> None:
+    """Representative sentences per group, with the doc ids they come from, beside the output."""
+    from .export import write_table
+    from .tasks.summary import summarize_groups
+
+    if args.summary_by not in frame.columns:
+        raise TextlabError(f"--summary-by: no column '{args.summary_by}' (columns: {', '.join(map(str, frame.columns))}).")
+    info = project.info
+    table = summarize_groups(frame[info.text_column].fillna("").astype(str).tolist(), frame["doc_id"].tolist(),
+                             frame[args.summary_by], cache_dir=project.folder / "embeddings", device=args.device)
+    table["evidence_doc_ids"] = [";".join(e["doc_id"] for e in ev) for ev in table["evidence"]]
+    path = output.with_name(output.stem + ".summaries" + (output.suffix if output.suffix in (".csv", ".xlsx", ".tsv") else ".csv"))
+    write_table(table.drop(columns="evidence").rename(columns={"group": args.summary_by}), path, bom=args.bom,
+                neutralize=not args.no_neutralize)
+    print(f"textlab: summaries of {len(table)} groups of '{args.summary_by}': {path}", file=sys.stderr)
 
 
 def _write_topics_table(project, run, output: Path, args) -> None:

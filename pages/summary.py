@@ -1,5 +1,95 @@
-"""Summaries page (planned: issue #6)."""
+"""Summaries: one per text, and per group, code or topic with the sentences they come from."""
 
-from ui.widgets import planned_page
+from __future__ import annotations
 
-planned_page("Summaries", "summary", "Summaries per document and per group, code or topic, with the sentences they come from.", "issue #6")
+import pandas as pd
+import streamlit as st
+
+from analysis.errors import TextlabError
+from analysis.export import export_table
+from analysis.tasks.summary import abstractive_model_if_available, summarize_groups
+from ui.widgets import job_status, model_settings, require_project, run_history, run_summary, show_error, submit_button
+
+st.title("Summaries")
+st.caption("A short summary of every text, and summaries of groups, codes and topics that cite their sources.")
+project = require_project()
+info = project.info
+
+with st.expander("Settings", expanded=not project.runs("summary")):
+    config = model_settings("summary")
+    if config["backend"] != "transformers":
+        c1, c2 = st.columns(2)
+        config["max_sentences"] = int(c1.number_input("Extractive: sentences per summary", 1, 20, 3, key="sum_k"))
+        config["min_words"] = int(c2.number_input("Texts shorter than this many words pass through unchanged",
+                                                  1, 1000, 40, key="sum_min"))
+    if config["backend"] != "offline":
+        c1, c2 = st.columns(2)
+        config["max_new_tokens"] = int(c1.number_input("Abstractive: longest summary (tokens)", 10, 512, 80, key="sum_max"))
+        config["num_beams"] = int(c2.number_input("Beams (1 = greedy, fastest)", 1, 8, 1, key="sum_beams"))
+submit_button(project, "summary", "Summarise every text", lambda: config)
+job_status(project, "summary")
+latest = project.latest_runs().get("summary")
+
+frame = project.results_frame(project.latest_runs())
+if latest is not None:
+    st.subheader("Per text")
+    run_summary(project.manifest(latest.id))
+    query = st.text_input("Search the texts", key="sum_query", placeholder="a word or phrase")
+    shown = frame[["doc_id", info.text_column, "summary"]]
+    if query.strip():
+        shown = shown[shown[info.text_column].astype(str).str.contains(query.strip(), case=False, regex=False)]
+    st.dataframe(shown.head(500), hide_index=True,
+                 column_config={info.text_column: st.column_config.TextColumn(width="large"),
+                                "summary": st.column_config.TextColumn(width="large")})
+    st.caption(f"{min(len(shown), 500):,} of {len(shown):,} rows shown. All rows are in the export.")
+else:
+    st.info("No per-text summaries yet: press **Summarise every text**. Group summaries below work without them.")
+
+st.subheader("By group, code or topic")
+candidates = [c for c in ([info.group_column] if info.group_column else []) + ["code_label", "topic_label"]
+              if c and c in frame.columns]
+candidates += [c for c in frame.columns if c not in candidates and c not in (info.text_column, info.id_column, "doc_id",
+               "summary") and frame[c].dtype == object and 1 < frame[c].nunique() <= 50]
+if not candidates:
+    st.info("Set a group column on the Data page, or run Codebook coding or Topics, to summarise groups.")
+    run_history(project, "summary")
+    st.stop()
+by = st.selectbox("Summarise by", candidates, key="sum_by")
+k = st.slider("Sentences per group", 2, 10, 5, key="sum_group_k")
+abstract_model = abstractive_model_if_available()
+use_abstract = st.toggle(f"Add an abstractive summary ({abstract_model})" if abstract_model
+                         else "Abstractive summary (needs `textlab models download distilbart-cnn`)",
+                         value=False, disabled=abstract_model is None, key="sum_abstract")
+key = f"group_summaries_{project.id}"
+if st.button("Summarise groups", key="sum_groups"):
+    try:
+        with st.spinner("Choosing representative sentences…"):
+            table = summarize_groups(frame[info.text_column].fillna("").astype(str).tolist(), frame["doc_id"].tolist(),
+                                     frame[by], k=k, cache_dir=project.folder / "embeddings",
+                                     abstractive=abstract_model if use_abstract else None)
+        st.session_state[key] = {"by": by, "table": table}
+    except TextlabError as exc:
+        show_error(exc)
+saved = st.session_state.get(key)
+if saved and saved["by"] == by:
+    table: pd.DataFrame = saved["table"]
+    texts = dict(zip(frame["doc_id"], frame[info.text_column].astype(str)))
+    pick = st.selectbox("Group", table["group"].tolist(), key="sum_pick",
+                        format_func=lambda g: f"{g} ({int(table.loc[table['group'] == g, 'texts'].iloc[0]):,} texts)")
+    row = table[table["group"] == pick].iloc[0]
+    if row["abstract"]:
+        st.markdown("**Abstractive summary** (machine-written from the sentences below; check it against them)")
+        st.text(row["abstract"])
+    st.markdown("**Representative sentences**, each from a different text (the evidence):")
+    for n, item in enumerate(row["evidence"], start=1):
+        with st.container(border=True):
+            st.text(item["sentence"])
+            st.caption(f"[{n}] text `{item['doc_id']}`, characters {item['start']}–{item['end']}")
+            with st.expander("Whole text"):
+                st.text(texts.get(item["doc_id"], ""))
+    download = table.assign(evidence_doc_ids=[";".join(e["doc_id"] for e in ev) for ev in table["evidence"]]
+                            ).drop(columns="evidence")
+    exported = export_table(download, "csv", name=f"summaries_by_{by}")  # formulas neutralised, like every export
+    st.download_button("Download group summaries (CSV)", exported.data, exported.filename, exported.mime,
+                       key="sum_download", on_click="ignore")
+run_history(project, "summary")

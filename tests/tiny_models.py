@@ -82,8 +82,12 @@ def make_tiny_nli(path, seed=0) -> Path:
     return make_tiny_classifier(path, labels=("entailment", "neutral", "contradiction"), seed=seed)
 
 
-def make_tiny_seq2seq(path, seed=0) -> Path:
-    """A tiny BART encoder-decoder with the bundled tokenizer, for summarisation tests."""
+def make_tiny_seq2seq(path, seed=0, max_positions=512) -> Path:
+    """A tiny BART encoder-decoder with the bundled tokenizer, for summarisation tests.
+
+    ``max_positions`` sets the position table (the model window, encoder and decoder); a
+    small one makes texts longer than the window cheap to test.
+    """
     from transformers import BartConfig, BartForConditionalGeneration
 
     path = Path(path)
@@ -98,7 +102,7 @@ def make_tiny_seq2seq(path, seed=0) -> Path:
         decoder_attention_heads=2,
         encoder_ffn_dim=64,
         decoder_ffn_dim=64,
-        max_position_embeddings=512,
+        max_position_embeddings=max_positions,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.cls_token_id,
         eos_token_id=tokenizer.sep_token_id,

@@ -15,6 +15,7 @@ BUILT = {
     "sentiment": "analysis.tasks.sentiment",
     "emotion": "analysis.tasks.emotion",
     "coding": "analysis.tasks.coding",
+    "summary": "analysis.tasks.summary",
     "topics": "analysis.tasks.topics",
 }
 

@@ -120,7 +120,9 @@ def fit_topics(texts: list[str], embeddings: np.ndarray, *, n_topics: int | None
         raise TextlabError(f"{n} texts but {len(embeddings)} embeddings.")
     if n_topics is not None and n_topics < 2:
         raise TextlabError(f"The number of topics must be at least 2, not {n_topics}.")
-    min_topic_size = min_topic_size or default_min_topic_size(n)
+    # The default follows the documents HDBSCAN sees (the fitted sample), not the corpus:
+    # 100,000 / 500 = 200 on a 20,000 sample made most of the sample outliers.
+    min_topic_size = min_topic_size or default_min_topic_size(min(n, max_fit_docs))
     if n < max(10, 2 * (n_topics or min_topic_size)):
         raise TextlabError(
             f"{n} texts are too few for topic clustering with "

@@ -168,7 +168,7 @@ class TopicsTask(Task):
 
     def check(self, config: TopicsConfig, context: RunContext) -> None:
         n = sum(1 for t in context.texts if t.strip())
-        size = config.min_topic_size or topics.default_min_topic_size(n)
+        size = config.min_topic_size or topics.default_min_topic_size(min(n, config.max_fit_docs))
         needed = max(10, 2 * (config.n_topics or size))
         if n < needed:
             raise TextlabError(

@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-minilm-l6-v2"
 SLICE_SIZE = 8192  # texts per cache shard and per tokenisation pass (CUDA)
-CPU_SLICE_SIZE = 2048  # the same on the CPU and MPS
+CPU_SLICE_SIZE = 256  # on the CPU and MPS: ~5 s of work, so the progress bar moves
 CPU_BATCH_SIZE = 64
 CUDA_BATCH_SIZE = 256
 _CHUNK_BATCHES = 8  # batches per model.encode call (progress and OOM granularity)

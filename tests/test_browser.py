@@ -2,7 +2,7 @@
 
 Loads the sample data, sees the preview, runs text statistics and sentiment, sees their
 charts, codes the sample with its codebook and sees the agreement with the human coders, finds
-topics and sees the document map,
+topics and sees the document map, sees a group summary with its sources,
 downloads the CSV export and checks its rows.
 """
 
@@ -61,6 +61,7 @@ def server(tmp_path):
         proc.kill()
 
 
+@pytest.mark.timeout(2400)  # one long walk through every analysis; each step has its own wait below
 def test_sample_data_to_chart_to_csv_export(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -87,7 +88,7 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
         # Text statistics: run the job and see a chart.
         page.get_by_role("link", name="Text statistics").click()
         page.get_by_role("button", name="Run text statistics").click()
-        expect(page.get_by_text("Median tokens")).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("Median tokens")).to_be_visible(timeout=300_000)
         expect(page.locator(".js-plotly-plot").first).to_be_visible()
         os.makedirs(ROOT / "tests" / "_artifacts", exist_ok=True)
         page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "stats.png"), full_page=False)
@@ -95,7 +96,7 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
         # Sentiment (auto: VADER here, as no transformer model is downloaded): run and see charts.
         page.get_by_role("link", name="Sentiment").click()
         page.get_by_role("button", name="Run sentiment").click()
-        expect(page.get_by_text("Mean score")).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("Mean score")).to_be_visible(timeout=300_000)
         expect(page.get_by_text("Mean sentiment by region")).to_be_visible()
         page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "sentiment.png"), full_page=True)
 
@@ -104,7 +105,7 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
         page.get_by_role("link", name="Codebook coding").click()
         expect(page.get_by_text("5 codes · version")).to_be_visible()
         page.get_by_role("button", name="Run coding").click()
-        expect(page.get_by_text("Share of texts per code")).to_be_visible(timeout=180_000)
+        expect(page.get_by_text("Share of texts per code")).to_be_visible(timeout=600_000)
         page.get_by_role("link", name="Validate").click()
         expect(page.get_by_text("texts compared").first).to_be_visible(timeout=60_000)
         expect(page.get_by_role("heading", name="Per code")).to_be_visible()
@@ -116,10 +117,16 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
         number.fill("5")
         number.press("Enter")
         page.get_by_role("button", name="Find topics").click()
-        expect(page.get_by_role("tab", name="Document map")).to_be_visible(timeout=300_000)
+        expect(page.get_by_role("tab", name="Document map")).to_be_visible(timeout=600_000)
         page.get_by_role("tab", name="Document map").click()
         expect(page.get_by_text("Document map (UMAP of the embeddings")).to_be_visible()
         page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "topics.png"), full_page=False)
+
+        # Summaries: a group summary with its sources (no per-text run needed).
+        page.get_by_role("link", name="Summaries").click()
+        page.get_by_role("button", name="Summarise groups").click()
+        expect(page.get_by_text("Representative sentences")).to_be_visible(timeout=600_000)
+        expect(page.get_by_text("characters").first).to_be_visible()
 
         # Export: download the CSV and check its rows.
         page.get_by_role("link", name="Export").click()

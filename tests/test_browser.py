@@ -7,6 +7,7 @@ downloads the CSV export and checks its rows.
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -130,8 +131,10 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
 
         # Export: download the CSV and check its rows.
         page.get_by_role("link", name="Export").click()
+        expect(page.get_by_role("heading", name="Export")).to_be_visible()
         with page.expect_download() as info:
-            page.get_by_role("button", name="Download").first.click()
+            # The data file's button (not the previous page's, which may linger during the switch).
+            page.get_by_role("button", name=re.compile(r"^Download .+\.csv$")).click()
         target = tmp_path / "export.csv"
         info.value.save_as(target)
         browser.close()

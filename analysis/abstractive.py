@@ -62,7 +62,7 @@ from .runner import (
     _check_positive,
     _model_window,
     device_description,
-    free_accelerator_memory,
+    release_model,
     run_batched,
 )
 from .textutil import split_sentences, word_counts
@@ -442,13 +442,7 @@ class Seq2SeqSummarizer:
     def close(self) -> None:
         """Move the model to the CPU and release the accelerator memory it held."""
         model, self.model = getattr(self, "model", None), None
-        if model is not None:
-            try:
-                model.to("cpu")
-            except Exception:  # already gone or half-loaded: nothing more to free
-                pass
-            del model
-        free_accelerator_memory()
+        release_model(model)
 
     def __enter__(self):
         return self

@@ -59,7 +59,7 @@ import numpy as np
 
 from analysis import models
 from analysis.errors import TextlabError
-from analysis.runner import device_description, free_accelerator_memory, resolve_device, resolve_dtype
+from analysis.runner import device_description, free_accelerator_memory, release_model, resolve_device, resolve_dtype
 from analysis.workspace import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -714,13 +714,7 @@ class Embedder:
     def close(self) -> None:
         """Release the model and the accelerator memory it holds."""
         model, self.model = getattr(self, "model", None), None
-        if model is not None:
-            try:
-                model.to("cpu")
-            except Exception:  # already gone or half-loaded: nothing more to free
-                pass
-            del model
-        free_accelerator_memory()
+        release_model(model)
 
     def __enter__(self):
         return self

@@ -597,55 +597,58 @@ def _dtype_kwarg(dtype) -> dict:
     return {key: dtype}
 
 
-def load_sequence_classifier(spec_or_path, device="auto", dtype="auto"):
-    """Load tokenizer and sequence-classification model, local files only, ready to run.
+def _load_local(spec: ModelSpec, auto_class, what: str, device, dtype, extra_check=None):
+    """Tokenizer and model of ``auto_class`` from local files only, on ``device``, in eval mode.
 
-    Refuses (TextlabError) rather than warns when the folder has no trained classification
-    head: transformers would otherwise fill it with random weights and predict noise.
+    Safetensors weights only, no ``trust_remote_code``, nothing fetched. Refuses
+    (TextlabError) rather than warns when the weights do not fill the model: transformers
+    would fill the gaps with random weights and predict noise.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from analysis.runner import resolve_device, resolve_dtype
 
-    spec = get_spec(spec_or_path)
-    if spec.kind not in ("sequence-classification", "zero-shot-nli"):
-        raise TextlabError(f"Model '{spec.name}' is a {spec.kind} model, not a sequence classifier.")
     path = require(spec)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(torch_device, dtype)
     common = dict(local_files_only=True, trust_remote_code=False)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **common)
-        model, info = AutoModelForSequenceClassification.from_pretrained(
+        model, info = auto_class.from_pretrained(
             path, use_safetensors=True, output_loading_info=True, **common, **_dtype_kwarg(torch_dtype)
         )
     except (OSError, ValueError, KeyError) as exc:
         raise TextlabError(f"Could not load model '{spec.name}' from {path}: {exc}") from exc
     missing = sorted(k for k in info.get("missing_keys", ()) if not k.endswith("position_ids"))
     mismatched = list(info.get("mismatched_keys", ()))
-    if missing or mismatched:
+    if missing or mismatched or (extra_check is not None and not extra_check(model)):
+        hint = " It may be a base model without a trained classification head." if "classifier" in what else ""
         raise TextlabError(
-            f"Model '{spec.name}' in {path} is not a complete sequence classifier "
-            f"(weights missing: {', '.join(missing[:5]) or '-'}; wrong shape: {len(mismatched)}). "
-            "It may be a base model without a trained classification head."
+            f"Model '{spec.name}' in {path} is not a complete {what} "
+            f"(weights missing: {', '.join(missing[:5]) or '-'}; wrong shape: {len(mismatched)}).{hint}"
         )
     model.to(torch_device)
     model.eval()
     return tokenizer, model
 
 
+def load_sequence_classifier(spec_or_path, device="auto", dtype="auto"):
+    """Load tokenizer and sequence-classification model, local files only, ready to run."""
+    from transformers import AutoModelForSequenceClassification
+
+    spec = get_spec(spec_or_path)
+    if spec.kind not in ("sequence-classification", "zero-shot-nli"):
+        raise TextlabError(f"Model '{spec.name}' is a {spec.kind} model, not a sequence classifier.")
+    return _load_local(spec, AutoModelForSequenceClassification, "sequence classifier", device, dtype)
+
+
 def load_seq2seq(spec_or_path, device="auto", dtype="auto"):
     """Load tokenizer and encoder-decoder (seq2seq) model, local files only, ready to generate.
 
-    Same rules as :func:`load_sequence_classifier`: safetensors weights only, no
-    ``trust_remote_code``, nothing fetched. A model of another kind (a classifier folder,
-    an NLI model) is refused with a TextlabError naming its kind, and so is a folder whose
-    weights do not fill the seq2seq model (transformers would fill the gaps with random
-    weights and generate noise).
+    A model of another kind (a classifier folder, an NLI model) is refused with a
+    TextlabError naming its kind.
     """
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    from analysis.runner import resolve_device, resolve_dtype
+    from transformers import AutoModelForSeq2SeqLM
 
     spec = get_spec(spec_or_path, task="summary")
     if spec.kind != "seq2seq":
@@ -653,24 +656,7 @@ def load_seq2seq(spec_or_path, device="auto", dtype="auto"):
             f"Model '{spec.name}' is a {spec.kind} model, not a seq2seq (encoder-decoder) summariser; "
             "abstractive summaries need a model such as distilbart-cnn or bart-large-cnn."
         )
-    path = require(spec)
-    torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(torch_device, dtype)
-    common = dict(local_files_only=True, trust_remote_code=False)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **common)
-        model, info = AutoModelForSeq2SeqLM.from_pretrained(
-            path, use_safetensors=True, output_loading_info=True, **common, **_dtype_kwarg(torch_dtype)
-        )
-    except (OSError, ValueError, KeyError) as exc:
-        raise TextlabError(f"Could not load model '{spec.name}' from {path}: {exc}") from exc
-    missing = sorted(k for k in info.get("missing_keys", ()) if not k.endswith("position_ids"))
-    mismatched = list(info.get("mismatched_keys", ()))
-    if missing or mismatched or not getattr(model.config, "is_encoder_decoder", False):
-        raise TextlabError(
-            f"Model '{spec.name}' in {path} is not a complete seq2seq model "
-            f"(weights missing: {', '.join(missing[:5]) or '-'}; wrong shape: {len(mismatched)})."
-        )
-    model.to(torch_device)
-    model.eval()
-    return tokenizer, model
+    return _load_local(
+        spec, AutoModelForSeq2SeqLM, "seq2seq model", device, dtype,
+        extra_check=lambda model: getattr(model.config, "is_encoder_decoder", False),
+    )

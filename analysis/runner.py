@@ -173,6 +173,20 @@ def free_accelerator_memory() -> None:
         torch.mps.empty_cache()
 
 
+def release_model(model) -> None:
+    """Move a model to the CPU and give its accelerator memory back at once.
+
+    The Streamlit server outlives every job, so a finished job must not keep the GPU full.
+    """
+    if model is not None:
+        try:
+            model.to("cpu")
+        except Exception:  # already gone or half-loaded: nothing more to free
+            pass
+        del model
+    free_accelerator_memory()
+
+
 def _to_host(output, n_rows: int) -> list:
     """One batch's output as a list of per-row results on the CPU (numpy for tensors)."""
     if isinstance(output, torch.Tensor):

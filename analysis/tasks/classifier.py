@@ -82,11 +82,9 @@ class TransformerClassifier:
         return probs, self.runner.split.copy()
 
     def close(self) -> None:
-        # Give the accelerator memory back at once; the Streamlit server lives on.
-        self.runner.model.to("cpu")
-        from ..runner import free_accelerator_memory
+        from ..runner import release_model
 
-        free_accelerator_memory()
+        release_model(self.runner.model)
 
     def describe(self) -> dict[str, Any]:
         from ..runner import device_description

@@ -378,10 +378,9 @@ class NliCoder(Predictor):
         }
 
     def close(self) -> None:
-        from ..runner import free_accelerator_memory
+        from ..runner import release_model
 
-        self.runner.model.to("cpu")
-        free_accelerator_memory()
+        release_model(self.runner.model)
 
 
 # ---------------------------------------------------------------------- few-shot

@@ -92,10 +92,7 @@ def assemble(task: Task, doc_ids: list[str], texts: list[str], coded: pd.DataFra
 
 def _context(project: Project, corpus, run_id: str | None = None) -> RunContext:
     """The corpus table with the project's hand codes (``human_<coder>`` columns) beside it."""
-    frame = corpus.data
-    humans = project.human_codes()
-    if len(humans.columns):
-        frame = pd.concat([frame.reset_index(drop=True), humans.reset_index(drop=True)], axis=1)
+    frame = project.with_human_codes(corpus.data.reset_index(drop=True))
     return RunContext(texts=corpus.texts, frame=frame, project=project, doc_ids=corpus.doc_ids,
                       run_folder=project.run_folder(run_id) if run_id else None)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import sqlite3
 import uuid
 from contextlib import closing
@@ -521,6 +520,13 @@ class Project:
             part = table[table["coder"] == coder].drop_duplicates("doc_id", keep="last").set_index("doc_id")["code"]
             out[annotation_column(coder)] = part.reindex(ids.to_numpy()).to_numpy(dtype=object)
         return out
+
+    def with_human_codes(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` (one row per corpus row, in corpus order) with the ``human_<coder>`` columns beside it."""
+        humans = self.human_codes()
+        if not len(humans.columns):
+            return frame
+        return pd.concat([frame, humans.set_index(frame.index)], axis=1)
 
 
 ANNOTATION_COLUMNS = ("doc_id", "coder", "code", "coded_at")

@@ -99,11 +99,7 @@ if book is not None:
 # ---------------------------------------------------------------------- method
 
 st.subheader("2 · Method")
-frame_all = corpus.data
-if hasattr(project, "human_codes"):
-    humans = project.human_codes()
-    if len(humans.columns):
-        frame_all = pd.concat([frame_all.reset_index(drop=True), humans.reset_index(drop=True)], axis=1)
+frame_all = project.with_human_codes(corpus.data.reset_index(drop=True))
 candidates = [c for c in frame_all.columns if c not in (info.text_column, info.id_column, info.date_column)
               and frame_all[c].dropna().astype(str).str.strip().ne("").any()
               and frame_all[c].nunique(dropna=True) <= 200]

@@ -1,6 +1,5 @@
 """Export: the corpus with every result column, and the provenance manifest."""
 
-import pandas as pd
 import streamlit as st
 
 from analysis.errors import TextlabError
@@ -16,16 +15,15 @@ st.title("Export")
 project = require_project()
 latest = project.latest_runs()
 frame = project.results_frame(latest)
-humans = project.human_codes()
-if len(humans.columns):  # hand codes from the Validate page, one human_<coder> column each
-    frame = pd.concat([frame, humans.set_index(frame.index)], axis=1)
+n_coders = len(project.human_codes().columns)
+frame = project.with_human_codes(frame)  # hand codes from the Validate page, one human_<coder> column each
 manifests = project.manifests()
 codebook = project.manifest(latest["coding"].id).get("codebook") if "coding" in latest else None
 
 st.markdown(
     f"**{len(frame):,} rows × {len(frame.columns)} columns**: every input column and row, plus the results of "
     + (", ".join(f"`{t}`" for t in latest) if latest else "no analysis yet")
-    + (f", and {len(humans.columns)} column(s) of hand codes" if len(humans.columns) else "")
+    + (f", and {n_coders} column(s) of hand codes" if n_coders else "")
     + "."
 )
 fmt = st.radio("Format", [f for f in EXPORT_FORMATS], format_func=lambda f: FORMAT_NAMES.get(f, f), horizontal=True, key="export_format")

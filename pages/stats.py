@@ -1,6 +1,5 @@
 """Text statistics: run the stats task as a job and chart its results."""
 
-import pandas as pd
 import streamlit as st
 
 from analysis import charts

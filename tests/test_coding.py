@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.codebook import Codebook, read_codebook
+from analysis.codebook import read_codebook
 from analysis.corpus import build_corpus
 from analysis.errors import CodebookError, TextlabError
 from analysis.fewshot import FewShotModel, learning_curve, suggest_next

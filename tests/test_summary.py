@@ -4,7 +4,6 @@ group summaries with their evidence, the CLI and the page."""
 import time
 
 import pandas as pd
-import pytest
 
 from analysis.corpus import build_corpus
 from analysis.jobs import JobManager

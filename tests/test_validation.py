@@ -415,8 +415,11 @@ def test_annotations_round_trip(project):
     by_id = wide.set_index(corpus["doc_id"])
     assert by_id.loc["R0002", "human_anna_b"] == "Housing" and pd.isna(by_id.loc["R0001", "human_anna_b"])
     assert by_id.loc["R0001", "human_bo"] == "Housing" and wide["human_bo"].notna().sum() == 1
-    joined = pd.concat([project.results_frame(), wide], axis=1)
+    joined = project.with_human_codes(project.results_frame())
     assert len(joined) == 467 and joined.loc[joined["doc_id"] == "R0003", "human_anna_b"].item() == "Cost of living"
+    # a frame with its own index (the corpus table reset) gets the codes by position, not by label
+    shifted = project.with_human_codes(corpus.set_index(corpus.index + 1000))
+    assert shifted.loc[shifted["doc_id"] == "R0002", "human_anna_b"].item() == "Housing"
 
 
 @pytest.mark.parametrize("coder, message", [

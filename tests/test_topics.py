@@ -81,7 +81,7 @@ def test_outliers_are_counted_and_reduced_only_when_similar_enough():
     assert (probs[:60] > 0.9).all()
 
 
-def test_topics_job_uses_the_embedding_cache_and_edits_reach_the_export(home, corpus_texts):
+def test_topics_job_uses_the_embedding_cache_and_edits_reach_the_export(home, corpus_texts, monkeypatch):
     texts, _ = corpus_texts
     ws = Workspace()
     project = ws.create_project("p", build_corpus(pd.DataFrame({"text": texts + [""]}), "text"))
@@ -99,8 +99,16 @@ def test_topics_job_uses_the_embedding_cache_and_edits_reach_the_export(home, co
     assert m2["cache"]["hits"] == len(texts) and m2["cache"]["computed"] == 0
 
     # Rename, merge and split one run; every edit is logged and shows in the results.
-    topics_task.edit_topics(project, first.id, {"op": "rename", "topic": 0, "label": "Sport talk"})
-    assert "Sport talk" in set(project.result(first.id)["topic_label"])
+    import analysis.embeddings
+
+    real_embedder = analysis.embeddings.Embedder
+    monkeypatch.setattr(analysis.embeddings, "Embedder", None)  # a rename needs no model
+    renamed = topics_task.edit_topics(project, first.id, {"op": "rename", "topic": 0, "label": "Sport talk"})
+    monkeypatch.setattr(analysis.embeddings, "Embedder", real_embedder)
+    assert [r["topic_label"] for r in renamed["topics"] if r["topic_id"] == 0] == ["Sport talk"]
+    renamed_rows = project.result(first.id)
+    assert set(renamed_rows.loc[renamed_rows["topic_id"] == 0, "topic_label"]) == {"Sport talk"}
+    assert "Sport talk" not in set(renamed_rows.loc[renamed_rows["topic_id"] != 0, "topic_label"].dropna())
     topics_task.edit_topics(project, first.id, {"op": "merge", "topics": [1, 2]})
     merged = project.result(first.id)
     assert sorted(merged["topic_id"].dropna().unique()) == [0, 1]

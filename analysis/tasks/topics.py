@@ -206,7 +206,22 @@ def edit_topics(project, run_id: str, edit: dict[str, Any]) -> dict:
     manifest = project.manifest(run_id)
     if manifest.get("task") != "topics":
         raise TextlabError(f"Run {run_id} is not a topics run.")
-    result = project.result(run_id)
+    result = project.result(run_id).copy()
+    renamed = {int(k): v for k, v in (manifest.get("renamed_topics") or {}).items()}
+    stamp = {**edit, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if edit.get("op") == "rename":
+        # A new name changes no assignment, keyword or centroid: no vectors needed, no model loaded.
+        ids = result["topic_id"].dropna().astype("int64").to_numpy()
+        _, renamed = topics.apply_edit([], np.zeros((len(ids), 0), dtype=np.float32), ids, renamed, edit)
+        topic, label = int(edit["topic"]), renamed[int(edit["topic"])]
+        result.loc[result["topic_id"] == topic, "topic_label"] = label
+        records = [{**r, "topic_label": label} if int(r["topic_id"]) == topic else r
+                   for r in manifest.get("topics", [])]
+        manifest = {**manifest, "topics": records, "renamed_topics": {str(k): v for k, v in renamed.items()},
+                    "edits": [*manifest.get("edits", []), stamp]}
+        project.write_result(run_id, result, manifest)
+        return manifest
+
     corpus = project.corpus()
     keep = [i for i, t in enumerate(corpus.texts) if t.strip()]
     texts = [corpus.texts[i] for i in keep]
@@ -215,14 +230,12 @@ def edit_topics(project, run_id: str, edit: dict[str, Any]) -> dict:
     with Embedder(params.get("model") or models.DEFAULTS["topics"]["offline"], device=params.get("device", "auto"),
                   cache_dir=project.folder / "embeddings") as embedder:
         vectors = embedder.encode(texts)  # from the project's cache: the run embedded these texts
-    renamed = {int(k): v for k, v in (manifest.get("renamed_topics") or {}).items()}
     new_ids, renamed = topics.apply_edit(texts, vectors, ids, renamed, edit, seed=int(params.get("seed", 0)))
     centroids = topics._centroids(vectors, new_ids)
     table = topics.topic_table(texts, vectors, new_ids, centroids, labels=renamed)
     labels = dict(zip(table["topic_id"], table["topic_label"]))
     probs = topics._typicality(vectors, new_ids, centroids)
 
-    result = result.copy()
     result["topic_id"] = result["topic_id"].astype("Int64")
     result.loc[result.index[keep], "topic_id"] = new_ids
     result.loc[result.index[keep], "topic_label"] = [labels.get(int(t), topics.OUTLIER_LABEL) for t in new_ids]
@@ -232,8 +245,7 @@ def edit_topics(project, run_id: str, edit: dict[str, Any]) -> dict:
         **manifest,
         "topics": table_records(table, doc_ids),
         "renamed_topics": {str(k): v for k, v in renamed.items()},
-        "edits": [*manifest.get("edits", []),
-                  {**edit, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}],
+        "edits": [*manifest.get("edits", []), stamp],
     }
     info = dict(manifest.get("topics_info", {}))
     info.update(topics=len(centroids), outliers=int((new_ids == topics.OUTLIER).sum()),

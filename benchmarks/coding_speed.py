@@ -74,8 +74,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -88,6 +86,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import numpy as np  # noqa: E402
+from _common import gpu_name, host_description, module_versions, n_cores, write_part  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -98,10 +97,6 @@ TARGET_TEXTS_PER_S = 2000
 
 MARK_BEGIN = "<!-- BEGIN benchmarks/coding_speed.py: generated, re-run the script instead of editing -->"
 MARK_END = "<!-- END benchmarks/coding_speed.py -->"
-
-
-def block_marks(part: str) -> tuple[str, str]:
-    return f"<!-- coding_speed.py {part}: begin -->", f"<!-- coding_speed.py {part}: end -->"
 
 
 # deberta-v3-base's config.json values (microsoft/deberta-v3-base; MoritzLaurer's
@@ -222,24 +217,6 @@ def exact_length_texts(tokenizer, n: int, n_tokens: int, seed: int) -> tuple[lis
 # --------------------------------------------------------------------------- shared helpers
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def n_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def cpu_description() -> str:
-    return f"{cpu_name()} ({platform.machine()}), {n_cores()} cores"
-
-
 class OtherLoad:
     """CPU time that other processes used while this one ran, in cores (from /proc/stat; Linux only)."""
 
@@ -266,13 +243,8 @@ class OtherLoad:
 
 
 def versions() -> str:
-    parts = [f"Python {platform.python_version()}"]
-    for name in ("torch", "transformers", "sentence_transformers", "tokenizers", "sklearn"):
-        try:
-            parts.append(f"{name.replace('_', '-')} {__import__(name).__version__}")
-        except ImportError:
-            pass
-    return ", ".join(parts)
+    return module_versions("torch", "transformers", "sentence_transformers", "tokenizers", "sklearn",
+                           labels={"sentence_transformers": "sentence-transformers"})
 
 
 def command_line() -> str:
@@ -416,7 +388,7 @@ def bench_cpu(args) -> list[str]:
         f"### Codebook coding speed, CPU ({date.today().isoformat()})",
         "",
         f"Command: `{command_line()}`  ",
-        f"Machine: {cpu_description()}; {versions()}; torch threads {torch.get_num_threads()}; device: {device}; "
+        f"Machine: {host_description()}; {versions()}; torch threads {torch.get_num_threads()}; device: {device}; "
         f"{contention} (a shared machine: they slow these figures down)  ",
         f"Texts: {n:,} synthetic news-like texts (seed 1), {n_tokens.mean():.1f} MiniLM tokens per text on average "
         f"(min {n_tokens.min()}, max {n_tokens.max()}, special tokens included); 10 codes. Offline model: "
@@ -510,12 +482,7 @@ def compare(scores: np.ndarray, reference: np.ndarray) -> dict:
 
 
 def gpu_device_description(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device.index if device.index is not None else 0)
-        return f"{props.name} ({props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda})"
-    return f"CPU: {cpu_description()}"
+    return gpu_name(device) if device.type == "cuda" else f"CPU: {host_description()}"
 
 
 def bench_gpu(args) -> list[str] | None:
@@ -668,7 +635,7 @@ def bench_gpu(args) -> list[str] | None:
         + (" - SMOKE TEST, not a GPU measurement" if smoke else ""),
         "",
         f"Command: `{command_line()}`  ",
-        f"Machine: {gpu_device_description(device)}; host {cpu_description()}; {versions()}  ",
+        f"Machine: {gpu_device_description(device)}; host {host_description()}; {versions()}  ",
         f"Model: {model_desc}, {total / 1e6:.1f} M parameters ({non_embedding / 1e6:.1f} M without the embedding "
         f"tables); 2 classes (entailment / not_entailment); the bundled all-MiniLM-L6-v2 WordPiece tokenizer "
         f"({len(tok):,} ids) stands in for deberta-v3's SentencePiece one (not available offline), so the embedding "
@@ -730,44 +697,17 @@ INTRO = [
 ]
 
 
-def gpu_placeholder() -> list[str]:
-    return ["### Codebook coding speed, GPU: NLI zero-shot", "", NOT_MEASURED + "."]
+def placeholder(part: str) -> list[str]:
+    if part == "gpu":
+        return ["### Codebook coding speed, GPU: NLI zero-shot", "", NOT_MEASURED + "."]
+    return ["### Codebook coding speed, CPU", "",
+            "not measured yet: run `python benchmarks/coding_speed.py cpu --markdown docs/benchmarks.md`."]
 
 
 def write_markdown(path: Path, part: str, lines: list[str] | None) -> None:
     """Rewrite this script's ``part`` block (cpu or gpu) in path; lines None = keep a measured block."""
-    text = path.read_text("utf-8") if path.exists() else ""
-    begin, end = block_marks(part)
-    if lines is not None:
-        block = "\n".join([begin, *lines, end])
-    if MARK_BEGIN in text and MARK_END in text:
-        start, stop = text.index(MARK_BEGIN), text.index(MARK_END)
-        section = text[start:stop]
-        pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-        if pattern.search(section):
-            if lines is None:
-                print(f"{path}: kept the existing {part} block")
-                return
-            section = pattern.sub(lambda _: block, section)
-        else:
-            if lines is None:
-                block = "\n".join([begin, *gpu_placeholder(), end])
-            section = section.rstrip() + "\n\n" + block + "\n"
-        text = text[:start] + section + text[stop:]
-    else:
-        other = "gpu" if part == "cpu" else "cpu"
-        if lines is None:
-            block = "\n".join([begin, *gpu_placeholder(), end])
-        o_begin, o_end = block_marks(other)
-        other_block = "\n".join([o_begin, *(gpu_placeholder() if other == "gpu" else
-                                            ["### Codebook coding speed, CPU", "", "not measured yet: run "
-                                             "`python benchmarks/coding_speed.py cpu --markdown docs/benchmarks.md`."]),
-                                 o_end])
-        blocks = [block, other_block] if part == "cpu" else [other_block, block]
-        section = "\n".join([MARK_BEGIN, *INTRO, "", blocks[0], "", blocks[1], MARK_END])
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, "utf-8")
-    print(f"wrote the {part} block of {path}")
+    write_part(path, part, lines, script="coding_speed.py", begin=MARK_BEGIN, end=MARK_END, intro=INTRO,
+               placeholder=placeholder)
 
 
 # --------------------------------------------------------------------------- main

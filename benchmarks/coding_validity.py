@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import sys
 import time
 from datetime import date
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import cpu_name, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,16 +38,6 @@ from analysis.validation import agreement  # noqa: E402
 
 MARK_BEGIN = "<!-- coding_validity.py: begin -->"
 MARK_END = "<!-- coding_validity.py: end -->"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def scored(pred, gold) -> dict:
@@ -142,15 +132,8 @@ def main(argv=None) -> int:
         ]
         lines += [f"| {n} | **{m:.3f}** | {lo:.3f} | {hi:.3f} |" for n, m, lo, hi in few]
         lines += ["", MARK_END]
-        write_section(Path(args.markdown), "\n".join(lines))
+        write_section(Path(args.markdown), MARK_BEGIN, MARK_END, "\n".join(lines))
     return 0
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text("utf-8") if path.exists() else ""
-    pattern = re.compile(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, "utf-8")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never touch the network
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
+from _common import (append_markdown, cpu_name, gpu_name, host_description, module_versions,  # noqa: E402
+                     processor)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -64,31 +65,11 @@ MINILM_TOKENS = 256
 
 
 def machine(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device.index or 0)
-        return f"{props.name} ({props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda})"
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model or platform.processor() or platform.machine()}, {cores} cores"
+    return gpu_name(device) if device.type == "cuda" else host_description(cpu_name() or processor())
 
 
 def versions() -> str:
-    parts = [f"Python {platform.python_version()}"]
-    for name in ("torch", "transformers", "sentence_transformers", "tokenizers"):
-        try:
-            parts.append(f"{name} {__import__(name).__version__}")
-        except ImportError:
-            pass
-    return ", ".join(parts)
+    return module_versions("torch", "transformers", "sentence_transformers", "tokenizers")
 
 
 def single_token_words(tokenizer) -> list[str]:
@@ -190,11 +171,9 @@ def main(argv=None) -> int:
         ref = f" {args.n / row['st_s']:,.0f} |" if "st_s" in row else ""
         lines.append(f"| {row['tokens']} | {row['texts_s']:,.0f} | {row['tokens_s']:,.0f} |{ref}"
                      f" {args.n / row['cached_s']:,.0f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
+    print("\n".join(lines) + "\n")
     if args.markdown:
-        with open(args.markdown, "a", encoding="utf-8") as fh:
-            fh.write("\n" + text)
+        append_markdown(args.markdown, lines)
     return 0
 
 

@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -77,6 +76,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never touch the network
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import numpy as np  # noqa: E402
+from _common import append_markdown, host_description, module_versions, processor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -95,19 +95,11 @@ NO_CUDA = "no CUDA device: GPU part not measured"
 
 
 def versions() -> str:
-    parts = [f"Python {platform.python_version()}"]
-    for name in ("torch", "transformers", "tokenizers"):
-        try:
-            module = __import__(name)
-            parts.append(f"{name} {module.__version__}")
-        except ImportError:
-            pass
-    return ", ".join(parts)
+    return module_versions("torch", "transformers", "tokenizers")
 
 
 def machine() -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{platform.processor() or platform.machine()}, {cores} cores"
+    return host_description(processor())
 
 
 def command_line() -> str:
@@ -130,14 +122,6 @@ def fmt_rate(value: float) -> str:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
-
-
-def append_markdown(path: str | None, lines: list[str]) -> None:
-    if not path:
-        return
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write("\n" + "\n".join(lines) + "\n")
-    print(f"appended to {path}")
 
 
 # --------------------------------------------------------------------------- tokenizer and model
@@ -707,7 +691,9 @@ def main() -> None:
         if lines:
             lines.append("")
         lines += bench_gpu(args, repeat=args.repeat or 3)
-    append_markdown(args.markdown, lines)
+    if args.markdown:
+        append_markdown(args.markdown, lines)
+        print(f"appended to {args.markdown}")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -71,6 +70,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import numpy as np  # noqa: E402
+from _common import host_description, module_versions, processor, write_part  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -98,10 +98,6 @@ INTRO = [
 ]
 
 
-def block_marks(part: str) -> tuple[str, str]:
-    return f"<!-- summary_speed.py {part}: begin -->", f"<!-- summary_speed.py {part}: end -->"
-
-
 # sshleifer/distilbart-cnn-12-6 config.json values, minus vocab_size and the special-token
 # ids (the stand-in tokenizer's).
 DISTILBART = dict(
@@ -119,13 +115,7 @@ TINY = dict(
 
 
 def versions() -> str:
-    parts = [f"Python {platform.python_version()}"]
-    for name in ("torch", "transformers", "tokenizers"):
-        try:
-            parts.append(f"{name} {__import__(name).__version__}")
-        except ImportError:
-            pass
-    return ", ".join(parts)
+    return module_versions("torch", "transformers", "tokenizers")
 
 
 def machine(device) -> str:
@@ -133,8 +123,7 @@ def machine(device) -> str:
 
     from analysis.runner import device_description
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cpu = f"{platform.processor() or platform.machine()}, {cores} cores, torch threads {torch.get_num_threads()}"
+    cpu = f"{host_description(processor())}, torch threads {torch.get_num_threads()}"
     return f"{device_description(device)}; {cpu}" if device.type == "cuda" else cpu
 
 
@@ -470,30 +459,8 @@ def placeholder(part: str) -> list[str]:
 
 def write_markdown(path: Path, part: str, lines: list[str] | None) -> None:
     """Rewrite this script's ``part`` block in path; lines None = keep a measured block."""
-    text = path.read_text("utf-8") if path.exists() else ""
-    begin, end = block_marks(part)
-    block = "\n".join([begin, *(lines if lines is not None else placeholder(part)), end])
-    if MARK_BEGIN in text and MARK_END in text:
-        start, stop = text.index(MARK_BEGIN), text.index(MARK_END)
-        section = text[start:stop]
-        pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-        if pattern.search(section):
-            if lines is None:
-                print(f"{path}: kept the existing {part} block")
-                return
-            section = pattern.sub(lambda _: block, section)
-        else:
-            section = section.rstrip() + "\n\n" + block + "\n"
-        text = text[:start] + section + text[stop:]
-    else:
-        other = "gpu" if part == "cpu" else "cpu"
-        o_begin, o_end = block_marks(other)
-        other_block = "\n".join([o_begin, *placeholder(other), o_end])
-        blocks = [block, other_block] if part == "cpu" else [other_block, block]
-        section = "\n".join([MARK_BEGIN, *INTRO, "", blocks[0], "", blocks[1], MARK_END])
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, "utf-8")
-    print(f"wrote the {part} block of {path}")
+    write_part(path, part, lines, script="summary_speed.py", begin=MARK_BEGIN, end=MARK_END, intro=INTRO,
+               placeholder=placeholder)
 
 
 # --------------------------------------------------------------------------- main

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import cpu_name, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -56,16 +57,6 @@ MARK_END = "<!-- summary_validity.py: end -->"
 METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 # A full stop (or ! ?) glued to the next sentence: "bn.For", 'all".Given'.
 _GLUED = re.compile(r"(?<=[a-z0-9%])([.!?][\"'”’)]*)(?=[A-Z])")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def git_commit() -> str:
@@ -240,15 +231,8 @@ def main(argv=None) -> int:
             "",
             MARK_END,
         ]
-        write_section(Path(args.markdown), "\n".join(lines))
+        write_section(Path(args.markdown), MARK_BEGIN, MARK_END, "\n".join(lines))
     return 0
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text("utf-8") if path.exists() else ""
-    pattern = re.compile(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, "utf-8")
 
 
 if __name__ == "__main__":

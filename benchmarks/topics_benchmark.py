@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -62,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import host_description, module_versions, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -86,34 +86,13 @@ warnings.filterwarnings("ignore")  # numba / sklearn deprecation chatter
 # ---------------------------------------------------------------------- machine and memory
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine() -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    ram = ""
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        ram = f", {kb / 1024 ** 2:.0f} GiB RAM"
-    except (OSError, AttributeError):
-        pass
-    return f"{cpu_name()} ({platform.machine()}), {cores} cores{ram}"
+    return host_description(ram=True)
 
 
 def versions() -> str:
-    import bertopic
-    import sklearn
-    import umap
-
-    return (f"Python {platform.python_version()}, bertopic {bertopic.__version__}, umap-learn {umap.__version__}, "
-            f"scikit-learn {sklearn.__version__}, numpy {np.__version__}")
+    return module_versions("bertopic", "umap", "sklearn", "numpy", required=True,
+                           labels={"umap": "umap-learn", "sklearn": "scikit-learn"})
 
 
 def _status_kb(field: str) -> int | None:
@@ -532,13 +511,6 @@ def scale_markdown(s: dict, command: str) -> str:
 
 
 # ---------------------------------------------------------------------- main
-
-
-def write_section(path: Path, begin: str, end: str, section: str) -> None:
-    text = path.read_text("utf-8") if path.exists() else ""
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, "utf-8")
 
 
 def main(argv=None) -> int:

@@ -32,11 +32,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import date
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import package_version, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -668,23 +668,13 @@ def markdown(res: dict) -> str:
 
 
 def write_markdown(path: Path, block: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Validity\n"
-    if MARK_BEGIN in text and MARK_END in text:
-        start = text.index(MARK_BEGIN)
-        end = text.index(MARK_END) + len(MARK_END)
-        text = text[:start] + block.rstrip("\n") + text[end:]
-    elif OLD_PLACEHOLDER.search(text):
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if not (MARK_BEGIN in text and MARK_END in text) and OLD_PLACEHOLDER.search(text):
+        # a page from before the first figures: the block takes the place of its placeholder paragraph
         text = OLD_PLACEHOLDER.sub(lambda _: block + "\n" + STILL_TO_COME + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
-def package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
+        path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+        return
+    write_section(path, MARK_BEGIN, MARK_END, block.rstrip("\n"), new_file="# Validity\n", tidy=True)
 
 
 # The code these figures depend on; uncommitted changes to it are flagged next to the commit.

@@ -97,6 +97,12 @@ def _context(project: Project, corpus, run_id: str | None = None) -> RunContext:
                       run_folder=project.run_folder(run_id) if run_id else None)
 
 
+def _report_stage(workspace: Workspace, run_id: str, message: str) -> None:
+    workspace.update_run(run_id, stage=message, heartbeat=now_iso())
+    if workspace.run(run_id).cancel_requested:
+        raise JobCancelled(f"Run {run_id} was cancelled.")
+
+
 def _non_empty(texts: list[str]) -> list[int]:
     return [i for i, t in enumerate(texts) if t.strip()]
 
@@ -166,10 +172,11 @@ def execute_run(
     try:
         result_run = _execute(workspace, project, workspace.run(run_id), on_progress, started_clock)
     except JobCancelled:
-        workspace.update_run(run_id, status="cancelled", finished=now_iso(), error="Cancelled by the user.")
+        workspace.update_run(run_id, status="cancelled", finished=now_iso(), error="Cancelled by the user.",
+                             stage=None)
         raise
     except TextlabError as exc:
-        workspace.update_run(run_id, status="failed", finished=now_iso(), error=str(exc))
+        workspace.update_run(run_id, status="failed", finished=now_iso(), error=str(exc), stage=None)
         raise
     except Exception as exc:  # an unexpected failure: keep the traceback on disk for a bug report
         detail = traceback.format_exc()
@@ -177,7 +184,7 @@ def execute_run(
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "error.log").write_text(detail, encoding="utf-8")
         message = f"Unexpected error in the {run.task} analysis: {type(exc).__name__}: {exc}. Details: {folder / 'error.log'}"
-        workspace.update_run(run_id, status="failed", finished=now_iso(), error=message)
+        workspace.update_run(run_id, status="failed", finished=now_iso(), error=message, stage=None)
         raise TextlabError(message) from exc
     return result_run
 
@@ -236,9 +243,11 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
             if workspace.run(run.id).cancel_requested:
                 raise JobCancelled(f"Run {run.id} was cancelled.")
             if predictor is None:
+                context.on_stage = lambda message: _report_stage(workspace, run.id, message)
                 predictor = task.load(config, context)
                 description = predictor.describe()
-                workspace.update_run(run.id, backend=description.get("backend"), model=description.get("model"))
+                workspace.update_run(run.id, backend=description.get("backend"), model=description.get("model"),
+                                     stage=None)
             idx = [todo[i] for i in chunk]
             base = n_done
             part = _predict_checked(task, predictor, [texts[i] for i in idx], progress=lambda k: report(base + k))
@@ -359,7 +368,8 @@ class JobManager:
         self.workspace.update_run(run_id, cancel_requested=1)
         run = self.workspace.run(run_id)
         if run.status in ("queued", "interrupted"):
-            self.workspace.update_run(run_id, status="cancelled", finished=now_iso(), error="Cancelled by the user.")
+            self.workspace.update_run(run_id, status="cancelled", finished=now_iso(), error="Cancelled by the user.",
+                             stage=None)
 
     def retry(self, run_id: str) -> None:
         """Queue a failed, cancelled or interrupted run again; it resumes from its checkpoints."""

@@ -69,10 +69,14 @@ CREATE TABLE IF NOT EXISTS runs (
     backend TEXT,
     model TEXT,
     error TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    stage TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_project ON runs(project_id, created);
 """
+
+
+_LATER_RUN_COLUMNS = (("stage", "TEXT"),)
 
 
 def now_iso() -> str:
@@ -160,6 +164,7 @@ class Run:
     model: str | None = None
     error: str | None = None
     cancel_requested: bool = False
+    stage: str | None = None                # what a running job does before predicting (e.g. fine-tuning)
 
     @property
     def fraction(self) -> float:
@@ -210,6 +215,11 @@ class Workspace:
         self.db_path = self.root / DB_NAME
         with closing(self.connect()) as con:
             con.executescript(_SCHEMA)
+            # Workspaces made by an older Textlab: add the columns that came later.
+            have = {row["name"] for row in con.execute("PRAGMA table_info(runs)")}
+            for column, kind in _LATER_RUN_COLUMNS:
+                if column not in have:
+                    con.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
 
     def connect(self) -> sqlite3.Connection:
         # A fresh connection per operation: cheap, and safe across the worker thread and

@@ -102,3 +102,16 @@ def test_unwritable_workspace_gives_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(TextlabError, match="TEXTLAB_HOME"):
         Workspace(blocker / "ws")
+
+
+def test_a_workspace_from_before_the_stage_column_is_upgraded(home):
+    import sqlite3
+
+    project = Workspace().create_project("old", make_corpus())
+    run = project.create_run("stats", {}, n_total=5)
+    with sqlite3.connect(home / "textlab.sqlite") as con:  # the runs table as an older Textlab made it
+        con.execute("ALTER TABLE runs DROP COLUMN stage")
+    ws = Workspace()
+    assert ws.run(run.id).stage is None
+    ws.update_run(run.id, stage="Fine-tuning: step 3 of 10")
+    assert Workspace().run(run.id).stage == "Fine-tuning: step 3 of 10"

@@ -124,6 +124,8 @@ def _poll_run(run_id: str) -> None:
     if run.status not in ACTIVE_STATUSES and run.status != "interrupted":
         st.rerun()
     label = {"queued": "Waiting for the worker…", "interrupted": "Resuming after a restart…"}.get(run.status)
+    if label is None and run.stage:
+        label = run.stage
     st.progress(run.fraction, text=label or progress_text(run))
     if st.button("Cancel", key=f"cancel_{run_id}"):
         state.job_manager().cancel(run_id)

@@ -80,6 +80,14 @@ class RunContext:
     project: Any = None                     # analysis.workspace.Project
     doc_ids: list[str] | None = None        # aligned with texts
     run_folder: Any = None                  # pathlib.Path for a run's extra files (None in memory)
+    # Long preparation before the first text is predicted (fine-tuning a model) reports here
+    # what it is doing; in a job this shows in the progress bar, keeps the heartbeat fresh
+    # and raises JobCancelled when the user cancels.
+    on_stage: Callable[[str], None] | None = None
+
+    def stage(self, message: str) -> None:
+        if self.on_stage is not None:
+            self.on_stage(message)
 
     @property
     def cache_dir(self):

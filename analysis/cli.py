@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="texts per batch (default: a token budget decides)")
     p.add_argument("--codebook", help="codebook file (JSON, YAML or CSV) for --task coding")
     p.add_argument("--labels-column", help="column of human codes for few-shot coding")
+    p.add_argument("--classifier", choices=("logistic", "setfit"),
+                   help="few-shot classifier: logistic regression on embeddings (default, fast) or setfit "
+                        "(fine-tunes the embedding model on the coded rows first; use a GPU; needs textlab[setfit])")
     p.add_argument("--n-topics", type=int, help="number of topics for --task topics (default: found automatically)")
     p.add_argument("--min-topic-size", type=int, help="smallest topic for --task topics (default: 10, more for big corpora)")
     p.add_argument("--summary-by", metavar="COL",
@@ -119,6 +122,7 @@ def _task_config(task, args) -> dict:
         "batch_size": args.batch_size,
         "codebook": args.codebook,
         "labels_column": args.labels_column,
+        "classifier": args.classifier,
         "n_topics": args.n_topics,
         "min_topic_size": args.min_topic_size,
     }

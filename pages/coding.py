@@ -124,6 +124,32 @@ else:
         coded = coded[coded != ""]
         st.caption(f"{len(coded):,} coded rows: " + ", ".join(f"{k} ({v})" for k, v in coded.value_counts().items()))
     config = {"labels_column": labels_column, "backend": "offline"}
+    classifier = st.radio(
+        "Classifier", ["logistic", "setfit"], horizontal=True, key="coding_classifier",
+        format_func={"logistic": "Logistic regression on embeddings (fast)",
+                     "setfit": "SetFit: fine-tune the embedding model first (GPU)"}.get,
+        help="SetFit tunes the embedding model on pairs of coded rows before the logistic regression; with few "
+             "coded rows per code it is often more accurate. An honest cross-validated report needs one "
+             "fine-tuning per fold plus the final one.",
+    )
+    config["classifier"] = classifier
+    if classifier == "setfit":
+        from analysis.runner import resolve_device
+
+        try:
+            from analysis.fewshot import require_setfit
+
+            require_setfit()
+        except TextlabError as exc:
+            show_error(exc)
+        n_coded = len(coded) if labels_column else 0
+        pairs = 2 * n_coded * 20 * 6  # SetFit pairs per fine-tuning x (5 folds + final), default settings
+        if resolve_device("auto").type == "cpu":
+            st.warning(
+                f"No GPU here: SetFit's {pairs:,} training pairs (6 fine-tunings on {n_coded:,} coded rows) take "
+                f"roughly {max(1, round(pairs / 8 / 60)):,} min on a CPU. Logistic regression takes seconds.",
+                icon=":material/hourglass:",
+            )
 
     fs_key = f"fewshot_{project.id}"
     if labels_column and st.button("Check the few-shot model (cross-validation)", key="coding_check"):

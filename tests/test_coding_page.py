@@ -52,3 +52,26 @@ def test_a_broken_codebook_shows_the_problem_and_the_run_is_refused(home):
     assert "exactly once" in texts_of(at.error)
     at.button(key="submit_coding").click().run()
     assert not at.exception and "exactly once" in texts_of(at.error)
+
+
+def test_setfit_option_warns_about_cpu_time_and_reaches_the_run_config(home):
+    at = goto(load_sample(new_app()), "pages/coding.py")
+    at.radio(key="coding_method").set_value("few-shot").run()
+    at.radio(key="coding_classifier").set_value("setfit").run()
+    assert not at.exception, [e.value for e in at.exception]
+    warning = texts_of(at.warning)
+    assert "No GPU here" in warning and "80 coded rows" in warning
+    at.button(key="submit_coding").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    from analysis.workspace import Workspace
+
+    runs = Workspace().list_projects()[0]
+    project = Workspace().project(runs.id)
+    manager_runs = project.runs("coding")
+    assert manager_runs and manager_runs[0].config["classifier"] == "setfit"
+    from ui import state
+
+    manager = state.job_manager()
+    manager.cancel(manager_runs[0].id)  # no need to fine-tune MiniLM six times here
+    assert manager.wait(120)
+    assert project.runs("coding")[0].status == "cancelled"

@@ -38,6 +38,13 @@ come from a column (``labels_column``). Rows used for training get out-of-fold p
 (5-fold, or fewer when a code has fewer rows), so the model never predicts a row whose
 code it has seen and agreement measured on those rows is honest. The run's manifest
 holds the cross-validated accuracy and macro-F1 with bootstrap intervals.
+
+**Few-shot, SetFit** (``classifier="setfit"``, needs the ``setfit`` package; meant for a
+GPU). The embedding model is first fine-tuned contrastively on pairs of coded rows, then
+the same logistic regression is fitted on the tuned embeddings. The out-of-fold
+predictions of coded rows come from a model fine-tuned on the other folds only (one
+fine-tuning per fold plus the final one), so the reported agreement stays honest. The
+tuned model is kept in the run folder (safetensors) and reused when the run resumes.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ import pandas as pd
 from .. import models
 from ..codebook import Codebook, as_codebook
 from ..errors import CodebookError, TextlabError
+from ..fewshot import CLASSIFIERS
 from ..textutil import slug
 from .base import BaseConfig, Predictor, RunContext, Task
 from .classifier import choose_backend
@@ -73,6 +81,10 @@ class CodingConfig(BaseConfig):
     multi_similarity: float = 0.3           # offline zero-shot, multi-label: similarity at p = 0.5
     regularization: float = 1.0             # few-shot: inverse regularisation C of the regression
     cv_folds: int = 5
+    classifier: str = "logistic"            # few-shot: logistic (on embeddings) or setfit (fine-tune them first)
+    setfit_epochs: int = 1                  # SetFit: passes over the drawn pairs
+    setfit_iterations: int = 20             # SetFit: pairs drawn per coded row and epoch
+    setfit_batch_size: int = 16             # SetFit: pairs per optimiser step
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "CodingConfig":
@@ -242,7 +254,12 @@ class NliRunner:
     """Entailment logits for every (text, hypothesis) pair, batched by token budget."""
 
     def __init__(self, tokenizer, model, *, max_tokens=None, max_batch_size=None, stride=64):
-        from ..runner import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_TOKENS, SequenceClassifierRunner, _model_window
+        from ..runner import (
+            DEFAULT_MAX_BATCH_SIZE,
+            DEFAULT_MAX_TOKENS,
+            SequenceClassifierRunner,
+            _model_window,
+        )
 
         self.tokenizer, self.model = tokenizer, model
         self.window = _model_window(tokenizer, model)
@@ -414,7 +431,8 @@ def training_rows(texts: list[str], frame: pd.DataFrame | None, column: str, mul
 
 
 class FewShotCoder(Predictor):
-    """Logistic regression on embeddings of the human-coded rows (scikit-learn)."""
+    """Logistic regression on embeddings of the human-coded rows (scikit-learn); with
+    ``classifier="setfit"`` the embedding model is first fine-tuned on those rows (SetFit)."""
 
     def __init__(self, config: CodingConfig, book: Codebook | None, context: RunContext):
         from .. import fewshot
@@ -425,18 +443,92 @@ class FewShotCoder(Predictor):
         allowed = book.output_labels if book else None
         idx, codes = training_rows(context.texts, context.frame, config.labels_column, self.multi, allowed)
         fewshot.check_training_codes(codes, self.multi, config.labels_column)
-        self.embedder = Embedder(config.model or models.DEFAULTS["coding"]["offline"], device=config.device,
-                                 batch_size=config.batch_size, cache_dir=context.cache_dir)
+        base = config.model or models.DEFAULTS["coding"]["offline"]
         train_texts = [context.texts[i] for i in idx]
-        vectors = self.embedder.encode(train_texts)
         self.model = fewshot.FewShotModel(multi_label=self.multi, C=config.regularization, seed=config.seed,
                                           labels=(book.output_labels if book else None))
-        self.report = self.model.cross_validate(vectors, codes, folds=config.cv_folds)
+        self.tuning: dict[str, Any] | None = None
+        if config.classifier == "setfit":
+            self.embedder, self.report, oof = self._setfit(base, train_texts, codes, context)
+            vectors = self.embedder.encode(train_texts)
+        else:
+            self.embedder = Embedder(base, device=config.device, batch_size=config.batch_size,
+                                     cache_dir=context.cache_dir)
+            vectors = self.embedder.encode(train_texts)
+            self.report = self.model.cross_validate(vectors, codes, folds=config.cv_folds)
+            oof = self.model.oof_proba_
         self.model.fit(vectors, codes)
         self.labels = list(self.model.labels_)
         # Out-of-fold probabilities for the training rows (see the module docstring).
-        self._oof = {_text_key(t): p for t, p in zip(train_texts, self.model.oof_proba_)}
+        self._oof = {_text_key(t): np.asarray(p, dtype=np.float64) for t, p in zip(train_texts, oof)}
         self.n_train = len(idx)
+
+    def _setfit(self, base: str, texts: list[str], codes: list, context: RunContext):
+        """Fine-tune (once per fold, then on all rows) and return the tuned embedder, the
+        cross-validated report and the out-of-fold probabilities.
+
+        The tuned model and the report are kept in the run folder, so a run resumed after a
+        crash or restart goes on coding with them instead of fine-tuning again (unless the
+        hand codes changed meanwhile).
+        """
+        import json
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        from .. import fewshot
+        from ..embeddings import Embedder, _identity
+
+        config = self.config
+        fewshot.require_setfit()
+        base_path = models.require(_identity(base)[0])
+        folder = Path(context.run_folder) / "setfit" if context.run_folder is not None else \
+            Path(tempfile.mkdtemp(prefix="textlab-setfit-"))
+        self._scratch = None if context.run_folder is not None else folder
+        settings = {"base_model": str(base), "epochs": config.setfit_epochs, "iterations": config.setfit_iterations,
+                    "batch_size": config.setfit_batch_size, "seed": config.seed, "folds": config.cv_folds}
+        training = hashlib.sha256(json.dumps([settings, texts, codes], default=str).encode("utf-8")).hexdigest()
+        state_path = folder / "state.json"
+
+        def embedder(path):
+            # No cache: these vectors belong to this run's tuned model only.
+            return Embedder(path, device=config.device, batch_size=config.batch_size, cache_dir=None)
+
+        def tune(where, rows_texts, rows_codes, what):
+            def on_step(step, total):
+                context.stage(f"SetFit fine-tuning, {what}: step {step} of {total}")
+            return fewshot.finetune_setfit(
+                base_path, rows_texts, rows_codes, where, labels=self.model.labels, multi_label=self.multi,
+                seed=config.seed, epochs=config.setfit_epochs, iterations=config.setfit_iterations,
+                batch_size=config.setfit_batch_size, device=config.device, on_step=on_step,
+            )
+
+        if state_path.exists():
+            state = json.loads(state_path.read_text("utf-8"))
+            if state.get("training") == training and (folder / "model" / "modules.json").exists():
+                self.tuning = state["tuning"]
+                return embedder(folder / "model"), state["report"], np.asarray(state["oof"], dtype=np.float64)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        k = self.model._folds(codes, config.cv_folds)
+
+        def fold_features(fold, train, test):
+            where = folder / f"fold{fold}"
+            tune(where, [texts[i] for i in train], [codes[i] for i in train], f"fold {fold + 1} of {k}")
+            with embedder(where) as tuned:
+                out = tuned.encode([texts[i] for i in train]), tuned.encode([texts[i] for i in test])
+            shutil.rmtree(where, ignore_errors=True)
+            return out
+
+        report = self.model.cross_validate(None, codes, folds=config.cv_folds, fold_features=fold_features)
+        oof = self.model.oof_proba_
+        tune(folder / "model", texts, codes, "final model on all coded rows")
+        self.tuning = {**settings, "folds": k, "package": f"setfit {fewshot.require_setfit().__version__}"}
+        from ..workspace import atomic_write_bytes
+
+        atomic_write_bytes(state_path, json.dumps({"training": training, "tuning": self.tuning, "report": report,
+                                                   "oof": oof.tolist()}).encode("utf-8"))
+        return embedder(folder / "model"), report, oof
 
     def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
         vectors = self.embedder.encode(texts, progress)
@@ -460,7 +552,8 @@ class FewShotCoder(Predictor):
         out = {
             **self.embedder.describe(),
             "backend": "offline",
-            "method": "few-shot (logistic regression on embeddings)",
+            "method": "few-shot (logistic regression on embeddings)" if self.tuning is None else
+                      "few-shot (SetFit: embedding model fine-tuned on the coded rows, then logistic regression)",
             "labels_column": self.config.labels_column,
             "labels": self.labels,
             "multi_label": self.multi,
@@ -468,12 +561,19 @@ class FewShotCoder(Predictor):
             "cross_validation": self.report,
             "note": "rows with a human code get out-of-fold predictions",
         }
+        if self.tuning is not None:
+            out.update(model=self.tuning["base_model"], setfit=self.tuning,
+                       note=out["note"] + "; their fold's model was fine-tuned without them")
         if self.book is not None:
             out.update(codebook_version=self.book.version_tag(), codebook=self.book.to_dict())
         return out
 
     def close(self) -> None:
+        import shutil
+
         self.embedder.close()
+        if getattr(self, "_scratch", None) is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- task
@@ -507,7 +607,20 @@ class CodingTask(Task):
             raise TextlabError(f"temperature must be positive, not {config.temperature}.")
         if config.cv_folds < 2:
             raise TextlabError("cv_folds must be at least 2.")
-        if method == "few-shot" and config.backend == "transformers":
+        if config.classifier not in CLASSIFIERS:
+            raise TextlabError(f"Unknown few-shot classifier '{config.classifier}': use {', '.join(CLASSIFIERS)}.")
+        if config.classifier == "setfit":
+            if method != "few-shot":
+                raise TextlabError("The SetFit classifier learns from coded rows: it needs few-shot coding "
+                                   "(--labels-column COL).")
+            for name in ("setfit_epochs", "setfit_iterations", "setfit_batch_size"):
+                value = getattr(config, name)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise TextlabError(f"{name} must be a positive whole number, not {value!r}.")
+            from ..fewshot import require_setfit
+
+            require_setfit()
+        if method == "few-shot" and config.backend == "transformers" and not config.model:
             raise TextlabError(
                 "Few-shot coding trains on sentence embeddings (backend offline/auto); set --model to a "
                 "sentence-transformers model to use a stronger embedding model."

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(fine-tunes the embedding model on the coded rows first; use a GPU; needs textlab[setfit])")
     p.add_argument("--n-topics", type=int, help="number of topics for --task topics (default: found automatically)")
     p.add_argument("--min-topic-size", type=int, help="smallest topic for --task topics (default: 10, more for big corpora)")
+    p.add_argument("--merge-topics", action="store_true", default=None,
+                   help="with --task topics and no --n-topics: merge the fine topics into broader ones "
+                        "(their number chosen by silhouette)")
     p.add_argument("--summary-by", metavar="COL",
                    help="with --task summary: also summarise each group of COL (a column, code_label or topic_label) "
                         "into OUT.summaries.csv, with the sentences' sources")
@@ -125,6 +128,7 @@ def _task_config(task, args) -> dict:
         "classifier": args.classifier,
         "n_topics": args.n_topics,
         "min_topic_size": args.min_topic_size,
+        "merge_topics": args.merge_topics,
     }
     config = {k: v for k, v in wanted.items() if v is not None and k in names}
     ignored = [k for k, v in wanted.items() if v is not None and k not in names and k not in ("backend", "device")]

@@ -28,7 +28,12 @@ with st.expander("Settings", expanded=not project.runs("topics")):
     device = c3.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="topics_device")
     reduce = st.toggle("Reassign outliers to their most similar topic (when similar enough)", value=True,
                        key="topics_reduce")
-config = {"device": device, "reduce_outliers": bool(reduce)}
+    merge = st.toggle("Merge fine topics into broader themes (number found automatically)", value=False,
+                      key="topics_merge_broader", disabled=bool(n_topics),
+                      help="HDBSCAN often splits one theme over many small topics. This groups them, choosing the "
+                           "number of themes where texts sit most clearly in their group (silhouette). Only when "
+                           "the number of topics is found automatically.")
+config = {"device": device, "reduce_outliers": bool(reduce), "merge_topics": bool(merge and not n_topics)}
 if n_topics:
     config["n_topics"] = int(n_topics)
 if min_size:
@@ -54,6 +59,10 @@ cols[1].metric("Outliers", f"{tinfo.get('outlier_share', 0):.1%}",
 cols[2].metric("Texts", f"{tinfo.get('documents', 0):,}")
 cols[3].metric("Fitted on", f"{tinfo.get('fitted', 0):,}",
                help="Above 20,000 texts the model is fitted on a random sample and the rest go to the nearest topic.")
+if (tinfo.get("merged") or {}).get("to"):
+    merged = tinfo["merged"]
+    st.caption(f"HDBSCAN found {merged['from']:,} fine topics; they were merged into {merged['to']:,} broader ones "
+               "(the number with the highest silhouette).")
 if tinfo.get("assigned_to_nearest_topic"):
     st.caption(f"{tinfo['assigned_to_nearest_topic']:,} texts were assigned to the nearest topic after fitting on a "
                f"sample of {tinfo['fitted']:,}.")

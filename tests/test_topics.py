@@ -56,6 +56,63 @@ def test_a_given_number_of_topics_uses_kmeans_without_outliers(corpus_texts):
     assert normalized_mutual_info_score(truth, out["topic_id"]) > 0.95
 
 
+def test_with_k_given_topics_equal_kmeans_on_the_embeddings(corpus_texts):
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    from analysis.embeddings import Embedder
+
+    texts, _ = corpus_texts
+    vectors = Embedder().encode(texts)
+    result = topics.fit_topics(texts, vectors, n_topics=4, seed=0)
+    reference = KMeans(n_clusters=4, random_state=0, n_init=10).fit_predict(vectors)
+    assert adjusted_rand_score(reference, result.topic_ids) == 1.0  # same partition, renumbered by size
+    assert result.info["clustering"] == "KMeans on the embeddings" and result.info["outliers"] == 0
+
+
+def test_fine_topics_are_merged_back_into_the_planted_themes():
+    """Three themes, each split into three fine topics: merging finds the three themes."""
+    rng = np.random.default_rng(0)
+    themes = rng.normal(size=(3, 32))
+    vectors, fine, theme = [], [], []
+    for t in range(3):
+        for f in range(3):
+            center = themes[t] + 0.35 * rng.normal(size=32)
+            vectors.append(center + 0.1 * rng.normal(size=(40, 32)))
+            fine += [3 * t + f] * 40
+            theme += [t] * 40
+    vectors = np.vstack(vectors)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    fine = np.array(fine)
+    fine[::25] = topics.OUTLIER  # outliers stay outliers
+    merged, info = topics.merge_similar_topics(vectors, fine, seed=0)
+    assert info["from"] == 9 and info["to"] == 3 and max(info["silhouette"], key=info["silhouette"].get) == 3
+    keep = fine != topics.OUTLIER
+    assert (merged[~keep] == topics.OUTLIER).all()
+    assert normalized_mutual_info_score(np.array(theme)[keep], merged[keep]) == 1.0
+    again, _ = topics.merge_similar_topics(vectors, fine, seed=0)
+    assert (again == merged).all()
+
+
+def test_merge_option_gives_fewer_broader_topics(corpus_texts):
+    from analysis.embeddings import Embedder
+
+    texts, truth = corpus_texts
+    vectors = Embedder().encode(texts)
+    fine = topics.fit_topics(texts, vectors, min_topic_size=5, seed=0, reduce_outliers=False)
+    broad = topics.fit_topics(texts, vectors, min_topic_size=5, seed=0, reduce_outliers=False, merge_topics=True)
+    merged = broad.info["merged"]
+    assert merged["from"] == fine.info["topics"] and merged["to"] == broad.info["topics"] < fine.info["topics"]
+    assert set(merged["silhouette"]) == set(range(2, fine.info["topics"]))
+    # Broader topics only join fine ones: each fine topic lies inside one broad topic.
+    pairs = pd.crosstab(fine.topic_ids, broad.topic_ids)
+    assert ((pairs > 0).sum(axis=1) == 1).all()
+    out = topics_task.run(texts, {"min_topic_size": 5, "merge_topics": True})
+    assert out["topic_id"].nunique() == broad.info["topics"]
+    with pytest.raises(TextlabError, match="Merging topics applies"):
+        topics_task.run(texts, {"n_topics": 3, "merge_topics": True})
+
+
 def test_fit_on_a_sample_assigns_the_rest_to_the_nearest_topic(corpus_texts):
     from analysis.embeddings import Embedder
 

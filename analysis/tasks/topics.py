@@ -31,6 +31,7 @@ class TopicsConfig(BaseConfig):
     min_topic_size: int | None = None    # None: 10, or corpus size / 500 for large corpora
     reduce_outliers: bool = True
     outlier_threshold: float = 0.3
+    merge_topics: bool = False           # HDBSCAN only: merge fine topics into broader ones (number found by silhouette)
     max_fit_docs: int = 20_000
 
 
@@ -55,7 +56,7 @@ class TopicsPredictor(Predictor):
         result = topics.fit_topics(
             texts, vectors, n_topics=self.config.n_topics, min_topic_size=self.config.min_topic_size,
             reduce_outliers=self.config.reduce_outliers, outlier_threshold=self.config.outlier_threshold,
-            max_fit_docs=self.config.max_fit_docs, seed=self.config.seed,
+            merge_topics=self.config.merge_topics, max_fit_docs=self.config.max_fit_docs, seed=self.config.seed,
             gpu=self._on_cuda(),
         )
         self.result = result
@@ -101,8 +102,12 @@ class TopicsPredictor(Predictor):
         out = {
             **self.embedder.describe(),
             "backend": "offline",
-            "method": "BERTopic: UMAP (5 dims, cosine, seeded) + "
-                      + ("KMeans" if self.config.n_topics else "HDBSCAN") + " + c-TF-IDF keywords",
+            "method": "BERTopic: "
+                      + ("KMeans on the embeddings" if self.config.n_topics else
+                         "UMAP (5 dims, cosine, seeded) + HDBSCAN"
+                         + (" + fine topics merged (KMeans on centroids, k by silhouette)"
+                            if self.config.merge_topics else ""))
+                      + " + c-TF-IDF keywords",
         }
         if self.result is not None:
             out["topics_info"] = self.result.info
@@ -152,10 +157,11 @@ class TopicsTask(Task):
 
     def validate(self, config: TopicsConfig) -> None:
         super().validate(config)
-        if config.backend == "transformers" and not config.model:
-            pass  # the embedding model is the same either way
         if config.n_topics is not None and config.n_topics < 2:
             raise TextlabError(f"--n-topics must be at least 2, not {config.n_topics}.")
+        if config.n_topics and config.merge_topics:
+            raise TextlabError("Merging topics applies when their number is found automatically; with "
+                               f"--n-topics {config.n_topics} there are exactly that many. Drop one of the two.")
         if config.min_topic_size is not None and config.min_topic_size < 2:
             raise TextlabError(f"--min-topic-size must be at least 2, not {config.min_topic_size}.")
         if not 0 <= config.outlier_threshold <= 1:

@@ -89,3 +89,17 @@ def test_console_script_entry_point(home, tmp_path, small_csv):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""  # progress and messages go to stderr
     assert len(pd.read_parquet(out)) == 6
+
+
+def test_few_shot_and_topic_options_reach_their_task_config():
+    from analysis.cli import _task_config, build_parser
+    from analysis.tasks import get_task
+
+    args = build_parser().parse_args(["analyze", "in.csv", "-o", "out.csv", "--labels-column", "code",
+                                      "--classifier", "setfit", "--merge-topics"])
+    coding_config = _task_config(get_task("coding"), args)
+    assert coding_config["classifier"] == "setfit" and "merge_topics" not in coding_config
+    topics_config = _task_config(get_task("topics"), args)
+    assert topics_config["merge_topics"] is True and "classifier" not in topics_config
+    plain = build_parser().parse_args(["analyze", "in.csv", "-o", "out.csv"])
+    assert "merge_topics" not in _task_config(get_task("topics"), plain)

@@ -152,6 +152,15 @@ class _StderrProgress:
                             dynamic_ncols=True, mininterval=0.5)
         self.bar.update(done - self.bar.n)
 
+    def stage(self, message: str) -> None:
+        """Work before the first text (fine-tuning): shown on the bar, at most twice a second."""
+        import time
+
+        now = time.monotonic()
+        if self.bar is not None and now - getattr(self, "_last_stage", 0.0) >= 0.5:
+            self._last_stage = now
+            self.bar.set_postfix_str(message, refresh=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -205,7 +214,8 @@ def cmd_analyze(args) -> int:
             run = project.create_run(task.name, config, n_total=0)
         progress = _StderrProgress(task.name)
         try:
-            runs[task.name] = execute_run(workspace, run.id, owner=owner, on_progress=progress)
+            runs[task.name] = execute_run(workspace, run.id, owner=owner, on_progress=progress,
+                                           on_stage=progress.stage)
         finally:
             progress.close()
 

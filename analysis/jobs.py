@@ -155,6 +155,7 @@ def execute_run(
     *,
     owner: str,
     on_progress: ProgressFn | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> Run:
     """Run (or resume) one run to the end. Returns the finished run record.
 
@@ -170,7 +171,7 @@ def execute_run(
         workspace.update_run(run_id, cancel_requested=0)
     started_clock = time.monotonic()
     try:
-        result_run = _execute(workspace, project, workspace.run(run_id), on_progress, started_clock)
+        result_run = _execute(workspace, project, workspace.run(run_id), on_progress, started_clock, on_stage)
     except JobCancelled:
         workspace.update_run(run_id, status="cancelled", finished=now_iso(), error="Cancelled by the user.",
                              stage=None)
@@ -189,7 +190,8 @@ def execute_run(
     return result_run
 
 
-def _execute(workspace: Workspace, project: Project, run: Run, on_progress: ProgressFn | None, started_clock: float) -> Run:
+def _execute(workspace: Workspace, project: Project, run: Run, on_progress: ProgressFn | None, started_clock: float,
+             on_stage: Callable[[str], None] | None = None) -> Run:
     task = get_task(run.task)
     config = task.Config.from_dict(run.config)
     task.validate(config)
@@ -243,7 +245,12 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
             if workspace.run(run.id).cancel_requested:
                 raise JobCancelled(f"Run {run.id} was cancelled.")
             if predictor is None:
-                context.on_stage = lambda message: _report_stage(workspace, run.id, message)
+                def stage(message: str) -> None:
+                    _report_stage(workspace, run.id, message)
+                    if on_stage is not None:
+                        on_stage(message)
+
+                context.on_stage = stage
                 predictor = task.load(config, context)
                 description = predictor.describe()
                 workspace.update_run(run.id, backend=description.get("backend"), model=description.get("model"),

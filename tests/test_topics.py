@@ -148,6 +148,14 @@ def test_topics_job_uses_the_embedding_cache_and_edits_reach_the_export(home, co
     m1 = project.manifest(first.id)
     assert m1["topics_info"]["topics"] == 3 and len(m1["topics"]) == 3
     assert (project.run_folder(first.id) / "map.parquet").exists()
+    # A run resumed with every chunk checkpointed describes itself without fitting again.
+    from analysis.tasks.base import RunContext
+
+    fresh = topics_task.TASK.load(topics_task.TopicsConfig.from_dict({"n_topics": 3}),
+                                  RunContext(texts=texts + [""], run_folder=project.run_folder(first.id)))
+    described = fresh.describe()
+    fresh.close()
+    assert described["topics"] == m1["topics"] and described["topics_info"]["topics"] == 3
     result = project.result(first.id)
     assert len(result) == len(texts) + 1 and pd.isna(result["topic_id"].iloc[-1])
     second = manager.submit(project, "topics", {"n_topics": 4})

@@ -93,6 +93,13 @@ class TopicsPredictor(Predictor):
             return
         from ..workspace import atomic_write_bytes, atomic_write_parquet
 
+        import json
+
+        # The description goes into the manifest; a run resumed after its only chunk was
+        # checkpointed has no fit in memory and reads it back from here.
+        atomic_write_bytes(folder / "topics.json", json.dumps(
+            {"topics_info": self.result.info, "topics": table_records(self.result.table, self.doc_ids)},
+            default=_json_default).encode("utf-8"))
         rows, xy = topics.document_map(vectors, seed=self.config.seed)
         atomic_write_parquet(folder / "map.parquet", pd.DataFrame(
             {"doc_id": [self.doc_ids[i] for i in rows], "x": xy[:, 0], "y": xy[:, 1]}))
@@ -112,10 +119,22 @@ class TopicsPredictor(Predictor):
         if self.result is not None:
             out["topics_info"] = self.result.info
             out["topics"] = table_records(self.result.table, self.doc_ids)
+        elif self.context is not None and self.context.run_folder is not None:
+            import json
+
+            saved = self.context.run_folder / "topics.json"
+            if saved.exists():
+                out.update(json.loads(saved.read_text("utf-8")))
         return out
 
     def close(self) -> None:
         self.embedder.close()
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def table_records(table: pd.DataFrame, doc_ids: list[str]) -> list[dict]:

@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-topics", type=int, help="number of topics for --task topics (default: found automatically)")
     p.add_argument("--min-topic-size", type=int, help="smallest topic for --task topics (default: 10, more for big corpora)")
     p.add_argument("--merge-topics", action="store_true", default=None,
-                   help="with --task topics and no --n-topics: merge the fine topics into broader ones "
-                        "(their number chosen by silhouette)")
+                   help="with --task topics and no --n-topics: merge fine topics whose centres have a cosine "
+                        "similarity of at least 0.3 into broader ones")
     p.add_argument("--summary-by", metavar="COL",
                    help="with --task summary: also summarise each group of COL (a column, code_label or topic_label) "
                         "into OUT.summaries.csv, with the sentences' sources")

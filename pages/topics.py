@@ -30,9 +30,9 @@ with st.expander("Settings", expanded=not project.runs("topics")):
                        key="topics_reduce")
     merge = st.toggle("Merge fine topics into broader themes (number found automatically)", value=False,
                       key="topics_merge_broader", disabled=bool(n_topics),
-                      help="HDBSCAN often splits one theme over many small topics. This groups them, choosing the "
-                           "number of themes where texts sit most clearly in their group (silhouette). Only when "
-                           "the number of topics is found automatically.")
+                      help="HDBSCAN often splits one theme over many small topics. This joins topics whose centres "
+                           "are similar (cosine similarity 0.3 or more, average linkage). Only when the number of "
+                           "topics is found automatically.")
 config = {"device": device, "reduce_outliers": bool(reduce), "merge_topics": bool(merge and not n_topics)}
 if n_topics:
     config["n_topics"] = int(n_topics)
@@ -62,7 +62,7 @@ cols[3].metric("Fitted on", f"{tinfo.get('fitted', 0):,}",
 if (tinfo.get("merged") or {}).get("to"):
     merged = tinfo["merged"]
     st.caption(f"HDBSCAN found {merged['from']:,} fine topics; they were merged into {merged['to']:,} broader ones "
-               "(the number with the highest silhouette).")
+               f"(centres with a similarity of at least {merged.get('similarity', 0.3)}).")
 if tinfo.get("assigned_to_nearest_topic"):
     st.caption(f"{tinfo['assigned_to_nearest_topic']:,} texts were assigned to the nearest topic after fitting on a "
                f"sample of {tinfo['fitted']:,}.")

@@ -31,7 +31,8 @@ class TopicsConfig(BaseConfig):
     min_topic_size: int | None = None    # None: 10, or corpus size / 500 for large corpora
     reduce_outliers: bool = True
     outlier_threshold: float = 0.3
-    merge_topics: bool = False           # HDBSCAN only: merge fine topics into broader ones (number found by silhouette)
+    merge_topics: bool = False           # HDBSCAN only: merge fine topics whose centres are similar
+    merge_similarity: float = 0.3        # ... at least this cosine similarity (average linkage)
     max_fit_docs: int = 20_000
 
 
@@ -56,7 +57,8 @@ class TopicsPredictor(Predictor):
         result = topics.fit_topics(
             texts, vectors, n_topics=self.config.n_topics, min_topic_size=self.config.min_topic_size,
             reduce_outliers=self.config.reduce_outliers, outlier_threshold=self.config.outlier_threshold,
-            merge_topics=self.config.merge_topics, max_fit_docs=self.config.max_fit_docs, seed=self.config.seed,
+            merge_topics=self.config.merge_topics, merge_similarity=self.config.merge_similarity,
+            max_fit_docs=self.config.max_fit_docs, seed=self.config.seed,
             gpu=self._on_cuda(),
         )
         self.result = result
@@ -112,7 +114,8 @@ class TopicsPredictor(Predictor):
             "method": "BERTopic: "
                       + ("KMeans on the embeddings" if self.config.n_topics else
                          "UMAP (5 dims, cosine, seeded) + HDBSCAN"
-                         + (" + fine topics merged (KMeans on centroids, k by silhouette)"
+                         + (f" + fine topics merged (average linkage of centres, similarity >= "
+                            f"{self.config.merge_similarity})"
                             if self.config.merge_topics else ""))
                       + " + c-TF-IDF keywords",
         }
@@ -183,6 +186,8 @@ class TopicsTask(Task):
                                f"--n-topics {config.n_topics} there are exactly that many. Drop one of the two.")
         if config.min_topic_size is not None and config.min_topic_size < 2:
             raise TextlabError(f"--min-topic-size must be at least 2, not {config.min_topic_size}.")
+        if not 0 < config.merge_similarity < 1:
+            raise TextlabError(f"merge_similarity must be between 0 and 1, not {config.merge_similarity}.")
         if not 0 <= config.outlier_threshold <= 1:
             raise TextlabError(f"outlier_threshold must be between 0 and 1, not {config.outlier_threshold}.")
         if config.max_fit_docs < 100:

@@ -230,6 +230,18 @@ def suggest_next(proba: np.ndarray, k: int = 20, exclude: np.ndarray | None = No
 # ---------------------------------------------------------------------- SetFit
 
 
+# Training pairs per second of SetFit on all-MiniLM-L6-v2 on a 2-core laptop-class CPU
+# (benchmarks/coding_validity.py --setfit --device cpu: 4-6): for a rough warning only.
+CPU_PAIRS_PER_SECOND = 5.0
+
+
+def setfit_pairs(n_coded: int, folds: int = 5, iterations: int = 20, epochs: int = 1) -> int:
+    """Training pairs SetFit draws for a run: each fold's model trains on (folds-1)/folds of
+    the coded rows, the final model on all; each row gives two pairs per iteration."""
+    rows = n_coded * (folds - 1) + n_coded
+    return int(2 * iterations * epochs * rows)
+
+
 def require_setfit():
     """The setfit package, or a TextlabError that says how to install it."""
     try:

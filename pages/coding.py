@@ -142,12 +142,15 @@ else:
             require_setfit()
         except TextlabError as exc:
             show_error(exc)
+        from analysis.fewshot import CPU_PAIRS_PER_SECOND, setfit_pairs
+
         n_coded = len(coded) if labels_column else 0
-        pairs = 2 * n_coded * 20 * 6  # SetFit pairs per fine-tuning x (5 folds + final), default settings
+        pairs = setfit_pairs(n_coded)
         if resolve_device("auto").type == "cpu":
             st.warning(
                 f"No GPU here: SetFit's {pairs:,} training pairs (6 fine-tunings on {n_coded:,} coded rows) take "
-                f"roughly {max(1, round(pairs / 8 / 60)):,} min on a CPU. Logistic regression takes seconds.",
+                f"roughly {max(1, round(pairs / CPU_PAIRS_PER_SECOND / 60)):,} min on a CPU. Logistic regression "
+                "takes seconds.",
                 icon=":material/hourglass:",
             )
 

@@ -152,3 +152,21 @@ def test_setfit_settings_and_missing_package_are_clear_errors(monkeypatch, tiny_
     monkeypatch.setitem(__import__("sys").modules, "setfit", None)
     with pytest.raises(TextlabError, match=r"pip install \"textlab\[setfit\]\""):
         coding.run(frame["text"].tolist(), setfit_config(tiny_st), frame=frame)
+
+
+def test_the_pair_count_matches_what_setfit_trains_on(tmp_path, tiny_st):
+    frame = corpus_frame()
+    config = coding.CodingConfig.from_dict(setfit_config(tiny_st))
+    steps: dict[str, int] = {}
+
+    def record(message):
+        what, total = message.rsplit(": step ", 1)
+        steps[what] = int(total.rsplit(" of ", 1)[1])
+
+    predictor = coding.TASK.load(config, RunContext(texts=frame["text"].tolist(), frame=frame,
+                                                    run_folder=tmp_path / "r", on_stage=record))
+    predictor.close()
+    assert len(steps) == 3  # two folds, then the final model
+    pairs = fewshot.setfit_pairs(12, folds=2, iterations=2)  # what the page's time estimate counts
+    assert pairs == 2 * 2 * (6 + 6 + 12)
+    assert sum(steps.values()) == sum(-(-n // 8) for n in (2 * 2 * 6, 2 * 2 * 6, 2 * 2 * 12))  # batches of 8 pairs

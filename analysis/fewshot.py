@@ -296,23 +296,30 @@ def finetune_setfit(base_model, texts: list[str], codes: list, out_dir, *, label
             if on_step is not None:
                 on_step(int(state.global_step), int(state.max_steps))
 
-    with tempfile.TemporaryDirectory(prefix="textlab-setfit-") as scratch:
-        args = setfit.TrainingArguments(
-            output_dir=scratch, batch_size=int(batch_size), num_epochs=int(epochs), num_iterations=int(iterations),
-            seed=int(seed), report_to="none", save_strategy="no", logging_strategy="no",
-            show_progress_bar=False, use_amp=torch_device.type == "cuda",
-        )
-        trainer = setfit.Trainer(model=model, args=args)
-        trainer.pop_callback(ModelCardCallback)  # it queries the Hub for model and dataset ids
-        trainer.add_callback(Progress())
-        try:
-            trainer.train_embeddings(list(texts), targets, args=args)
-        except torch.OutOfMemoryError as exc:
-            raise TextlabError(
-                f"The GPU ran out of memory while fine-tuning (batch size {batch_size}). Lower the batch size."
-            ) from exc
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    body.save(str(out), safe_serialization=True, create_model_card=False)
-    release_model(body)
+    # The model leaves the accelerator however training ends (done, cancelled, failed):
+    # the server outlives the job.
+    try:
+        with tempfile.TemporaryDirectory(prefix="textlab-setfit-") as scratch:
+            args = setfit.TrainingArguments(
+                output_dir=scratch, batch_size=int(batch_size), num_epochs=int(epochs),
+                num_iterations=int(iterations), seed=int(seed), report_to="none", save_strategy="no",
+                logging_strategy="no", show_progress_bar=False, use_amp=torch_device.type == "cuda",
+            )
+            trainer = setfit.Trainer(model=model, args=args)
+            trainer.pop_callback(ModelCardCallback)  # it queries the Hub for model and dataset ids
+            trainer.add_callback(Progress())
+            try:
+                trainer.train_embeddings(list(texts), targets, args=args)
+            except torch.OutOfMemoryError as exc:
+                raise TextlabError(
+                    f"The GPU ran out of memory while fine-tuning SetFit with {batch_size} pairs per step. Run "
+                    "again with a smaller setfit_batch_size (e.g. 8), close other jobs on the GPU, or use the "
+                    "logistic-regression classifier."
+                ) from exc
+        out.mkdir(parents=True, exist_ok=True)
+        body.save(str(out), safe_serialization=True, create_model_card=False)
+    finally:
+        release_model(body)
+        del model, body
     return out

@@ -59,10 +59,10 @@ from . import models
 from .errors import TextlabError
 from .runner import (
     DEFAULT_MAX_TOKENS,
+    HoldsModel,
     _check_positive,
     _model_window,
     device_description,
-    release_model,
     run_batched,
 )
 from .textutil import split_sentences, word_counts
@@ -83,7 +83,7 @@ def _check_nonnegative(name: str, value) -> int:
     return int(value)
 
 
-class Seq2SeqSummarizer:
+class Seq2SeqSummarizer(HoldsModel):
     """One abstractive summary per text from a local seq2seq model; see the module docstring.
 
     ``model``: a registry name (``distilbart-cnn``, ``bart-large-cnn``), a Hugging Face id
@@ -438,14 +438,3 @@ class Seq2SeqSummarizer:
             "n_passthrough": self.n_passthrough,
             "notes": notes,
         }
-
-    def close(self) -> None:
-        """Move the model to the CPU and release the accelerator memory it held."""
-        model, self.model = getattr(self, "model", None), None
-        release_model(model)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

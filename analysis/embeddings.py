@@ -59,7 +59,13 @@ import numpy as np
 
 from analysis import models
 from analysis.errors import TextlabError
-from analysis.runner import device_description, free_accelerator_memory, release_model, resolve_device, resolve_dtype
+from analysis.runner import (
+    HoldsModel,
+    device_description,
+    free_accelerator_memory,
+    resolve_device,
+    resolve_dtype,
+)
 from analysis.workspace import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -373,7 +379,7 @@ def clear_cache(cache_dir: str | os.PathLike, model: str | os.PathLike | None = 
 # --------------------------------------------------------------------------- embedder
 
 
-class Embedder:
+class Embedder(HoldsModel):
     """Sentence embeddings with a sentence-transformers model: batched, split, cached.
 
     ``model`` is a registry name (default all-MiniLM-L6-v2, bundled), a Hugging Face id
@@ -710,17 +716,6 @@ class Embedder:
                 "computed": self.n_computed,
             },
         }
-
-    def close(self) -> None:
-        """Release the model and the accelerator memory it holds."""
-        model, self.model = getattr(self, "model", None), None
-        release_model(model)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _pool_in_float32(st) -> None:

@@ -187,6 +187,23 @@ def release_model(model) -> None:
     free_accelerator_memory()
 
 
+class HoldsModel:
+    """Something that holds a loaded ``self.model``: ``close()`` (or leaving a ``with``
+    block) moves it off the accelerator and frees that memory."""
+
+    model = None
+
+    def close(self) -> None:
+        model, self.model = self.model, None
+        release_model(model)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def _to_host(output, n_rows: int) -> list:
     """One batch's output as a list of per-row results on the CPU (numpy for tensors)."""
     if isinstance(output, torch.Tensor):

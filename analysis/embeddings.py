@@ -154,6 +154,12 @@ def _identity(model: str | os.PathLike) -> tuple[models.ModelSpec, str]:
     return spec, display
 
 
+def model_folder(model: str | os.PathLike) -> Path:
+    """The local folder of a sentence-embedding model (ModelNotAvailable, with the download
+    command, when it is not on this machine)."""
+    return Path(models.require(_identity(model)[0]))
+
+
 # --------------------------------------------------------------------------- cache
 
 

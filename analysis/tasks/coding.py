@@ -448,6 +448,7 @@ class FewShotCoder(Predictor):
         self.model = fewshot.FewShotModel(multi_label=self.multi, C=config.regularization, seed=config.seed,
                                           labels=(book.output_labels if book else None))
         self.tuning: dict[str, Any] | None = None
+        self._scratch = None  # a temporary folder for the tuned model when there is no run folder
         if config.classifier == "setfit":
             self.embedder, self.report, oof = self._setfit(base, train_texts, codes, context)
             vectors = self.embedder.encode(train_texts)
@@ -477,11 +478,11 @@ class FewShotCoder(Predictor):
         from pathlib import Path
 
         from .. import fewshot
-        from ..embeddings import Embedder, _identity
+        from ..embeddings import Embedder, model_folder
 
         config = self.config
-        fewshot.require_setfit()
-        base_path = models.require(_identity(base)[0])
+        setfit = fewshot.require_setfit()
+        base_path = model_folder(base)
         folder = Path(context.run_folder) / "setfit" if context.run_folder is not None else \
             Path(tempfile.mkdtemp(prefix="textlab-setfit-"))
         self._scratch = None if context.run_folder is not None else folder
@@ -523,7 +524,7 @@ class FewShotCoder(Predictor):
         report = self.model.cross_validate(None, codes, folds=config.cv_folds, fold_features=fold_features)
         oof = self.model.oof_proba_
         tune(folder / "model", texts, codes, "final model on all coded rows")
-        self.tuning = {**settings, "folds": k, "package": f"setfit {fewshot.require_setfit().__version__}"}
+        self.tuning = {**settings, "folds": k, "package": f"setfit {setfit.__version__}"}
         from ..workspace import atomic_write_bytes
 
         atomic_write_bytes(state_path, json.dumps({"training": training, "tuning": self.tuning, "report": report,
@@ -572,7 +573,7 @@ class FewShotCoder(Predictor):
         import shutil
 
         self.embedder.close()
-        if getattr(self, "_scratch", None) is not None:
+        if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
 

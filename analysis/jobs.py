@@ -376,7 +376,7 @@ class JobManager:
         run = self.workspace.run(run_id)
         if run.status in ("queued", "interrupted"):
             self.workspace.update_run(run_id, status="cancelled", finished=now_iso(), error="Cancelled by the user.",
-                             stage=None)
+                                      stage=None)
 
     def retry(self, run_id: str) -> None:
         """Queue a failed, cancelled or interrupted run again; it resumes from its checkpoints."""

@@ -183,7 +183,9 @@ else:
                 col.metric(metric.replace("_", " "), f"{v['value']:.2f}",
                            help=f"95% bootstrap CI {v['ci_low']:.2f} to {v['ci_high']:.2f}" if v["ci_low"] is not None else None)
         st.caption(f"{report['folds']}-fold cross-validation on {report['rows']:,} coded rows: every row predicted by a "
-                   "model that did not see it. Intervals: hover the figures.")
+                   "model that did not see it. Intervals: hover the figures."
+                   + (" This check uses logistic regression (seconds); a SetFit run reports its own "
+                      "cross-validation, usually higher with few coded rows." if classifier == "setfit" else ""))
         if report["unseen_codes"]:
             st.warning("No coded rows for " + ", ".join(report["unseen_codes"]) + ": these codes are never predicted.")
         st.plotly_chart(charts.learning_curve_chart(checked["curve"]), key="coding_curve")

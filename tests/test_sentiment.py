@@ -184,3 +184,28 @@ def test_cli_sentiment_with_a_local_model(home, tmp_path, small_csv, tiny_sentim
     frame = pd.read_csv(out)
     assert len(frame) == 6 and {"sentiment_label", "sentiment_score", "sentiment_prob_positive"} <= set(frame.columns)
     assert frame["sentiment_label"].isna().tolist() == [False, False, True, False, False, False]
+
+
+def test_a_dead_vader_worker_falls_back_to_one_process_with_the_same_scores(monkeypatch, caplog):
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    class DeadPool:
+        def submit(self, *args, **kwargs):
+            future = Future()
+            future.set_exception(BrokenProcessPool("worker killed"))
+            return future
+
+        def shutdown(self, cancel_futures=False):
+            pass
+
+    texts = (POSITIVE + NEGATIVE + NEUTRAL) * 50
+    serial = sentiment.run(texts, SentimentConfig(backend="offline"))
+    predictor = sentiment.TASK.load(SentimentConfig(backend="offline"))
+    predictor.workers, predictor._pool = 2, DeadPool()
+    monkeypatch.setattr(type(predictor), "PARALLEL_MIN_TEXTS", 10)
+    with caplog.at_level("WARNING"):
+        fallen_back = predictor.predict(texts)
+    assert "worker process stopped" in caplog.text and predictor.workers == 1
+    pd.testing.assert_series_equal(fallen_back["sentiment_score"], serial["sentiment_score"].reset_index(drop=True),
+                                   check_names=False)

@@ -24,7 +24,9 @@ many were split.
 from __future__ import annotations
 
 import functools
+import logging
 import re
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
@@ -145,7 +147,14 @@ class VaderPredictor(Predictor):
         step = -(-len(texts) // (self.workers * 2))
         parts = [texts[i:i + step] for i in range(0, len(texts), step)]
         futures = [self._pool.submit(vader_compounds, part, c.multi_sentence, c.whole_text_max_words) for part in parts]
-        return np.concatenate([f.result() for f in futures])
+        try:
+            return np.concatenate([f.result() for f in futures])
+        except BrokenProcessPool:
+            # A worker died (killed for memory, say): score in this process rather than fail the run.
+            logging.getLogger(__name__).warning("A VADER worker process stopped; scoring the rest in one process.")
+            self.close()
+            self.workers = 1
+            return vader_compounds(texts, c.multi_sentence, c.whole_text_max_words)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -170,9 +170,9 @@ def cmd_analyze(args) -> int:
     from dataclasses import fields
 
     from .export import format_from_path, manifest_bytes, write_table
-    from .jobs import execute_run, make_owner, owner_is_dead
+    from .jobs import execute_run, make_owner, owner_is_dead, run_context
     from .tasks import get_task
-    from .workspace import Workspace, corpus_hash
+    from .workspace import Workspace, corpus_hash, data_hash
 
     output = Path(args.output)
     format_from_path(output)  # a wrong extension fails now, not after an hour of analysis
@@ -194,24 +194,31 @@ def cmd_analyze(args) -> int:
     project = workspace.find_project(corpus_hash(corpus), corpus.text_column)
     if project is None:
         project = workspace.create_project(Path(args.input).stem, corpus, import_report=_report_dict(report))
+    elif project.info.data_hash != data_hash(corpus):
+        # Same ids and texts, other metadata: the output must show the file given now.
+        update = project.update_corpus(corpus, import_report=_report_dict(report))
+        print(f"textlab: {args.input} has the texts of project {project.id} with other columns "
+              f"({update.describe()}); the project now holds this file", file=sys.stderr)
     owner = make_owner()
     print(f"textlab: {len(corpus)} rows from {args.input} (text column '{corpus.text_column}'); project {project.id} in {workspace.root}", file=sys.stderr)
 
     runs = {}
+    context = run_context(project, project.corpus())  # what the runs read: texts and hand codes
     for task in tasks:
         config = configs[task.name]
-        run = None if args.fresh else project.find_run(task.name, config, ("done",))
+        inputs = task.input_fingerprint(task.Config.from_dict(config), context)
+        run = None if args.fresh else project.find_run(task.name, config, ("done",), inputs=inputs)
         if run is not None:
             print(f"textlab: {task.name}: reusing the finished run {run.id} (same data and settings; --fresh to rerun)", file=sys.stderr)
             runs[task.name] = run
             continue
-        run = project.find_run(task.name, config, ("interrupted", "failed", "running", "queued"))
+        run = project.find_run(task.name, config, ("interrupted", "failed", "running", "queued"), inputs=inputs)
         if run is not None and (run.status in ("interrupted", "failed") or owner_is_dead(run.owner, run.heartbeat)):
             if run.status in ("running", "queued"):
                 workspace.update_run(run.id, status="interrupted")
             print(f"textlab: {task.name}: resuming run {run.id} from its last checkpoint ({run.n_done} of {run.n_total} done)", file=sys.stderr)
         else:
-            run = project.create_run(task.name, config, n_total=0)
+            run = project.create_run(task.name, config, n_total=0, inputs=inputs)
         progress = _StderrProgress(task.name)
         try:
             runs[task.name] = execute_run(workspace, run.id, owner=owner, on_progress=progress,

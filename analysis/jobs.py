@@ -90,7 +90,7 @@ def assemble(task: Task, doc_ids: list[str], texts: list[str], coded: pd.DataFra
     return result.reset_index()
 
 
-def _context(project: Project, corpus, run_id: str | None = None) -> RunContext:
+def run_context(project: Project, corpus, run_id: str | None = None) -> RunContext:
     """The corpus table with the project's hand codes (``human_<coder>`` columns) beside it."""
     frame = project.with_human_codes(corpus.data.reset_index(drop=True))
     return RunContext(texts=corpus.texts, frame=frame, project=project, doc_ids=corpus.doc_ids,
@@ -199,7 +199,7 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
     corpus = project.corpus()
     texts, ids = corpus.texts, corpus.doc_ids
     todo = _non_empty(texts)
-    context = _context(project, corpus, run.id)
+    context = run_context(project, corpus, run.id)
 
     # The chunk plan is fixed when a run first starts, so that a resumed run (even by a
     # newer Textlab with another default) finds its checkpoints where it left them.
@@ -364,9 +364,10 @@ class JobManager:
             config = task.Config.from_dict(config)
         task.validate(config)
         corpus = project.corpus()
-        task.check(config, _context(project, corpus))
+        context = run_context(project, corpus)
+        task.check(config, context)
         n_total = len(_non_empty(corpus.texts))
-        run = project.create_run(task_name, config.to_dict(), n_total)
+        run = project.create_run(task_name, config.to_dict(), n_total, inputs=task.input_fingerprint(config, context))
         self.workspace.update_run(run.id, owner=self.owner)
         self._enqueue(run.id)
         return self.workspace.run(run.id)

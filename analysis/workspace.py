@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS projects (
     date_column TEXT,
     rows INTEGER NOT NULL,
     input_hash TEXT NOT NULL,
-    import_report TEXT
+    import_report TEXT,
+    data_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -77,6 +78,7 @@ CREATE INDEX IF NOT EXISTS runs_by_project ON runs(project_id, created);
 
 
 _LATER_RUN_COLUMNS = (("stage", "TEXT"),)
+_LATER_PROJECT_COLUMNS = (("data_hash", "TEXT"),)
 
 
 def now_iso() -> str:
@@ -87,9 +89,15 @@ def default_root() -> Path:
     return Path(os.environ.get("TEXTLAB_HOME") or "workspace")
 
 
-def config_hash(task: str, config: dict) -> str:
-    """A stable hash of a task's configuration: the same settings give the same hash."""
-    payload = json.dumps({"task": task, "config": config}, sort_keys=True, default=str)
+def config_hash(task: str, config: dict, inputs: str | None = None) -> str:
+    """A stable hash of a task's configuration: the same settings give the same hash.
+
+    ``inputs`` fingerprints what the task reads besides the texts (None: texts only, and the
+    hash is the one older workspaces stored)."""
+    payload = {"task": task, "config": config}
+    if inputs is not None:
+        payload["inputs"] = inputs
+    payload = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
@@ -101,6 +109,26 @@ def corpus_hash(corpus: Corpus) -> str:
         digest.update(b"\x1f")
         digest.update(text.encode("utf-8", "surrogatepass"))
         digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+def data_hash(corpus: Corpus) -> str:
+    """SHA-256 over the whole input: every column (names, types, values) and the column roles.
+
+    ``corpus_hash`` identifies what the analyses read (ids and texts); this one tells whether
+    the file given now is the file stored, so that a corrected ``region`` or a new ``coder``
+    column is never exported from an older copy.
+    """
+    frame = parquet_safe(corpus.data)
+    digest = hashlib.sha256()
+    roles = [corpus.text_column, corpus.id_column, corpus.group_column, corpus.date_column]
+    digest.update(json.dumps({"roles": roles, "columns": list(frame.columns),
+                              "dtypes": [str(t) for t in frame.dtypes]}, default=str).encode("utf-8"))
+    try:
+        values = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        digest.update(values.tobytes())
+    except TypeError:  # cells pandas cannot hash (lists, dicts): hash their text instead
+        digest.update(frame.astype(str).to_csv(index=False).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
@@ -197,6 +225,24 @@ class ProjectInfo:
     rows: int
     input_hash: str
     import_report: dict = field(default_factory=dict)
+    data_hash: str | None = None            # None: a project made before whole-input hashes
+
+
+@dataclass
+class CorpusUpdate:
+    """Columns that differ between the stored corpus and the file imported again."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    def describe(self) -> str:
+        parts = [f"{label} {', '.join(repr(c) for c in cols)}" for label, cols in
+                 (("added", self.added), ("changed", self.changed), ("removed", self.removed)) if cols]
+        return "; ".join(parts) or "column roles changed"
 
 
 class Workspace:
@@ -216,10 +262,11 @@ class Workspace:
         with closing(self.connect()) as con:
             con.executescript(_SCHEMA)
             # Workspaces made by an older Textlab: add the columns that came later.
-            have = {row["name"] for row in con.execute("PRAGMA table_info(runs)")}
-            for column, kind in _LATER_RUN_COLUMNS:
-                if column not in have:
-                    con.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+            for table, later in (("runs", _LATER_RUN_COLUMNS), ("projects", _LATER_PROJECT_COLUMNS)):
+                have = {row["name"] for row in con.execute(f"PRAGMA table_info({table})")}
+                for column, kind in later:
+                    if column not in have:
+                        con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def connect(self) -> sqlite3.Connection:
         # A fresh connection per operation: cheap, and safe across the worker thread and
@@ -240,11 +287,12 @@ class Workspace:
         atomic_write_parquet(folder / "corpus.parquet", parquet_safe(corpus.data))
         with closing(self.connect()) as con:
             con.execute(
-                "INSERT INTO projects VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO projects (id, name, created, source, text_column, id_column, group_column, "
+                "date_column, rows, input_hash, import_report, data_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     project_id, name, now_iso(), corpus.source, corpus.text_column, corpus.id_column,
                     corpus.group_column, corpus.date_column, len(corpus), corpus_hash(corpus),
-                    json.dumps(import_report or {}, default=str),
+                    json.dumps(import_report or {}, default=str), data_hash(corpus),
                 ),
             )
         return Project(self, project_id)
@@ -255,7 +303,9 @@ class Workspace:
         return [self._info(r) for r in rows]
 
     def find_project(self, input_hash: str, text_column: str) -> "Project | None":
-        """The newest project holding this exact corpus (used by the CLI to resume)."""
+        """The newest project whose analysed input (doc ids and texts of this text column) is
+        this one (used by the CLI to resume). Its other columns may differ from the file given
+        now: compare ``info.data_hash`` with ``data_hash(corpus)`` and ``update_corpus``."""
         with closing(self.connect()) as con:
             row = con.execute(
                 "SELECT id FROM projects WHERE input_hash=? AND text_column=? ORDER BY created DESC LIMIT 1",
@@ -363,6 +413,40 @@ class Project:
             group_column=info.group_column, date_column=info.date_column, source=info.source or "",
         )
 
+    def update_corpus(self, corpus: Corpus, import_report: dict | None = None) -> "CorpusUpdate":
+        """Replace the stored table by ``corpus`` when its ids and texts are the stored ones.
+
+        Metadata can be corrected or added after a first import (a fixed ``region``, a new
+        ``coder`` column); runs keep their results because they read ids and texts only (a
+        run that reads another column, like few-shot coding, records that column's hash and
+        is not reused when it changed). Returns what changed, for the user to see.
+        """
+        info = self.info
+        if corpus_hash(corpus) != info.input_hash or corpus.text_column != info.text_column:
+            raise TextlabError(
+                f"Project '{info.name}' holds other texts or ids than {corpus.source or 'this corpus'}; "
+                "import it as a new project instead."
+            )
+        old = self.corpus().data
+        new = corpus.data
+        added = [c for c in new.columns if c not in old.columns]
+        removed = [c for c in old.columns if c not in new.columns]
+        changed = []
+        for column in new.columns:
+            if column in old.columns and column != "doc_id":
+                a, b = parquet_safe(old[[column]])[column], parquet_safe(new[[column]])[column]
+                if str(a.dtype) != str(b.dtype) or not a.reset_index(drop=True).equals(b.reset_index(drop=True)):
+                    changed.append(column)
+        atomic_write_parquet(self.folder / "corpus.parquet", parquet_safe(new))
+        with closing(self.workspace.connect()) as con:
+            con.execute(
+                "UPDATE projects SET source=?, id_column=?, group_column=?, date_column=?, import_report=?, data_hash=? "
+                "WHERE id=?",
+                (corpus.source, corpus.id_column, corpus.group_column, corpus.date_column,
+                 json.dumps(import_report or info.import_report, default=str), data_hash(corpus), self.id),
+            )
+        return CorpusUpdate(added=added, removed=removed, changed=changed)
+
     def set_roles(self, group_column: str | None = None, date_column: str | None = None) -> None:
         """Group and date columns can change after import; text and id cannot (runs depend on them)."""
         with closing(self.workspace.connect()) as con:
@@ -371,14 +455,17 @@ class Project:
             )
 
     # -- runs -----------------------------------------------------------------------
-    def create_run(self, task: str, config: dict, n_total: int, status: str = "queued") -> Run:
+    def create_run(self, task: str, config: dict, n_total: int, status: str = "queued",
+                   inputs: str | None = None) -> Run:
+        """A new run. ``inputs``: a fingerprint of the columns besides the texts that the task
+        reads (``Task.input_fingerprint``), so a run is reused only on the same inputs."""
         run_id = f"{task}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         with closing(self.workspace.connect()) as con:
             con.execute(
                 "INSERT INTO runs (id, project_id, task, config, config_hash, status, created, n_total) "
                 "VALUES (?,?,?,?,?,?,?,?)",
-                (run_id, self.id, task, json.dumps(config, sort_keys=True, default=str), config_hash(task, config),
-                 status, now_iso(), n_total),
+                (run_id, self.id, task, json.dumps(config, sort_keys=True, default=str),
+                 config_hash(task, config, inputs), status, now_iso(), n_total),
             )
         return self.workspace.run(run_id)
 
@@ -391,9 +478,10 @@ class Project:
             rows = con.execute(query + " ORDER BY created DESC, id DESC", args).fetchall()
         return [Run.from_row(r) for r in rows]
 
-    def find_run(self, task: str, config: dict, statuses: tuple[str, ...]) -> Run | None:
-        """The newest run of this task with exactly this configuration and one of these statuses."""
-        wanted = config_hash(task, config)
+    def find_run(self, task: str, config: dict, statuses: tuple[str, ...], inputs: str | None = None) -> Run | None:
+        """The newest run of this task with exactly this configuration (and inputs
+        fingerprint) and one of these statuses."""
+        wanted = config_hash(task, config, inputs)
         for run in self.runs(task):
             if run.config_hash == wanted and run.status in statuses:
                 return run

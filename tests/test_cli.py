@@ -103,3 +103,50 @@ def test_few_shot_and_topic_options_reach_their_task_config():
     assert topics_config["merge_topics"] is True and "classifier" not in topics_config
     plain = build_parser().parse_args(["analyze", "in.csv", "-o", "out.csv"])
     assert "merge_topics" not in _task_config(get_task("topics"), plain)
+
+
+def test_rerun_on_edited_metadata_exports_the_file_given(home, tmp_path, capsys):
+    """Same ids and texts, corrected region and a new column: the output is the new file."""
+    first = tmp_path / "first.csv"
+    first.write_text("id,region,text\nA1,North,Buses are late.\nA2,South,Rents are high.\n", encoding="utf-8")
+    second = tmp_path / "second.csv"
+    second.write_text("id,region,text,coder\nA1,East,Buses are late.,ann\nA2,South,Rents are high.,bob\n",
+                      encoding="utf-8")
+    assert main(["analyze", str(first), "-o", str(tmp_path / "a.csv"), "--id-column", "id"]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(second), "-o", str(tmp_path / "b.csv"), "--id-column", "id"]) == 0
+    err = capsys.readouterr().err
+    assert "reusing the finished run" in err  # the texts did not change: the stats are reused
+    assert "'coder'" in err and "'region'" in err  # and the user is told what changed
+    out = pd.read_csv(tmp_path / "b.csv", dtype=str)
+    assert out["region"].tolist() == ["East", "South"]
+    assert out["coder"].tolist() == ["ann", "bob"]
+    assert "stats_words" in out.columns
+    # The first file again: its own columns, not the second's.
+    assert main(["analyze", str(first), "-o", str(tmp_path / "c.csv"), "--id-column", "id"]) == 0
+    again = pd.read_csv(tmp_path / "c.csv", dtype=str)
+    assert again["region"].tolist() == ["North", "South"] and "coder" not in again.columns
+
+
+def test_few_shot_run_is_not_reused_when_the_human_codes_change(home, tmp_path, capsys):
+    rows = [("Rents went up again this year", "Housing"), ("The landlord will not fix the heating", "Housing"),
+            ("Buses are always late", "Transport"), ("The tram line was cut", "Transport")] * 3
+    codes = [c for _, c in rows]
+    book = tmp_path / "book.json"
+    book.write_text(json.dumps({"name": "b", "codes": [{"label": "Housing"}, {"label": "Transport"}]}))
+
+    def write(path, labels):
+        pd.DataFrame({"id": [f"r{i}" for i in range(len(rows))], "text": [f"{t} ({i})" for i, (t, _) in enumerate(rows)],
+                      "human": labels}).to_csv(path, index=False)
+
+    write(tmp_path / "one.csv", codes)
+    changed = list(codes)
+    changed[0] = "Transport"
+    write(tmp_path / "two.csv", changed)
+    argv = ["--task", "coding", "--codebook", str(book), "--labels-column", "human", "--id-column", "id"]
+    assert main(["analyze", str(tmp_path / "one.csv"), "-o", str(tmp_path / "a.csv"), *argv]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(tmp_path / "two.csv"), "-o", str(tmp_path / "b.csv"), *argv]) == 0
+    assert "reusing the finished run" not in capsys.readouterr().err
+    assert main(["analyze", str(tmp_path / "two.csv"), "-o", str(tmp_path / "c.csv"), *argv]) == 0
+    assert "reusing the finished run" in capsys.readouterr().err

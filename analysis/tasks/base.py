@@ -61,6 +61,19 @@ class Predictor:
         """Release workers or accelerator memory when the run ends (default: nothing)."""
 
 
+def column_fingerprint(frame: pd.DataFrame | None, columns: list[str]) -> str:
+    """SHA-256 of some columns of the corpus table, values as text (None for a missing column)."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    for column in columns:
+        values = None if frame is None or column not in frame.columns else [
+            None if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v) else str(v) for v in frame[column].tolist()]
+        digest.update(json.dumps([column, values], ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:16]
+
+
 def cpu_count() -> int:
     """Cores this process may use (a container or taskset may allow fewer than the machine has)."""
     try:
@@ -116,6 +129,11 @@ class Task:
 
     def check(self, config: BaseConfig, context: RunContext) -> None:
         """Raise TextlabError for settings that cannot work on this corpus (default: none)."""
+
+    def input_fingerprint(self, config: BaseConfig, context: RunContext) -> str | None:
+        """A hash of what a run reads besides the texts (a column of human codes), or None
+        when it reads the texts only. A finished run is reused only on the same fingerprint."""
+        return None
 
     def load(self, config: BaseConfig, context: RunContext | None = None) -> Predictor:  # pragma: no cover
         raise NotImplementedError

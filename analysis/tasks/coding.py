@@ -61,7 +61,7 @@ from ..codebook import Codebook, as_codebook
 from ..errors import CodebookError, TextlabError
 from ..fewshot import CLASSIFIERS
 from ..textutil import slug
-from .base import BaseConfig, Predictor, RunContext, Task
+from .base import BaseConfig, Predictor, RunContext, Task, column_fingerprint
 from .classifier import choose_backend
 
 METHODS = ("auto", "zero-shot", "few-shot")
@@ -637,6 +637,12 @@ class CodingTask(Task):
         idx, codes = training_rows(context.texts, context.frame, config.labels_column, multi,
                                    book.output_labels if book else None)
         fewshot.check_training_codes(codes, multi, config.labels_column)
+
+    def input_fingerprint(self, config: CodingConfig, context: RunContext) -> str | None:
+        # Few-shot results depend on the human codes: new or corrected codes mean a new run.
+        if _method(config) != "few-shot":
+            return None
+        return column_fingerprint(context.frame, [config.labels_column])
 
     def load(self, config: CodingConfig, context: RunContext | None = None) -> Predictor:
         book = _codebook(config)

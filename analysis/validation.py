@@ -29,6 +29,13 @@ Choices, and why:
   one more coder.
 - A metric that is undefined (Cohen's kappa or alpha when only one code occurs) is NaN
   with a note, not an error.
+- A comparison that rests on fewer than `MIN_SHARED_TEXTS` texts (20) gets its count but
+  no value and no interval, with a note: one shared text gives a kappa of 0 or 1 and a
+  bootstrap "interval" of resamples of that one text, which reads as an estimate and is
+  none. When the main comparison is that small, its per-code scores and prevalence
+  intervals are left out too (the confusion counts stay). `min_shared` lowers the bar.
+- The majority comparison says how many of its texts had one coder (the "majority" is
+  then that coder's code) and how many had several (`coders_per_text`).
 - Multi-label codes (``"Housing;Health care"``, ``multi_label=True``): each code is a
   yes/no decision per text. Accuracy is exact match of the whole set; precision, recall
   and F1 are per code; macro-F1 averages F1 over the codes that occur in the comparison;
@@ -53,13 +60,15 @@ import pandas as pd
 
 from .errors import TextlabError
 
-__all__ = ["AgreementReport", "METRICS", "agreement", "code_options", "disagreements", "stratified_sample"]
+__all__ = ["AgreementReport", "METRICS", "MIN_SHARED_TEXTS", "agreement", "code_options", "disagreements", "stratified_sample"]
 
 METRICS = ("accuracy", "macro_f1", "cohen_kappa", "krippendorff_alpha")
 SEPARATOR = ";"
 MODEL = "model"
 MAJORITY = "majority"
 _RESERVED = (MODEL, MAJORITY)
+# Fewer shared texts than this: a count, no estimate (see the module notes).
+MIN_SHARED_TEXTS = 20
 # Resample counts held at once (resamples x rows) while bootstrapping: caps memory.
 _BLOCK_CELLS = 2_000_000
 _MISSING_STRATUM = "(missing)"
@@ -87,6 +96,9 @@ class AgreementReport:
     n_boot: int = 1000
     seed: int = 0
     notes: list[str] = field(default_factory=list)
+    min_shared: int = MIN_SHARED_TEXTS
+    # Majority comparison only: compared texts with one coder ("1") and with several ("2+").
+    coders_per_text: dict[str, int] = field(default_factory=dict)
 
     def metric(self, name: str, comparison: str | None = None) -> float:
         """One value of the summary (default: the main comparison)."""
@@ -110,6 +122,8 @@ class AgreementReport:
                          "seed": self.seed if isinstance(self.seed, (int, type(None))) else str(self.seed),
                          "prevalence": "Wilson score interval"},
             "notes": list(self.notes),
+            "min_shared": int(self.min_shared),
+            "coders_per_text": {k: int(v) for k, v in self.coders_per_text.items()},
             "summary": _records(self.summary),
             "per_code": _records(self.per_code),
             "confusion": {
@@ -532,7 +546,8 @@ def _group_alpha(sums: np.ndarray, k: int, multi: bool) -> np.ndarray:
 # --------------------------------------------------------------------------- agreement
 
 def agreement(pred, gold, *, labels=None, n_boot: int = 1000, seed=0, level: float = 0.95,
-              multi_label: bool = False, pred_name: str = MODEL) -> AgreementReport:
+              multi_label: bool = False, pred_name: str = MODEL,
+              min_shared: int = MIN_SHARED_TEXTS) -> AgreementReport:
     """Agreement between model codes and human codes, with bootstrap intervals.
 
     `pred`: the model's code per text (a Series or sequence; None, NaN or "" = no code).
@@ -541,6 +556,7 @@ def agreement(pred, gold, *, labels=None, n_boot: int = 1000, seed=0, level: flo
     `labels`: codes in the order to report them (codes found in the data are added
     after them). `multi_label`: codes are ";"-joined sets (see the module notes).
     `pred_name`: what to call the model in comparison names (default "model").
+    `min_shared`: comparisons on fewer texts get a count and a note, no value or interval.
 
     The main comparison (per-code table, confusion matrix, prevalence, `n_compared`) is
     the model against the only coder, or against the coders' majority.
@@ -548,6 +564,7 @@ def agreement(pred, gold, *, labels=None, n_boot: int = 1000, seed=0, level: flo
     if not 0 < level < 1:
         raise TextlabError(f"The interval level must be between 0 and 1 (e.g. 0.95), not {level!r}.")
     n_boot = int(n_boot)
+    min_shared = max(int(min_shared), 1)
     if n_boot < 1:
         raise TextlabError(f"n_boot (bootstrap resamples) must be at least 1, not {n_boot}.")
     pred_name = str(pred_name).strip() or MODEL
@@ -703,12 +720,23 @@ def agreement(pred, gold, *, labels=None, n_boot: int = 1000, seed=0, level: flo
             if c.n == 0:
                 note = "no text coded by both"
                 lo, hi = [math.nan], [math.nan]
+            elif c.n < min_shared:
+                note = f"too few texts ({c.n:,}; at least {min_shared:,} needed for an estimate)"
+                value, lo, hi = math.nan, [math.nan], [math.nan]
             elif not math.isfinite(value):
                 note = "undefined: only one code occurs" if metric in ("cohen_kappa", "krippendorff_alpha") else "undefined"
             summary_rows.append({"comparison": c.name, "metric": metric, "value": value,
                                  "ci_low": float(lo[0]), "ci_high": float(hi[0]), "n": c.n, "note": note})
     summary = pd.DataFrame(summary_rows, columns=["comparison", "metric", "value", "ci_low", "ci_high", "n", "note"])
+    for c in comparisons:
+        if 0 < c.n < min_shared:
+            shared = "coded by both" if c.kind == "pair" else "coded by two or more"
+            notes.append(f"{c.name}: only {c.n:,} text{'' if c.n == 1 else 's'} {shared}; at least {min_shared:,} "
+                         "are needed for an estimate, so no value or interval is reported (on so few texts "
+                         "agreement is mostly chance).")
     for row in summary_rows:
+        if row["note"].startswith("too few"):
+            continue  # said once per comparison above
         if row["note"].startswith("undefined"):
             notes.append(f"{row['comparison']}: {row['metric']} is {row['note']} (reported as NaN).")
         elif row["note"] and row["metric"] == "accuracy":
@@ -720,9 +748,14 @@ def agreement(pred, gold, *, labels=None, n_boot: int = 1000, seed=0, level: flo
     per_code, confusion, prev_counts = _main_tables(g, p, ordered, multi_label)
     per_code["f1_ci_low"], per_code["f1_ci_high"] = per_code_ci
     n_main = int(rows.sum())
+    too_few = n_main < min_shared
+    if too_few:  # counts (support, predicted, confusion) only
+        per_code[["precision", "recall", "f1", "f1_ci_low", "f1_ci_high"]] = np.nan
     prevalence = []
     for source, counts in (("model", prev_counts[1]), ("human", prev_counts[0])):
         lo, hi = _wilson(counts, np.full(k, n_main), level)
+        if too_few:
+            lo, hi = np.full(k, np.nan), np.full(k, np.nan)
         prevalence.append(pd.DataFrame({"code": ordered, "source": source, "count": counts.astype(int),
                                         "share": counts / n_main, "ci_low": lo, "ci_high": hi, "n": n_main}))
     prevalence = pd.concat(prevalence, ignore_index=True)
@@ -731,8 +764,14 @@ def agreement(pred, gold, *, labels=None, n_boot: int = 1000, seed=0, level: flo
         "no_model_code": int((~pred_ok).sum()),
         "no_human_code": int((pred_ok & ~gold_main_ok & ~ties).sum()),
     }
+    coders_per_text: dict[str, int] = {}
     if len(names) > 1 and main.name.endswith(f" vs {MAJORITY}"):
         missing["coders_tie"] = int((pred_ok & ties).sum())
+        # A "majority" of one coder is that coder's code: say how many texts that is.
+        per_row = np.sum([ok_of(coder_enc[nm]) for nm in names], axis=0)[rows]
+        coders_per_text = {"1": int((per_row == 1).sum()), "2+": int((per_row >= 2).sum())}
+        notes.append(f"{main.name}: of {n_main:,} texts, {coders_per_text['1']:,} coded by one coder (the majority "
+                     f"is that coder's code) and {coders_per_text['2+']:,} by two or more.")
     n_missing = n_rows - n_main
     if n_missing:
         words = {"no_model_code": "without a model code" if pred_name == MODEL else f"without a code in {pred_name}", "no_human_code": "without a human code",
@@ -743,7 +782,7 @@ def agreement(pred, gold, *, labels=None, n_boot: int = 1000, seed=0, level: flo
         summary=summary, per_code=per_code, confusion=confusion, prevalence=prevalence,
         n_compared=n_main, n_missing=n_missing, labels=ordered, coders=names, n_rows=n_rows,
         main_comparison=main.name, multi_label=multi_label, missing=missing, level=level,
-        n_boot=n_boot, seed=seed, notes=notes,
+        n_boot=n_boot, seed=seed, notes=notes, min_shared=min_shared, coders_per_text=coders_per_text,
     )
 
 

@@ -118,13 +118,20 @@ with compare:
         main = report.main_comparison
         st.markdown(f"**{_md(main)}**: {report.n_compared:,} texts compared"
                     + (f", {report.n_missing:,} of {report.n_rows:,} left out" if report.n_missing else ""))
+        # Below the minimum the report has counts only: say so instead of showing "–" bare.
+        too_few = report.n_compared < report.min_shared
+        if too_few:
+            st.warning(f"Only {report.n_compared:,} text{'' if report.n_compared == 1 else 's'} coded by both: "
+                       f"too few for an estimate (at least {report.min_shared:,} are needed), so no agreement "
+                       "values or intervals are shown. Hand-code more texts in the next tab.", icon=":material/info:")
         cols = st.columns(4)
         rows = report.summary[report.summary["comparison"] == main].set_index("metric")
         for col, metric in zip(cols, METRICS):
             value, lo, hi = rows.loc[metric, ["value", "ci_low", "ci_high"]]
+            interval = (f"too few texts (n = {report.n_compared:,})" if too_few else f"95% CI {_ci(lo, hi)}")
             col.metric(METRIC_LABELS[metric], "–" if pd.isna(value) else f"{value:.2f}",
-                       help=f"95% CI {_ci(lo, hi)}, n = {report.n_compared:,} texts")
-            col.caption(f"95% CI {_ci(lo, hi)}")
+                       help=f"{interval}, n = {report.n_compared:,} texts")
+            col.caption(interval)
         for note in report.notes:
             st.caption(f"Note: {_md(note)}")
 

@@ -102,3 +102,27 @@ def test_model_codes_against_both_coders_with_probabilities_and_codebook_codes(h
     at.button(key="val_draw").click().run()
     first = at.session_state["validate_sample"]["doc_ids"][0]
     assert "None of these" in at.selectbox(key=f"val_code_{first}").options
+
+
+def test_too_few_shared_texts_show_the_count_and_why_not_an_estimate(home):
+    """A coder who coded 3 texts: the page shows n and the reason, not a kappa with an interval."""
+    from analysis.validation import MIN_SHARED_TEXTS
+
+    at = load_sample(new_app())
+    project = Workspace().project(at.query_params["project"])
+    data = project.corpus().data
+    coded = data[data["human_code"].fillna("").astype(str).str.strip() != ""].head(3)
+    project.save_annotations("Few", dict(zip(coded["doc_id"], coded["human_code"])))
+    at = goto(at, "pages/validate.py")
+    at.multiselect(key="val_gold").set_value(["human_few"]).run()
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Accuracy"] == "–" and metrics["Cohen's kappa"] == "–"
+    assert "human_code vs human_few**: 3 texts compared" in texts_of(at.markdown)
+    warning = texts_of(at.warning)
+    assert "3 texts" in warning and f"at least {MIN_SHARED_TEXTS}" in warning
+    captions = texts_of(at.caption)
+    assert "95% CI" not in captions.split("Intervals:")[0]  # no interval shown for the metrics
+    assert "too few texts" in captions
+    table = at.dataframe[0].value
+    assert table["value"].isna().all() and table["95% CI"].eq("–").all() and (table["n"] == 3).all()

@@ -26,6 +26,7 @@ from analysis.validation import (
     _binary_stats,
     _group_alpha,
     _group_features,
+    MIN_SHARED_TEXTS,
     _single_stats,
     agreement,
     disagreements,
@@ -85,7 +86,7 @@ def test_point_estimates_equal_sklearn_and_krippendorff(random_codes):
 def test_hand_made_example():
     pred = ["a", "a", "b", "b", "c", "c", "a", None]
     gold = ["a", "b", "b", "b", "c", "a", "a", "c"]
-    report = agreement(pred, gold, n_boot=100)
+    report = agreement(pred, gold, min_shared=1, n_boot=100)
     assert report.n_compared == 7 and report.n_missing == 1
     assert report.metric("accuracy") == pytest.approx(5 / 7)
     # confusion: gold a -> pred a twice, c once; gold b -> a once, b twice; gold c -> c once
@@ -179,7 +180,7 @@ def test_report_of_2000_rows_is_fast():
 def test_missing_rows_are_counted_not_dropped_silently():
     pred = pd.Series(["a", None, "b", "", "  ", np.nan, "a", "b"])
     gold = pd.Series(["a", "a", None, "b", "a", "b", "b", "b"], name="coder_x")
-    report = agreement(pred, gold, n_boot=50)
+    report = agreement(pred, gold, min_shared=1, n_boot=50)
     assert report.n_rows == 8 and report.n_compared == 3 and report.n_missing == 5
     assert report.missing == {"no_model_code": 4, "no_human_code": 1}
     assert report.main_comparison == "model vs coder_x" and report.coders == ["coder_x"]
@@ -227,21 +228,86 @@ def test_several_coders_pairwise_and_majority():
 
 def test_two_coders_have_no_all_coders_row_and_a_dataframe_works():
     gold = pd.DataFrame({"a": ["x", "y", "x", "y"], "b": ["x", "y", "y", "y"]})
-    report = agreement(["x", "y", "x", "x"], gold, n_boot=50)
+    report = agreement(["x", "y", "x", "x"], gold, min_shared=1, n_boot=50)
     comparisons = set(report.summary["comparison"])
     assert comparisons == {"model vs a", "model vs b", "model vs majority", "a vs b", "model + coders"}
     assert report.missing["coders_tie"] == 1 and report.n_compared == 3
 
 
 def test_coders_who_never_agree_fall_back_to_one_coder():
-    report = agreement(["a", "b", "a", "b"], {"x": ["a", "b", "b", "a"], "y": ["b", "a", "a", "b"]}, n_boot=20)
+    report = agreement(["a", "b", "a", "b"], {"x": ["a", "b", "b", "a"], "y": ["b", "a", "a", "b"]}, min_shared=1, n_boot=20)
     assert report.main_comparison == "model vs x" and report.n_compared == 4
     assert "coders_tie" not in report.missing and any("no majority" in n for n in report.notes)
     assert report.metric("accuracy", "x vs y") == 0.0
 
 
+def test_too_few_shared_texts_give_counts_and_no_estimate():
+    """Two coders sharing one text used to get kappa 0 with an interval: below the minimum
+    the comparison keeps its count, has no value or interval, and says why."""
+    pred = ["a", "b", None, "a"]
+    gold = {"x": ["a", "a", "b", None], "y": [None, "b", None, None]}
+    report = agreement(pred, gold, n_boot=50)
+    assert MIN_SHARED_TEXTS == 20
+    s = report.summary.set_index(["comparison", "metric"])
+    # Row 1 is a tie of x and y, so the majority rests on row 0 alone.
+    for comparison, n in (("model vs x", 2), ("model vs y", 1), ("x vs y", 1), ("model vs majority", 1),
+                          ("model + coders", 2)):
+        rows = report.summary[report.summary["comparison"] == comparison]
+        assert (rows["n"] == n).all(), comparison
+        assert rows[["value", "ci_low", "ci_high"]].isna().all().all(), comparison
+        assert rows["note"].str.contains(f"too few texts.*{MIN_SHARED_TEXTS}").all(), comparison
+    assert np.isnan(s.loc[("x vs y", "cohen_kappa"), "value"])
+    assert any("x vs y" in n and "only 1 text" in n and str(MIN_SHARED_TEXTS) in n for n in report.notes)
+    # The main comparison's per-code scores and intervals are estimates too: counts only.
+    assert report.per_code[["precision", "recall", "f1", "f1_ci_low", "f1_ci_high"]].isna().all().all()
+    assert report.per_code["support"].sum() == 1 and report.confusion.to_numpy().sum() == 1
+    assert report.prevalence[["ci_low", "ci_high"]].isna().all().all()
+    assert report.prevalence["count"].sum() == 2
+    json.dumps(report.to_dict())
+    assert report.to_dict()["min_shared"] == MIN_SHARED_TEXTS
+    # At the minimum the estimates are back.
+    rng = np.random.default_rng(1)
+    g = rng.choice(LABELS[:3], MIN_SHARED_TEXTS)
+    enough = agreement(_noisy(rng, g, 0.7, LABELS[:3]), g, n_boot=50)
+    assert enough.summary[["value", "ci_low", "ci_high"]].notna().all().all()
+    assert not any("too few" in n for n in enough.notes)
+    fewer = agreement(_noisy(rng, g, 0.7, LABELS[:3])[1:], g[1:], n_boot=50)
+    assert fewer.summary["value"].isna().all() and (fewer.summary["n"] == MIN_SHARED_TEXTS - 1).all()
+    # The threshold is a parameter (the formula tests use tiny hand-made data).
+    assert agreement(pred, gold["x"], min_shared=1, n_boot=20).metric("accuracy") == 0.5
+
+
+def test_majority_says_how_many_texts_had_one_or_several_coders():
+    rng = np.random.default_rng(4)
+    n = 60
+    truth = rng.choice(LABELS, n)
+    a = _noisy(rng, truth, 0.8).astype(object)
+    b = _noisy(rng, truth, 0.8).astype(object)
+    b[:35] = None  # 35 texts coded by a only, 25 by both
+    report = agreement(_noisy(rng, truth, 0.7), {"a": a, "b": b}, n_boot=50)
+    assert report.main_comparison == "model vs majority"
+    single = 35
+    several = report.n_compared - single
+    assert report.coders_per_text == {"1": single, "2+": several}
+    assert report.to_dict()["coders_per_text"] == {"1": single, "2+": several}
+    note = next(x for x in report.notes if x.startswith("model vs majority:"))
+    assert f"{single:,} coded by one coder" in note and f"{several:,} by two or more" in note
+    # One coder: no majority, nothing to say.
+    assert agreement(_noisy(rng, truth, 0.7), a, n_boot=20).coders_per_text == {}
+
+
+def test_cli_validate_says_why_a_tiny_comparison_has_no_value(tmp_path, capsys):
+    path = tmp_path / "tiny.csv"
+    pd.DataFrame({"text": ["x", "y", "z"], "model": ["a", "b", "a"], "coder": ["a", "a", None]}).to_csv(path, index=False)
+    assert main(["validate", str(path), "--pred", "model", "--gold", "coder", "--n-boot", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "model vs coder: 2 compared" in out
+    assert "0.500" not in out and "- to -" in out
+    assert "note: model vs coder: only 2 texts" in out and f"at least {MIN_SHARED_TEXTS}" in out
+
+
 def test_single_code_gives_nan_kappa_with_a_note():
-    report = agreement(["a"] * 5, ["a"] * 5, n_boot=50)
+    report = agreement(["a"] * 5, ["a"] * 5, min_shared=1, n_boot=50)
     assert report.metric("accuracy") == 1.0
     assert np.isnan(report.metric("cohen_kappa")) and np.isnan(report.metric("krippendorff_alpha"))
     assert any("only one code" in n for n in report.notes)
@@ -286,7 +352,7 @@ def test_multi_label():
 def test_multi_label_several_coders():
     pred = ["a;b", "a", "b", "c"]
     coders = {"x": ["a", "a;b", "b", "c"], "y": ["a;b", "a", "b", None], "z": ["b", "a", "b", "c"]}
-    report = agreement(pred, coders, multi_label=True, n_boot=50)
+    report = agreement(pred, coders, multi_label=True, min_shared=1, n_boot=50)
     assert report.main_comparison == "model vs majority"
     assert report.metric("accuracy") == 1.0  # majorities: {a,b}, {a}, {b}, {c}
     assert report.metric("accuracy", "model vs x") == 0.5

@@ -175,6 +175,7 @@ def export_table(
     codebook: dict | Any | None = None,
     runs: list[dict] | None = None,
     value_label_columns: Iterable[str] | None = None,
+    date_columns: Iterable[str] | None = None,
 ) -> ExportResult:
     """Export ``df`` to ``fmt`` (one of :data:`EXPORT_FORMATS`) and return the bytes.
 
@@ -183,6 +184,8 @@ def export_table(
     schema metadata (Parquet) and ignored by the other formats (export them with the
     codebook module and :func:`manifest_bytes`). ``value_label_columns`` names the text
     columns that become labelled integers in Stata/SPSS, in addition to Categoricals.
+    ``date_columns`` names the columns recognised as dates (the corpus's date column):
+    held as text, they are written as real dates to Stata, SPSS and Excel.
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"export_table needs a pandas DataFrame, got {type(df).__name__}")
@@ -190,17 +193,18 @@ def export_table(
     frame = _prepare(df)
     result = ExportResult(data=b"", fmt=fmt, filename=_filename(name, fmt), mime=MIME_TYPES[fmt])
     labelled = VALUE_LABEL_COLUMNS if value_label_columns is None else tuple(value_label_columns)
+    dates = tuple(date_columns or ())
     try:
         if fmt in ("csv", "tsv"):
             result.data = _to_delimited(frame, "," if fmt == "csv" else "\t", bom, neutralize, result)
         elif fmt == "xlsx":
-            result.data = _to_xlsx(frame, neutralize, codebook, runs, result)
+            result.data = _to_xlsx(frame, neutralize, codebook, runs, dates, result)
         elif fmt == "parquet":
             result.data = _to_parquet(frame, codebook, runs, result)
         elif fmt == "dta":
-            result.data = _to_stata(frame, name, labelled, result)
+            result.data = _to_stata(frame, name, labelled, dates, result)
         else:
-            result.data = _to_sav(frame, name, labelled, result)
+            result.data = _to_sav(frame, name, labelled, dates, result)
     except TextlabError:
         raise
     except (ValueError, TypeError, NotImplementedError, OverflowError) as exc:
@@ -372,6 +376,60 @@ def _naive_datetimes(df: pd.DataFrame, result: ExportResult, fmt_name: str) -> p
     return out
 
 
+def _parse_date_column(col: pd.Series) -> pd.Series:
+    # The corpus's own parser, so an export reads a date exactly as the app's charts do
+    # (imported lazily: this module is a leaf that the corpus layer does not need).
+    from analysis.corpus import Corpus
+
+    name = "__date__"
+    return Corpus(data=pd.DataFrame({name: col.to_numpy(dtype=object)}), text_column=name,
+                  date_column=name).dates().set_axis(col.index)
+
+
+def _real_dates(df: pd.DataFrame, date_columns: tuple[str, ...], result: ExportResult,
+                fmt_name: str) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Date columns as datetime64, and which datetime columns hold dates only.
+
+    A text column named in ``date_columns`` is parsed; it becomes a datetime column only
+    when every non-empty value is a date (otherwise it stays text, with a warning: nothing
+    is lost). Numeric columns (years) stay numbers. Returns the frame and, for every
+    datetime64 column, ``"date"`` (all values at midnight) or ``"datetime"``: formats with
+    a date type (Stata %td, SPSS DATE, an Excel date format) then use it.
+    """
+    wanted = set(date_columns)
+    out = df.copy(deep=False)
+    kinds: dict[int, str] = {}
+    for i, c in enumerate(df.columns):
+        col = df.iloc[:, i]
+        if c in wanted and (_is_text(col) or isinstance(col.dtype, pd.CategoricalDtype)):
+            values = col.astype(object)
+            present = values.map(lambda v: not _is_missing(v) and str(v).strip() != "")
+            if present.any():
+                parsed = _parse_date_column(values)
+                bad = values[present & parsed.isna()]
+                if len(bad):
+                    examples = ", ".join(repr(str(v)) for v in bad.drop_duplicates().head(3))
+                    result.warnings.append(
+                        f"The date column '{c}' was written to {fmt_name} as text, not as dates: "
+                        f"{len(bad):,} of its values are not dates (e.g. {examples})."
+                    )
+                    continue
+                col = parsed.where(present)
+                out.isetitem(i, col)
+        if pd.api.types.is_datetime64_dtype(col.dtype):
+            known = col.dropna()
+            midnight = len(known) > 0 and bool((known == known.dt.normalize()).all())
+            kinds[i] = "date" if midnight else "datetime"
+    return out, kinds
+
+
+def _as_date_objects(col: pd.Series) -> pd.Series:
+    """datetime64 at midnight -> datetime.date objects (None where missing): the type that
+    pyreadstat writes as SPSS DATE and openpyxl as an Excel date without a time."""
+    return pd.Series([None if pd.isna(v) else v.date() for v in col], index=col.index, dtype=object,
+                     name=col.name)
+
+
 def _jsonable(obj: Any) -> Any:
     """Plain JSON types: numpy scalars unwrapped, NaN/inf -> null, dates as ISO text."""
     if isinstance(obj, dict):
@@ -484,7 +542,7 @@ def _cell_text(v: Any) -> str:
 
 
 def _to_xlsx(df: pd.DataFrame, neutralize: bool, codebook: Any, runs: list[dict] | None,
-             result: ExportResult) -> bytes:
+             dates: tuple[str, ...], result: ExportResult) -> bytes:
     if len(df) > EXCEL_MAX_ROWS:
         raise TextlabError(
             f"The table has {len(df):,} rows but an Excel sheet holds at most "
@@ -508,6 +566,10 @@ def _to_xlsx(df: pd.DataFrame, neutralize: bool, codebook: Any, runs: list[dict]
         frame = _excel_scalars(frame)
         if sheet == "data":
             frame = _naive_datetimes(frame, result, "Excel")
+            frame, date_kinds = _real_dates(frame, dates, result, "Excel")
+            for i, kind in date_kinds.items():
+                if kind == "date":  # written with a date format, not "YYYY-MM-DD HH:MM:SS"
+                    frame.isetitem(i, _as_date_objects(frame.iloc[:, i]))
             # Control characters in headers would make the file unreadable too.
             frame.columns = [_ILLEGAL_XML_RE.sub("", c) for c in frame.columns]
         # Order matters: strip control characters first ("\x01=cmd" must still be caught),
@@ -796,11 +858,13 @@ def _cut_bytes(s: str, limit: int) -> str | None:
     return raw[:limit].decode("utf-8", errors="ignore")  # never split a character
 
 
-def _to_stata(df: pd.DataFrame, name: str, labelled: tuple[str, ...], result: ExportResult) -> bytes:
+def _to_stata(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: tuple[str, ...],
+              result: ExportResult) -> bytes:
     original = list(df.columns)
     names = _sanitize_names(original, max_len=32, reserved=_STATA_RESERVED,
                             valid=re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}"))
     df = _naive_datetimes(df, result, "Stata")
+    df, date_kinds = _real_dates(df, dates, result, "Stata")
     df = _big_ints_as_text(df, result, "Stata")
     label_pos = _label_columns(df, labelled, original)
     df, date_cols = _coerce_objects(df, result, "Stata", dates_as_datetime=True)
@@ -808,6 +872,7 @@ def _to_stata(df: pd.DataFrame, name: str, labelled: tuple[str, ...], result: Ex
         df.isetitem(i, _as_categorical(df.iloc[:, i]))
     df = _rename_for(df, names, result, "Stata")
     convert_dates = {names[original.index(c)]: "td" for c in date_cols}
+    convert_dates.update({names[i]: "td" if kind == "date" else "tc" for i, kind in date_kinds.items()})
     strl = []
     for i, c in enumerate(df.columns):
         col = df.iloc[:, i]
@@ -827,13 +892,18 @@ def _to_stata(df: pd.DataFrame, name: str, labelled: tuple[str, ...], result: Ex
     return buf.getvalue()
 
 
-def _to_sav(df: pd.DataFrame, name: str, labelled: tuple[str, ...], result: ExportResult) -> bytes:
+def _to_sav(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: tuple[str, ...],
+            result: ExportResult) -> bytes:
     import pyreadstat
 
     original = list(df.columns)
     names = _sanitize_names(original, max_len=64, reserved=_SPSS_RESERVED,
                             valid=re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}(?<!\.)"))
     df = _naive_datetimes(df, result, "SPSS")
+    df, date_kinds = _real_dates(df, dates, result, "SPSS")
+    for i, kind in date_kinds.items():
+        if kind == "date":
+            df.isetitem(i, _as_date_objects(df.iloc[:, i]))
     df = _big_ints_as_text(df, result, "SPSS")
     label_pos = _label_columns(df, labelled, original)
     df, _ = _coerce_objects(df, result, "SPSS", dates_as_datetime=False)

@@ -405,7 +405,8 @@ def test_spss_names_value_labels_and_column_labels(tmp_path):
     assert meta.variable_value_labels["topic_label"] == {0.0: "buses", 1.0: "rent"}
     assert raw["sentiment_label"].tolist()[0] == 0.0 and pd.isna(raw["sentiment_label"][1])
     assert raw["flag"].tolist() == [1, 0, 1]
-    assert raw["when"][0] == pd.Timestamp("2024-01-01") and pd.isna(raw["when"][1])
+    assert pd.Timestamp(raw["when"][0]) == pd.Timestamp("2024-01-01") and pd.isna(raw["when"][1])
+    assert meta.original_variable_types["when"].startswith("DATE")  # dates only: DATE, not DATETIME
 
     labelled, _ = pyreadstat.read_sav(str(path), apply_value_formats=True)
     assert labelled["topic_label"].tolist() == ["rent", "rent", "buses"]
@@ -475,3 +476,88 @@ def test_manifest_bytes():
     parsed = json.loads(text)
     assert parsed == [{"task": "sentiment", "model": "café", "started": "2026-01-02T03:04:00",
                        "n": 5, "score": None, "tags": ["a", "b"]}]
+
+
+# --------------------------------------------------------------------------- dates (issue 10, finding 12)
+
+
+def _sav_back(data: bytes, tmp_path, name="back.sav"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return pyreadstat.read_sav(str(path))
+
+
+def _dta_back(data: bytes, tmp_path, name="back.dta"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return pyreadstat.read_dta(str(path))
+
+
+@pytest.fixture
+def dated():
+    """A recognised date column held as text (as imported from CSV), one with times, one
+    datetime64 column whose values are all midnight (dates), and a text column."""
+    return pd.DataFrame(
+        {
+            "doc_id": ["a", "b", "c"],
+            "day": ["2024-03-04", None, "2024-12-31"],
+            "stamp": ["2024-03-04 10:30:00", "2024-03-05 08:00:00", None],
+            "created": pd.to_datetime(["2024-01-01", "2024-01-02", None]),
+            "text": ["one", "two", "three"],
+        }
+    )
+
+
+def test_date_columns_are_real_dates_in_stata(dated, tmp_path):
+    res = export_table(dated, "dta", date_columns=["day", "stamp"])
+    back, meta = _dta_back(res.data, tmp_path)
+    kinds = meta.original_variable_types
+    assert kinds["day"] == "%td" and kinds["stamp"].startswith("%tc") and kinds["created"] == "%td"
+    assert kinds["text"].startswith("%") and kinds["text"].endswith("s")  # text stays text
+    pdback = pd.read_stata(io.BytesIO(res.data))
+    assert pdback["day"].tolist()[0] == pd.Timestamp("2024-03-04") and pd.isna(pdback["day"][1])
+    assert pdback["stamp"][0] == pd.Timestamp("2024-03-04 10:30") and pd.isna(pdback["stamp"][2])
+    assert pdback["created"][1] == pd.Timestamp("2024-01-02")
+
+
+def test_date_columns_are_real_dates_in_spss(dated, tmp_path):
+    res = export_table(dated, "sav", date_columns=["day", "stamp"])
+    back, meta = _sav_back(res.data, tmp_path)
+    kinds = meta.original_variable_types
+    assert kinds["day"].startswith("DATE") and not kinds["day"].startswith("DATETIME")
+    assert kinds["stamp"].startswith("DATETIME")
+    assert kinds["created"].startswith("DATE") and not kinds["created"].startswith("DATETIME")
+    assert pd.Timestamp(back["day"][0]) == pd.Timestamp("2024-03-04") and pd.isna(back["day"][1])
+    assert pd.Timestamp(back["stamp"][0]) == pd.Timestamp("2024-03-04 10:30")
+    assert back["text"].tolist() == ["one", "two", "three"]
+
+
+def test_date_columns_are_real_dates_in_xlsx(dated):
+    res = export_table(dated, "xlsx", date_columns=["day", "stamp"])
+    ws = openpyxl.load_workbook(io.BytesIO(res.data))["data"]
+    header = {c.value: c.column for c in ws[1]}
+    day, stamp, created = (ws.cell(row=2, column=header[n]) for n in ("day", "stamp", "created"))
+    assert day.is_date and day.value == datetime(2024, 3, 4)
+    assert "h" not in day.number_format.lower()  # a date format, no time
+    assert stamp.is_date and stamp.value == datetime(2024, 3, 4, 10, 30)
+    assert "h" in stamp.number_format.lower()
+    assert created.is_date and "h" not in created.number_format.lower()
+    assert ws.cell(row=3, column=header["day"]).value is None  # missing stays empty
+
+
+def test_date_column_stays_text_in_csv_and_parquet(dated):
+    res = export_table(dated, "csv", date_columns=["day", "stamp"])
+    back = pd.read_csv(io.BytesIO(res.data), dtype=str, keep_default_na=False)
+    assert back["day"].tolist() == ["2024-03-04", "", "2024-12-31"]  # as the user gave it
+    assert back["stamp"][0] == "2024-03-04 10:30:00"
+    pq_back = pd.read_parquet(io.BytesIO(export_table(dated, "parquet", date_columns=["day"]).data))
+    assert pq_back["day"].tolist()[0] == "2024-03-04"
+
+
+@pytest.mark.parametrize("fmt", ["dta", "sav", "xlsx"])
+def test_date_column_with_non_dates_stays_text_with_warning(fmt, tmp_path):
+    df = pd.DataFrame({"day": ["2024-03-04", "soon", "2024-03-06"], "n": [1, 2, 3]})
+    res = export_table(df, fmt, date_columns=["day", "not_there"])
+    back = _read_back(res.data, fmt, tmp_path)
+    assert back["day"].tolist() == ["2024-03-04", "soon", "2024-03-06"]  # nothing lost
+    assert any("day" in w and "1" in w and "soon" in w for w in res.warnings), res.warnings

@@ -5,6 +5,7 @@ import os
 
 import streamlit as st
 
+from ui.state import job_manager
 from ui.widgets import show_error, sidebar
 
 st.set_page_config(page_title="Textlab", page_icon=":material/biotech:", layout="wide")
@@ -26,6 +27,9 @@ pages = {
     ],
 }
 
+# The job worker serves the workspace from the first page view on (and from server start
+# under `textlab app`): interrupted runs resume without anyone pressing a button.
+job_manager()
 navigation = st.navigation(pages)
 sidebar()
 try:

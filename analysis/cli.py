@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("names", nargs="+", metavar="NAME")
     d.add_argument("--to", help="folder to save into (default: $TEXTLAB_MODELS or <workspace>/models)")
 
+    p = sub.add_parser("app", help="start the web app; its job worker starts with the server and resumes interrupted runs")
+    p.add_argument("--port", type=int, default=8501, help="port to serve on (default: 8501)")
+    p.add_argument("--address", default="localhost",
+                   help="address to listen on (default: localhost, this machine only; 0.0.0.0 lets others connect)")
+    p.add_argument("--workspace", help="workspace folder (default: $TEXTLAB_HOME or ./workspace)")
+
     p = sub.add_parser("info", help="show how a file is read, the suggested columns and a data-quality report")
     p.add_argument("input")
     _add_column_options(p)
@@ -170,7 +176,7 @@ def cmd_analyze(args) -> int:
     from dataclasses import fields
 
     from .export import format_from_path, manifest_bytes, write_table
-    from .jobs import execute_run, make_owner, owner_is_dead, run_context
+    from .jobs import WorkerBeat, make_owner
     from .tasks import get_task
     from .workspace import Workspace, corpus_hash, data_hash
 
@@ -200,31 +206,13 @@ def cmd_analyze(args) -> int:
         print(f"textlab: {args.input} has the texts of project {project.id} with other columns "
               f"({update.describe()}); the project now holds this file", file=sys.stderr)
     owner = make_owner()
+    beat = WorkerBeat(workspace, owner).start()  # others can tell this process alive (or dead)
     print(f"textlab: {len(corpus)} rows from {args.input} (text column '{corpus.text_column}'); project {project.id} in {workspace.root}", file=sys.stderr)
 
-    runs = {}
-    context = run_context(project, project.corpus())  # what the runs read: texts and hand codes
-    for task in tasks:
-        config = configs[task.name]
-        inputs = task.input_fingerprint(task.Config.from_dict(config), context)
-        run = None if args.fresh else project.find_run(task.name, config, ("done",), inputs=inputs)
-        if run is not None:
-            print(f"textlab: {task.name}: reusing the finished run {run.id} (same data and settings; --fresh to rerun)", file=sys.stderr)
-            runs[task.name] = run
-            continue
-        run = project.find_run(task.name, config, ("interrupted", "failed", "running", "queued"), inputs=inputs)
-        if run is not None and (run.status in ("interrupted", "failed") or owner_is_dead(run.owner, run.heartbeat)):
-            if run.status in ("running", "queued"):
-                workspace.update_run(run.id, status="interrupted")
-            print(f"textlab: {task.name}: resuming run {run.id} from its last checkpoint ({run.n_done} of {run.n_total} done)", file=sys.stderr)
-        else:
-            run = project.create_run(task.name, config, n_total=0, inputs=inputs)
-        progress = _StderrProgress(task.name)
-        try:
-            runs[task.name] = execute_run(workspace, run.id, owner=owner, on_progress=progress,
-                                           on_stage=progress.stage)
-        finally:
-            progress.close()
+    try:
+        runs = _run_tasks(workspace, project, tasks, configs, owner, args)
+    finally:
+        beat.stop()
 
     frame = project.results_frame(runs)
     manifests = [project.manifest(r.id) for r in runs.values()]
@@ -241,6 +229,38 @@ def cmd_analyze(args) -> int:
     if args.summary_by:
         _write_group_summaries(project, frame, output, args)
     return 0
+
+
+def _run_tasks(workspace, project, tasks, configs: dict, owner: str, args) -> dict:
+    """Each task's finished run: reused when the same data and settings were run, resumed
+    from its checkpoints when it was cut off, else run now."""
+    from .jobs import execute_run, owner_is_dead, run_context
+
+    runs = {}
+    context = run_context(project, project.corpus())  # what the runs read: texts and hand codes
+    for task in tasks:
+        config = configs[task.name]
+        inputs = task.input_fingerprint(task.Config.from_dict(config), context)
+        run = None if args.fresh else project.find_run(task.name, config, ("done",), inputs=inputs)
+        if run is not None:
+            print(f"textlab: {task.name}: reusing the finished run {run.id} (same data and settings; --fresh to rerun)", file=sys.stderr)
+            runs[task.name] = run
+            continue
+        run = project.find_run(task.name, config, ("interrupted", "failed", "running", "queued"), inputs=inputs)
+        if run is not None and (run.status in ("interrupted", "failed")
+                                or owner_is_dead(run.owner, run.heartbeat, workspace)):
+            if run.status in ("running", "queued"):
+                workspace.update_run(run.id, status="interrupted")
+            print(f"textlab: {task.name}: resuming run {run.id} from its last checkpoint ({run.n_done} of {run.n_total} done)", file=sys.stderr)
+        else:
+            run = project.create_run(task.name, config, n_total=0, inputs=inputs)
+        progress = _StderrProgress(task.name)
+        try:
+            runs[task.name] = execute_run(workspace, run.id, owner=owner, on_progress=progress,
+                                           on_stage=progress.stage)
+        finally:
+            progress.close()
+    return runs
 
 
 def _write_group_summaries(project, frame, output: Path, args) -> None:
@@ -384,6 +404,44 @@ def cmd_validate(args) -> int:
     return 0
 
 
+# The settings of .streamlit/config.toml that matter for privacy and big corpora, passed on
+# the command line so that `textlab app` keeps them from any working directory.
+APP_FLAGS = {
+    "server.headless": "true",
+    "browser.gatherUsageStats": "false",
+    "server.maxUploadSize": "1024",
+    "server.maxMessageSize": "1024",
+    "server.fileWatcherType": "none",
+    "client.toolbarMode": "minimal",
+    "client.showErrorDetails": "none",
+    "theme.base": "light",
+    "theme.primaryColor": "#2563eb",
+}
+
+
+def cmd_app(args) -> int:
+    import os
+
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    if not app.exists():
+        raise TextlabError(f"The app ({app}) is not installed with this copy of Textlab; install from a clone "
+                           "of the repository with `pip install -e .`.")
+    if args.workspace:
+        os.environ["TEXTLAB_HOME"] = str(Path(args.workspace).expanduser().resolve())
+    from streamlit.web import cli as streamlit_cli
+
+    from .jobs import manager_for
+
+    # Start the worker with the server, not with the first page view: a run cut off by a
+    # restart carries on even if nobody opens the app.
+    manager = manager_for(os.environ.get("TEXTLAB_HOME") or "workspace")
+    print(f"textlab: workspace {manager.workspace.root}; open http://{args.address}:{args.port} in a browser",
+          file=sys.stderr)
+    flags = [f"--{k}={v}" for k, v in {**APP_FLAGS, "server.port": args.port, "server.address": args.address}.items()]
+    streamlit_cli.main(["run", str(app), *flags], prog_name="streamlit", standalone_mode=False)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     # Only Textlab's own log lines get the "textlab:" prefix; libraries keep their own output.
     # The handler is removed again on return, so that main() called from Python (or tests)
@@ -409,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = {"analyze": cmd_analyze, "info": cmd_info, "models": cmd_models, "validate": cmd_validate}[args.command]
+    handler = {"analyze": cmd_analyze, "info": cmd_info, "models": cmd_models, "validate": cmd_validate,
+               "app": cmd_app}[args.command]
     try:
         return handler(args)
     except TextlabError as exc:

@@ -28,6 +28,7 @@ import traceback
 import uuid
 from datetime import datetime, timedelta, timezone
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -37,12 +38,20 @@ from . import __version__
 from .errors import JobCancelled, TextlabError
 from .tasks import get_task
 from .tasks.base import BaseConfig, RunContext, Task
-from .workspace import Project, Run, Workspace, corpus_hash, now_iso
+from .workspace import Project, Run, Workspace, corpus_hash, default_root, now_iso
 
 log = logging.getLogger(__name__)
 
-# A running run whose heartbeat is older than this, on another machine, is taken as dead.
+# A running run whose heartbeat is older than this, on another machine, is taken as dead
+# (runs of Textlab versions without worker heartbeats).
 STALE_AFTER = timedelta(minutes=15)
+# Every process that runs jobs beats in the workspace this often (seconds); one that has not
+# beaten for WORKER_STALE is dead (kill -9, power cut, a container restarted), and its runs
+# are taken over by a living worker.
+WORKER_BEAT_S = 5.0
+WORKER_STALE = timedelta(seconds=45)
+# How often a worker looks for runs that a dead process left behind (seconds).
+WATCH_INTERVAL_S = 15.0
 # Progress writes to SQLite at most this often (seconds): polling pages need no more.
 PROGRESS_INTERVAL = 0.5
 
@@ -177,17 +186,46 @@ def execute_run(
                              stage=None)
         raise
     except TextlabError as exc:
-        workspace.update_run(run_id, status="failed", finished=now_iso(), error=str(exc), stage=None)
+        _record_failure(workspace, run_id, str(exc))
         raise
+    except OSError as exc:  # disk full, folder gone, permissions: the user can fix these
+        message = _os_error_message(exc, project.run_folder(run_id), run.task)
+        _record_failure(workspace, run_id, message)
+        raise TextlabError(message) from exc
     except Exception as exc:  # an unexpected failure: keep the traceback on disk for a bug report
         detail = traceback.format_exc()
         folder = project.run_folder(run_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "error.log").write_text(detail, encoding="utf-8")
-        message = f"Unexpected error in the {run.task} analysis: {type(exc).__name__}: {exc}. Details: {folder / 'error.log'}"
-        workspace.update_run(run_id, status="failed", finished=now_iso(), error=message, stage=None)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "error.log").write_text(detail, encoding="utf-8")
+            where = f" Details: {folder / 'error.log'}"
+        except OSError:
+            log.error("Run %s failed:\n%s", run_id, detail)
+            where = " Details are in the server log (the run folder could not be written)."
+        message = f"Unexpected error in the {run.task} analysis: {type(exc).__name__}: {exc}.{where}"
+        _record_failure(workspace, run_id, message)
         raise TextlabError(message) from exc
     return result_run
+
+
+def _os_error_message(exc: OSError, folder, task: str) -> str:
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"The disk is full: the {task} analysis could not save its results in {folder}. Free some space "
+                "and press Resume (or run the command again): finished chunks are kept.")
+    what = exc.strerror or str(exc)
+    return (f"The {task} analysis could not read or write {exc.filename or folder}: {what}. Check that the "
+            "workspace folder exists and is writable, then resume: finished chunks are kept.")
+
+
+def _record_failure(workspace: Workspace, run_id: str, message: str) -> None:
+    """Mark the run failed; if even that cannot be written, the log has it and the run is
+    found dead (and resumed) by the next worker, never left 'running' by a living one."""
+    try:
+        workspace.update_run(run_id, status="failed", finished=now_iso(), error=message, stage=None)
+    except Exception:
+        log.exception("Could not record that run %s failed: %s", run_id, message)
 
 
 def _execute(workspace: Workspace, project: Project, run: Run, on_progress: ProgressFn | None, started_clock: float,
@@ -276,7 +314,10 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
     # Columns starting with "_" are per-row facts for the manifest (e.g. "_split": the text
     # was longer than the model window), kept in checkpoints so resumed runs count them too.
     flags = [c for c in result.columns if c.startswith("_")]
-    row_flags = {c.lstrip("_"): int(result[c].fillna(False).astype(bool).sum()) for c in flags}
+    flagged = {c.lstrip("_"): result[c].fillna(False).astype(bool) for c in flags}
+    row_flags = {name: int(mask.sum()) for name, mask in flagged.items()}
+    # A few flagged rows by id, so a page can show examples once the flag columns are gone.
+    row_examples = {name: result.loc[mask, "doc_id"].head(10).tolist() for name, mask in flagged.items() if mask.any()}
     result = result.drop(columns=flags)
 
     finished = now_iso()
@@ -312,6 +353,7 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
             "failed": int((non_empty & all_missing).sum()),
             **row_flags,
         },
+        "row_examples": row_examples,
         "columns": value_columns,
     }
     project.write_result(run.id, result, manifest)
@@ -319,31 +361,110 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
     return workspace.run(run.id)
 
 
+# Owners made by this process (and not yet retired): the only ones known alive for sure. An
+# owner with this process's pid that is not here belongs to a dead process whose pid was
+# given again (containers: every server is PID 1).
+_LIVE_OWNERS: set[str] = set()
+
+
 def make_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    _LIVE_OWNERS.add(owner)
+    return owner
 
 
-def owner_is_dead(owner: str | None, heartbeat: str | None) -> bool:
-    """Whether the process that owns a run is gone (so the run can be resumed)."""
+def _age(stamp: str | None) -> timedelta | None:
+    if not stamp:
+        return None
+    return datetime.now(timezone.utc) - datetime.fromisoformat(stamp)
+
+
+def owner_is_dead(owner: str | None, heartbeat: str | None, workspace: Workspace | None = None) -> bool:
+    """Whether the process that owns a run is gone (so the run can be resumed).
+
+    ``heartbeat``: the run's own; ``workspace``: where workers beat (see ``WorkerBeat``).
+    """
     if not owner:
         return True
+    if owner in _LIVE_OWNERS:
+        return False
     host, _, rest = owner.partition(":")
     pid_text = rest.split(":")[0]
     if host == socket.gethostname() and pid_text.isdigit():
         pid = int(pid_text)
         if pid == os.getpid():
-            return False
+            return True  # our pid, not our owner: a process before a restart
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
         except PermissionError:
-            return False
-        return False
-    if heartbeat:
-        beat = datetime.fromisoformat(heartbeat)
-        return datetime.now(timezone.utc) - beat > STALE_AFTER
-    return True
+            pass
+        # The pid is in use, perhaps by another program that got it: the beat decides.
+    worker_beat = workspace.worker_heartbeat(owner) if workspace is not None else None
+    if worker_beat is not None:
+        return _age(worker_beat) > WORKER_STALE
+    if host == socket.gethostname() and pid_text.isdigit():
+        return False  # an older Textlab without worker beats, pid alive: trust the pid
+    age = _age(heartbeat)
+    return age is None or age > STALE_AFTER
+
+
+class WorkerBeat:
+    """A daemon thread that keeps an owner's heartbeat fresh in the workspace while it lives."""
+
+    def __init__(self, workspace: Workspace, owner: str, interval: float = WORKER_BEAT_S):
+        self.workspace, self.owner, self.interval = workspace, owner, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "WorkerBeat":
+        self._beat()
+        self._thread = threading.Thread(target=self._loop, name="textlab-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        try:
+            self.workspace.beat(self.owner)
+        except Exception as exc:  # a full disk or a locked database must not kill the worker
+            log.warning("Could not record the worker heartbeat: %s", exc)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._beat()
+
+    def stop(self) -> None:
+        self._stop.set()
+        _LIVE_OWNERS.discard(self.owner)
+        try:
+            self.workspace.forget_worker(self.owner)
+        except Exception:  # best effort: a stale row only delays nothing (the owner is retired)
+            pass
+
+    def __enter__(self) -> "WorkerBeat":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+_MANAGERS: dict[str, "JobManager"] = {}
+_MANAGERS_LOCK = threading.Lock()
+
+
+def manager_for(root: str | os.PathLike | None = None) -> "JobManager":
+    """The one started job manager of this process for a workspace folder.
+
+    The app's server start (``textlab app``) and the pages share it, so there is one worker
+    per server however it was started.
+    """
+    key = str(Path(root if root is not None else default_root()).expanduser().resolve())
+    with _MANAGERS_LOCK:
+        manager = _MANAGERS.get(key)
+        if manager is None:
+            manager = _MANAGERS[key] = JobManager(Workspace(key))
+    return manager.start()
 
 
 class JobManager:
@@ -356,6 +477,31 @@ class JobManager:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.current: str | None = None
+        self._beat = WorkerBeat(workspace, self.owner).start()
+        self._watcher: threading.Thread | None = None
+
+    def start(self, watch_interval: float = WATCH_INTERVAL_S) -> "JobManager":
+        """Serve the workspace: resume what a dead process left now, and keep looking.
+
+        Called when a server starts. Runs of another server on the same workspace that dies
+        later are taken over within ``WORKER_STALE`` plus ``watch_interval``.
+        """
+        with self._lock:
+            if self._watcher is not None:
+                return self
+            self._watcher = threading.Thread(target=self._watch, args=(watch_interval,), name="textlab-watcher",
+                                             daemon=True)
+        self.resume_interrupted()
+        self._watcher.start()
+        return self
+
+    def _watch(self, interval: float) -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                self.resume_interrupted()
+            except Exception:  # keep watching; the next look may succeed (a locked database)
+                log.exception("Looking for interrupted runs failed")
 
     def submit(self, project: Project, task_name: str, config: BaseConfig | dict | None = None) -> Run:
         """Validate the settings now (so the user sees mistakes at once), then queue the run."""
@@ -388,9 +534,12 @@ class JobManager:
         """Queue the runs that a dead process left queued or running. Returns their ids."""
         resumed = []
         for run in self.workspace.runs_with_status("queued", "running"):
-            if run.owner == self.owner or not owner_is_dead(run.owner, run.heartbeat):
+            if run.owner == self.owner or not owner_is_dead(run.owner, run.heartbeat, self.workspace):
                 continue
-            self.workspace.update_run(run.id, status="interrupted", owner=self.owner)
+            # Take it only if no other living worker took it first (two servers, one workspace).
+            if not self.workspace.claim_run(run.id, self.owner, (run.status,), status="interrupted",
+                                            expected_owner=run.owner):
+                continue
             self._enqueue(run.id)
             resumed.append(run.id)
         if resumed:

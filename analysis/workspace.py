@@ -74,6 +74,10 @@ CREATE TABLE IF NOT EXISTS runs (
     stage TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_project ON runs(project_id, created);
+CREATE TABLE IF NOT EXISTS workers (
+    owner TEXT PRIMARY KEY,
+    heartbeat TEXT NOT NULL
+);
 """
 
 
@@ -360,16 +364,40 @@ class Workspace:
         with closing(self.connect()) as con:
             con.execute(f"UPDATE runs SET {assignments} WHERE id=?", (*fields.values(), run_id))
 
-    def claim_run(self, run_id: str, owner: str, from_statuses: tuple[str, ...]) -> bool:
-        """Atomically take a run for this worker; False when another worker has it."""
+    def claim_run(self, run_id: str, owner: str, from_statuses: tuple[str, ...], status: str = "running",
+                  expected_owner: str | None = None) -> bool:
+        """Atomically take a run for this worker; False when another worker has it.
+
+        ``expected_owner``: take it only from this owner (a dead one), so that two living
+        workers looking at the same dead run cannot both take it.
+        """
         marks = ",".join("?" * len(from_statuses))
+        query = (f"UPDATE runs SET status=?, owner=?, heartbeat=?, started=COALESCE(started, ?) "
+                 f"WHERE id=? AND status IN ({marks})")
+        args: list[Any] = [status, owner, now_iso(), now_iso(), run_id, *from_statuses]
+        if expected_owner is not None:
+            query += " AND owner IS ?"
+            args.append(expected_owner)
         with closing(self.connect()) as con:
-            cur = con.execute(
-                f"UPDATE runs SET status='running', owner=?, heartbeat=?, started=COALESCE(started, ?) "
-                f"WHERE id=? AND status IN ({marks})",
-                (owner, now_iso(), now_iso(), run_id, *from_statuses),
-            )
+            cur = con.execute(query, args)
             return cur.rowcount == 1
+
+    # -- worker liveness: each process that runs jobs beats here every few seconds, so a
+    # process killed without a trace (kill -9, a container restarted with the same pid) is
+    # recognised as dead by the others and its runs are taken over.
+    def beat(self, owner: str) -> None:
+        with closing(self.connect()) as con:
+            con.execute("INSERT INTO workers VALUES (?, ?) ON CONFLICT(owner) DO UPDATE SET heartbeat=excluded.heartbeat",
+                        (owner, now_iso()))
+
+    def worker_heartbeat(self, owner: str) -> str | None:
+        with closing(self.connect()) as con:
+            row = con.execute("SELECT heartbeat FROM workers WHERE owner=?", (owner,)).fetchone()
+        return row["heartbeat"] if row else None
+
+    def forget_worker(self, owner: str) -> None:
+        with closing(self.connect()) as con:
+            con.execute("DELETE FROM workers WHERE owner=?", (owner,))
 
     def project_of(self, run: Run) -> "Project":
         return Project(self, run.project_id)

@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from analysis.errors import TextlabError
-from analysis.jobs import JobManager
+from analysis.jobs import JobManager, manager_for
 from analysis.workspace import Project, Workspace
 
 PROJECT_KEY = "textlab_project"
@@ -31,11 +31,10 @@ def _workspace(root: str) -> Workspace:
     return Workspace(root)
 
 
-@st.cache_resource(show_spinner=False)
 def _job_manager(root: str) -> JobManager:
-    manager = JobManager(_workspace(root))
-    manager.resume_interrupted()  # runs cut off by a crash or restart carry on
-    return manager
+    # One started manager per process and workspace, shared with `textlab app`, which starts
+    # it with the server: runs cut off by a crash or restart carry on without a click.
+    return manager_for(root)
 
 
 def workspace() -> Workspace:

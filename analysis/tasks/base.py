@@ -74,6 +74,28 @@ def column_fingerprint(frame: pd.DataFrame | None, columns: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def exit_with_parent(parent_pid: int, interval: float = 1.0) -> None:
+    """Pool initializer: end this worker process when the process that made the pool is gone.
+
+    A killed CLI or server (kill -9) cannot shut its pool down; without this its workers live
+    on, reparented to PID 1, holding memory for good.
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # the pid now belongs to someone else's process
+                os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def cpu_count() -> int:
     """Cores this process may use (a container or taskset may allow fewer than the machine has)."""
     try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ import pandas as pd
 
 from ..errors import TextlabError
 from ..textutil import split_sentences
-from .base import BaseConfig, Predictor, Task, cpu_count
+from .base import BaseConfig, Predictor, Task, cpu_count, exit_with_parent
 from .classifier import TransformerClassifier, choose_backend, slug
 
 LABELS = ("negative", "neutral", "positive")
@@ -143,7 +144,8 @@ class VaderPredictor(Predictor):
             from concurrent.futures import ProcessPoolExecutor
 
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method),
+                                             initializer=exit_with_parent, initargs=(os.getpid(),))
         step = -(-len(texts) // (self.workers * 2))
         parts = [texts[i:i + step] for i in range(0, len(texts), step)]
         futures = [self._pool.submit(vader_compounds, part, c.multi_sentence, c.whole_text_max_words) for part in parts]

@@ -35,6 +35,7 @@ __all__ = [
     "label_shares",
     "label_shares_over_time",
     "profile_by_group",
+    "top_labels",
     "trend",
 ]
 
@@ -467,4 +468,62 @@ def multi_label_shares(frame: pd.DataFrame, column: str, labels: list[str], grou
     lo, hi = _wilson(out["n"].to_numpy(), out["total"].to_numpy(), level)
     out["lo"], out["hi"] = lo, hi
     out.attrs.update(missing=int((~keep).sum()), level=level, method="wilson")
+    return out
+
+
+_SHARE_COLUMNS = {"n", "total", "share", "lo", "hi", "sparse"}
+
+
+def top_labels(table: pd.DataFrame, label: str, top: int, *, other: str = "other") -> pd.DataFrame:
+    """A `label_shares` / `label_shares_over_time` table cut to its `top` most frequent labels.
+
+    Thirty topics in one chart are thirty colours nobody can tell apart: the largest
+    `top - 1` labels stay and the rest are summed into one label "other (k labels)" per
+    group or period, with a Wilson interval of its own, so every group still adds up to
+    its texts. Labels that are not a partition of the texts (multi-label codes: a text
+    counts for each of its codes) cannot be summed; there the smaller labels are dropped
+    instead. `attrs["other"]` says how many labels were merged or dropped. A table with
+    `top` labels or fewer comes back unchanged.
+    """
+    if table is None or table.empty or label not in table.columns:
+        return table
+    top = max(int(top), 2)
+    keys = [c for c in table.columns if c not in _SHARE_COLUMNS and c != label]
+    totals = table.groupby(label, sort=False)["n"].sum()
+    if len(totals) <= top:
+        return table
+    # Largest first; ties keep the table's order (stable sort).
+    ranked = totals.sort_values(ascending=False, kind="stable").index.tolist()
+    per_key = table.groupby(keys, sort=False)["n"].sum() if keys else pd.Series([table["n"].sum()])
+    first_total = table.groupby(keys, sort=False)["total"].first() if keys else pd.Series([table["total"].iloc[0]])
+    partition = bool((per_key.to_numpy() == first_total.to_numpy()).all())
+    kept = ranked[: top - 1] if partition else ranked[:top]
+    rest = [lab for lab in ranked if lab not in kept]
+    head = table[table[label].isin(kept)]
+    attrs = dict(table.attrs)
+    if not partition:
+        out = head.reset_index(drop=True)
+        out.attrs.update(attrs, other=len(rest), other_dropped=True)
+        return out
+    name = f"{other} ({len(rest)} labels)"
+    while name in set(table[label].astype(str)):
+        name += " "
+    tail = table[table[label].isin(rest)]
+    if keys:
+        merged = tail.groupby(keys, sort=False).agg(
+            n=("n", "sum"), total=("total", "first"),
+            **({"sparse": ("sparse", "first")} if "sparse" in tail.columns else {})).reset_index()
+    else:
+        merged = pd.DataFrame({"n": [int(tail["n"].sum())], "total": [tail["total"].iloc[0]]})
+    merged[label] = name
+    merged["share"] = merged["n"] / merged["total"].where(merged["total"] > 0)
+    merged["lo"], merged["hi"] = _wilson(merged["n"].to_numpy(), merged["total"].to_numpy(),
+                                         float(attrs.get("level", 0.95)))
+    out = pd.concat([head, merged[list(table.columns)]], ignore_index=True)
+    if keys:  # keep the groups / periods in their order, "other" last within each
+        order = {k: i for i, k in enumerate(pd.unique(table[keys[0]]))}
+        out = out.assign(_k=out[keys[0]].map(order), _o=(out[label] == name).astype(int))
+        out = out.sort_values(["_k", "_o"], kind="stable").drop(columns=["_k", "_o"]).reset_index(drop=True)
+    out["n"] = out["n"].astype("int64")
+    out.attrs.update(attrs, other=len(rest), other_dropped=False)
     return out

@@ -7,17 +7,116 @@ counts in the hover, and a colour-blind-safe palette.
 
 from __future__ import annotations
 
+import colorsys
 import html
 import os
+import re
 
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from .aggregate import top_labels
+
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+# Paul Tol's "muted" set: the next nine colours, still distinct from Okabe-Ito's.
+_MORE = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499"]
 TEMPLATE = "plotly_white"
+# Charts with more categories than this show the largest ones and "other" (top-N), or
+# small multiples (over time): past about a dozen, colours stop telling lines apart.
+MAX_CATEGORIES = 12
+# Series over time drawn in one plot; more become one small panel each.
+MAX_LINES = 6
+# Legend entries longer than this are shortened (the hover keeps the whole name).
+LEGEND_CHARS = 40
+
+# Readable names of the result columns the tasks write (see design.md, Output columns).
+COLUMN_TITLES = {
+    "stats_words": "Words per text",
+    "stats_sentences": "Sentences per text",
+    "stats_tokens": "Model tokens per text",
+    "stats_ttr": "Type-token ratio (0 to 1)",
+    "stats_language": "Detected language",
+    "sentiment_label": "Sentiment",
+    "sentiment_score": "Sentiment score (-1 to 1)",
+    "emotion_label": "Top emotion",
+    "code_label": "Code",
+    "code_labels": "Codes",
+    "summary": "Summary",
+    "topic_id": "Topic number",
+    "topic_label": "Topic",
+    "topic_prob": "Topic probability (0 to 1)",
+}
+# Families of columns named after a label: prefix -> title with the label filled in.
+_COLUMN_FAMILIES = (
+    ("sentiment_prob_", "P(sentiment: {})"),
+    ("emotion_", "Emotion: {} (0 to 1)"),
+    ("code_", "P(code: {})"),
+)
+
+
+def describe_column(name) -> str:
+    """A readable name for a column, for axis and chart titles.
+
+    Known result columns get their description (`stats_words` -> "Words per text",
+    `code_housing` -> "P(code: housing)"); other identifier-like names are prettified
+    (`age_group` -> "Age group"); anything else (a user's "Region", "mean score") is kept.
+    Plain text: the charts escape it like every other user string.
+    """
+    text = str(name)
+    if text in COLUMN_TITLES:
+        return COLUMN_TITLES[text]
+    for prefix, template in _COLUMN_FAMILIES:
+        if text.startswith(prefix) and len(text) > len(prefix):
+            return template.format(text[len(prefix):].replace("_", " "))
+    if "_" in text and re.fullmatch(r"[A-Za-z0-9_]+", text):
+        words = text.strip("_").replace("_", " ")
+        return words[:1].upper() + words[1:] if words else text
+    return text
+
+
+def palette(n: int) -> list[str]:
+    """`n` distinct colours: Okabe-Ito for up to 8, then Tol's muted set, then evenly
+    spaced hues at alternating lightness (never a repeated colour)."""
+    n = max(int(n), 0)
+    base = PALETTE + _MORE
+    if n <= len(base):
+        return base[:n]
+    out, seen = list(base), {c.lower() for c in base}
+    extra = n - len(base)
+    i = 0
+    while len(out) < n:
+        hue = (i * 0.618033988749895) % 1.0  # golden-ratio steps keep neighbours apart
+        light = (0.35, 0.5, 0.65)[i % 3]
+        r, g, b = colorsys.hls_to_rgb(hue, light, 0.65)
+        color = f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+        if color not in seen:
+            seen.add(color)
+            out.append(color)
+        i += 1
+        if i > 50 * (extra + 1):  # pragma: no cover - cannot happen for sane n
+            break
+    return out
+
+
+def _short(name: str, limit: int = LEGEND_CHARS) -> str:
+    """A legend entry cut to `limit` characters (escaped text in, escaped text out)."""
+    plain = html.unescape(name)
+    return name if len(plain) <= limit else _esc(plain[: limit - 1].rstrip() + "…")
+
+
+def _legend_below(fig: go.Figure, names: list[str]) -> None:
+    """Horizontal legend under the plot, the figure taller by the rows it needs, so that a
+    long legend wraps instead of being cut off at the right edge."""
+    width = sum(len(html.unescape(str(x))) * 7 + 40 for x in names)
+    rows = max(1, int(np.ceil(width / 700)))
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0, "xanchor": "left",
+                              "title": None})
+    if rows > 1:
+        height = fig.layout.height or 450
+        fig.update_layout(height=int(height + 22 * (rows - 1)))
 
 
 def _style(fig: go.Figure, title: str) -> go.Figure:
@@ -26,14 +125,17 @@ def _style(fig: go.Figure, title: str) -> go.Figure:
         template=TEMPLATE,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         font={"size": 13},
-        legend={"title": None},
+        legend_title_text=None,
     )
     return fig
 
 
 def histogram(values: pd.Series, label: str, title: str | None = None, threshold: float | None = None,
               threshold_label: str = "") -> go.Figure:
-    """Distribution of a numeric column; a dashed line marks a threshold (a model window, say)."""
+    """Distribution of a numeric column; a dashed line marks a threshold (a model window, say).
+
+    `label` may be a column name: it is shown by its readable name (`describe_column`)."""
+    label = _esc(describe_column(label))
     data = pd.to_numeric(values, errors="coerce").dropna()
     fig = px.histogram(x=data, nbins=min(60, max(10, int(np.sqrt(len(data))))),
                        labels={"x": label}, color_discrete_sequence=PALETTE)
@@ -61,7 +163,9 @@ def category_counts(values: pd.Series, title: str, label: str, top: int = 20) ->
     counts = counts.iloc[:top]
     if other:
         counts.loc["(other)"] = other
-    frame = pd.DataFrame({label: counts.index, "texts": counts.values})
+    label = _esc(describe_column(label))
+    # Values are user data: escaped, or a value like <a href=...> would render as a link.
+    frame = pd.DataFrame({label: [_esc(v) for v in counts.index], "texts": counts.values})
     frame["share"] = frame["texts"] / max(frame["texts"].sum(), 1)
     fig = px.bar(frame, x="texts", y=label, orientation="h", color_discrete_sequence=PALETTE,
                  custom_data=["share"])
@@ -75,12 +179,23 @@ def numeric_by_group(frame: pd.DataFrame, value: str, group: str, title: str | N
     data = frame[[value, group]].dropna()
     data[group] = data[group].astype(str)
     order = data.groupby(group)[value].median().sort_values(ascending=False).index.tolist()
-    fig = px.box(data, x=group, y=value, color=group, category_orders={group: order},
-                 color_discrete_sequence=PALETTE, points=False)
-    fig.update_layout(showlegend=False)
+    vname, gname = _esc(describe_column(value)), _esc(describe_column(group))
     counts = data[group].value_counts()
-    fig.update_xaxes(ticktext=[f"{_esc(g)}<br>n={counts[g]:,}" for g in order], tickvals=order)
-    return _style(fig, title or f"{value} by {group}")
+    ticks = [_esc(g) for g in order]
+    if len(set(ticks)) < len(ticks):
+        ticks = [f"{t} [{i + 1}]" for i, t in enumerate(ticks)]
+    fig = go.Figure()
+    # One trace per group, built by hand: plotly express would name the traces and the hover
+    # after the raw group values and column names.
+    for g, tick, color in zip(order, ticks, palette(len(order))):
+        fig.add_box(y=data.loc[data[group] == g, value], x=[tick] * int(counts[g]), name=tick,
+                    marker_color=color, boxpoints=False,
+                    hovertemplate=f"{tick}<br>{vname} %{{y}}<br>n = {counts[g]:,} texts<extra></extra>")
+    fig.update_layout(showlegend=False)
+    fig.update_xaxes(title=gname, type="category", ticktext=[f"{t}<br>n={counts[g]:,}" for g, t in zip(order, ticks)],
+                     tickvals=ticks)
+    fig.update_yaxes(title=vname)
+    return _style(fig, title or f"{describe_column(value)} by {describe_column(group)}")
 
 
 def counts_over_time(dates: pd.Series, freq: str = "MS", title: str = "Texts over time") -> go.Figure:
@@ -146,11 +261,29 @@ def _label_order(present: list, order: list | None) -> list:
 
 
 def _label_colors(labels: list, colors: dict | None) -> dict:
+    """A colour per label: the given ones, else distinct ones from `palette` (never repeated),
+    grey for the "other" label of `aggregate.top_labels`."""
     colors = colors or {}
-    out, spare = {}, iter(PALETTE * (len(labels) // len(PALETTE) + 1))
+    spare = iter(palette(len(labels)))
+    out = {}
     for lab in labels:
-        out[lab] = colors.get(lab) or colors.get(str(lab)) or next(spare)
+        given = colors.get(lab) or colors.get(str(lab))
+        out[lab] = given or (_MUTED if _is_other(lab) else next(spare))
     return out
+
+
+def _other_note(table: pd.DataFrame, labels: list) -> str:
+    """Title suffix saying that `aggregate.top_labels` merged or dropped the smaller labels."""
+    merged = int(table.attrs.get("other", 0) or 0)
+    if not merged:
+        return ""
+    if table.attrs.get("other_dropped"):
+        return f" (largest {len(labels)} labels; {merged} smaller ones not shown)"
+    return f" (largest {len(labels) - 1} labels; {merged} smaller ones as other)"
+
+
+def _is_other(lab) -> bool:
+    return isinstance(lab, str) and lab.startswith("other (") and lab.rstrip().endswith(" labels)")
 
 
 def _err(center: pd.Series, lo: pd.Series, hi: pd.Series) -> tuple[list, list]:
@@ -208,20 +341,25 @@ def _band(x: pd.Series, lo: pd.Series, hi: pd.Series) -> tuple[list, list]:
 
 
 def label_distribution(shares: pd.DataFrame, label: str, order: list[str] | None = None,
-                       title: str | None = None, colors: dict[str, str] | None = None) -> go.Figure:
+                       title: str | None = None, colors: dict[str, str] | None = None,
+                       top: int = MAX_CATEGORIES) -> go.Figure:
     """Bars of label shares with interval whiskers, from `aggregate.label_shares`.
 
     Counts are on the bars and in the hover. Without a group column: one bar per label.
     With one (label_shares(frame, label, group)): horizontal bars per group, one colour
-    per label, so 2 to 30 groups stay readable. `colors` maps labels to colours (the
-    sentiment pages pass `SENTIMENT_COLORS`).
+    per label, so 2 to 30 groups stay readable; past `top` labels the smaller ones are
+    summed into "other" (`aggregate.top_labels`). `colors` maps labels to colours (the
+    sentiment pages pass `SENTIMENT_COLORS`); the legend sits below the plot.
     """
-    name = _esc(label)
+    plain = describe_column(label)
+    name = _esc(plain)
     default = title is None
-    title = title if title is not None else f"{name}: share of texts"
+    title = title if title is not None else f"{plain}: share of texts"
     if shares is None or shares.empty or label not in shares.columns:
         return _empty(title)
     group_cols = [c for c in shares.columns if c not in {label, "n", "total", "share", "lo", "hi", "sparse"}]
+    if group_cols:  # grouped bars of 30 labels are unreadable: the largest and "other"
+        shares = top_labels(shares, label, top, other="other")
     labels = _label_order(list(pd.unique(shares[label])), order)
     palette = _label_colors(labels, colors)
     ci = _level_text(shares)
@@ -245,7 +383,7 @@ def label_distribution(shares: pd.DataFrame, label: str, order: list[str] | None
         fig.update_yaxes(title="share of texts", tickformat=".0%", rangemode="tozero")
         total = int(data["total"].max()) if len(data) else 0
         if default:
-            title = f"{name}: share of texts, n = {total:,}"
+            title = f"{plain}: share of texts, n = {total:,}"
         fig.update_layout(uniformtext={"minsize": 10, "mode": "hide"})
         return _style(fig, title)
 
@@ -258,7 +396,7 @@ def label_distribution(shares: pd.DataFrame, label: str, order: list[str] | None
         plus, minus = _err(part["share"], part["lo"], part["hi"])
         y = [ticks[g] for g in groups]
         fig.add_bar(
-            y=y, x=part["share"], orientation="h", name=_esc(lab), marker_color=palette[lab],
+            y=y, x=part["share"], orientation="h", name=_short(_esc(lab)), marker_color=palette[lab],
             error_x={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus,
                      "color": "#444444", "thickness": 1.2},
             text=[f"{int(k):,}" if pd.notna(k) else "" for k in part["n"]], textposition="inside",
@@ -270,11 +408,12 @@ def label_distribution(shares: pd.DataFrame, label: str, order: list[str] | None
         )
     fig.update_layout(barmode="group", height=_rows_height(len(groups), per_row=18 + 8 * len(labels)),
                       uniformtext={"minsize": 9, "mode": "hide"})
-    fig.update_yaxes(title=_esc(group), autorange="reversed", automargin=True, tickvals=[ticks[g] for g in groups],
-                     ticktext=[f"{ticks[g]} (n={int(totals[g]):,})" for g in groups])
+    fig.update_yaxes(title=_esc(describe_column(group)), autorange="reversed", automargin=True,
+                     tickvals=[ticks[g] for g in groups], ticktext=[f"{ticks[g]} (n={int(totals[g]):,})" for g in groups])
     fig.update_xaxes(title="share of texts", tickformat=".0%", rangemode="tozero")
+    _legend_below(fig, [t.name for t in fig.data])
     if default:
-        title = f"{name} by {_esc(group)}: share of texts"
+        title = f"{plain} by {describe_column(group)}: share of texts" + _other_note(shares, labels)
     return _style(fig, title)
 
 
@@ -285,9 +424,10 @@ def mean_by_group(means: pd.DataFrame, value_label: str, group: str, title: str 
     Groups run down the y axis in the table's order (highest mean first), with n in the
     tick labels and hover; a dashed line marks `reference` (0 for sentiment; None: none).
     """
-    name, gname = _esc(value_label), _esc(group)
+    plain, gplain = describe_column(value_label), describe_column(group)
+    name, gname = _esc(plain), _esc(gplain)
     default = title is None
-    title = title if title is not None else f"{name} by {gname}: mean with {_level_text(means)}"
+    title = title if title is not None else f"{plain} by {gplain}: mean with {_level_text(means)}"
     if means is None or means.empty or group not in means.columns:
         return _empty(title)
     ticks = [_esc(g) for g in means[group]]
@@ -313,7 +453,7 @@ def mean_by_group(means: pd.DataFrame, value_label: str, group: str, title: str 
     fig.update_layout(height=_rows_height(len(ticks)))
     missing = int(means.attrs.get("missing", 0) or 0)
     if missing and default:
-        title += f" ({missing:,} texts without a value or {gname} left out)"
+        title += f" ({missing:,} texts without a value or {gplain} left out)"
     return _style(fig, title)
 
 
@@ -324,9 +464,10 @@ def trend_chart(table: pd.DataFrame, value_label: str, title: str | None = None)
     the lower part of the plot so they stay in the background). Sparse periods (too few
     texts for an interval) are hollow markers and say so in the hover.
     """
-    name = _esc(value_label)
+    plain = describe_column(value_label)
+    name = _esc(plain)
     default = title is None
-    title = title if title is not None else f"{name} over time: mean with {_level_text(table)}"
+    title = title if title is not None else f"{plain} over time: mean with {_level_text(table)}"
     if table is None or table.empty or "period" not in table.columns:
         return _empty(title)
     from plotly.subplots import make_subplots
@@ -370,20 +511,36 @@ def trend_chart(table: pd.DataFrame, value_label: str, title: str | None = None)
 
 
 def shares_over_time(table: pd.DataFrame, label: str, order: list[str] | None = None,
-                     colors: dict[str, str] | None = None, title: str | None = None) -> go.Figure:
+                     colors: dict[str, str] | None = None, title: str | None = None,
+                     top: int = MAX_CATEGORIES) -> go.Figure:
     """One line per label with its interval band, from `aggregate.label_shares_over_time`.
 
-    Counts (n of total) are in the hover; sparse periods are hollow markers.
+    Counts (n of total) are in the hover; sparse periods are hollow markers. Up to
+    `MAX_LINES` labels share one plot with the legend below it; more get one small panel
+    each (same axes, so the panels compare), as a dozen crossing lines and bands cannot be
+    read; past `top` labels the smaller ones are summed into "other".
     """
-    name = _esc(label)
-    title = title if title is not None else f"{name} over time: share of texts with {_level_text(table)}"
+    plain = describe_column(label)
+    title = title if title is not None else f"{plain} over time: share of texts with {_level_text(table)}"
     if table is None or table.empty or label not in table.columns or "period" not in table.columns:
         return _empty(title)
+    table = top_labels(table, label, top, other="other")
     labels = _label_order(list(pd.unique(table[label])), order)
     palette = _label_colors(labels, colors)
     fmt, word = _period_format(table)
-    fig = go.Figure()
-    for lab in labels:
+    facets = len(labels) > MAX_LINES
+    if facets:
+        from plotly.subplots import make_subplots
+
+        cols = 3
+        rows = int(np.ceil(len(labels) / cols))
+        fig = make_subplots(rows=rows, cols=cols, shared_xaxes="all", shared_yaxes="all",
+                            subplot_titles=[_short(_esc(lab), 34) for lab in labels],
+                            vertical_spacing=min(0.08, 0.5 / rows), horizontal_spacing=0.05)
+    else:
+        fig = go.Figure()
+    for i, lab in enumerate(labels):
+        where = {"row": i // 3 + 1, "col": i % 3 + 1} if facets else {}
         part = table[table[label] == lab].sort_values("period")
         sparse = (part["sparse"] if "sparse" in part.columns else part["total"] < 1).fillna(True).astype(bool)
         color, legend = palette[lab], _esc(lab)
@@ -391,19 +548,30 @@ def shares_over_time(table: pd.DataFrame, label: str, order: list[str] | None = 
         if bx:
             fig.add_scatter(x=bx, y=by, fill="toself", fillcolor=_rgba(color, 0.15), mode="lines",
                             line={"width": 0}, legendgroup=legend, showlegend=False, hoverinfo="skip",
-                            name=f"{legend} {_level_text(table)}")
+                            name=f"{legend} {_level_text(table)}", **where)
         note = np.where(sparse, "<br>few texts", "")
         fig.add_scatter(
-            x=part["period"], y=part["share"], mode="lines+markers", name=legend, legendgroup=legend,
-            line={"color": color, "width": 2},
+            x=part["period"], y=part["share"], mode="lines+markers", name=_short(legend), legendgroup=legend,
+            line={"color": color, "width": 2}, showlegend=not facets,
             marker={"color": color, "size": 6, "symbol": np.where(sparse, "circle-open", "circle").tolist()},
             customdata=_custom([[legend] * len(part), part["n"], part["total"], part["lo"], part["hi"], note]),
             hovertemplate=(f"%{{x|{fmt}}}<br>%{{customdata[0]}}: %{{y:.1%}}"
                            f" ({_level_text(table)} %{{customdata[3]:.1%}} to %{{customdata[4]:.1%}})"
                            "<br>%{customdata[1]:,} of %{customdata[2]:,} texts%{customdata[5]}<extra></extra>"),
+            **where,
         )
-    fig.update_yaxes(title="share of texts", tickformat=".0%", rangemode="tozero")
-    fig.update_xaxes(title=word)
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    if facets:
+        fig.update_yaxes(title_text="share", col=1)
+        fig.update_xaxes(title_text=word, row=rows)
+        fig.update_annotations(font_size=12)
+        fig.update_layout(height=int(140 + 190 * rows), showlegend=False)
+    else:
+        fig.update_yaxes(title="share of texts")
+        fig.update_xaxes(title=word)
+        _legend_below(fig, [t.name for t in fig.data if t.showlegend is not False])
+    if title == f"{plain} over time: share of texts with {_level_text(table)}":
+        title += _other_note(table, labels)
     return _style(fig, title)
 
 
@@ -451,7 +619,8 @@ def profile_heatmap(profile: pd.DataFrame, title: str | None = None, value_forma
         prefix = common[: common.rfind("_") + 1] if "_" in common else ""
         if any(c == prefix for c in cols):
             prefix = ""
-    xnames = [_esc(c[len(prefix):]) for c in cols]
+    # Without a shared prefix the cells are different measures: name each readably.
+    xnames = [_esc(c[len(prefix):]) if prefix else _esc(describe_column(c)) for c in cols]
     gname = _esc(profile.index.name) if profile.index.name is not None else "group"
     sizes = profile.attrs.get("n")
     sizes = pd.Series(sizes).reindex(profile.index) if sizes is not None else pd.Series(np.nan, index=profile.index)
@@ -471,7 +640,7 @@ def profile_heatmap(profile: pd.DataFrame, title: str | None = None, value_forma
     ))
     fig.update_yaxes(title=gname, autorange="reversed", automargin=True, tickvals=ynames, ticktext=ticktext)
     # Column names on top when the map is tall, so they are in view next to the first rows.
-    fig.update_xaxes(title=_esc(prefix.rstrip("_")) if prefix else "column",
+    fig.update_xaxes(title=_esc(prefix.rstrip("_")) if prefix else None,
                      side="top" if len(ynames) > 12 else "bottom", tickangle=-30)
     fig.update_layout(height=_rows_height(len(ynames), per_row=30))
     fig = _style(fig, title)
@@ -562,6 +731,7 @@ def prevalence_chart(prevalence: pd.DataFrame, title: str | None = None) -> go.F
                            "<br>%{customdata[1]:,} of %{customdata[2]:,} texts<extra></extra>"),
         )
     fig.update_layout(barmode="group")
+    _legend_below(fig, [t.name for t in fig.data])
     fig.update_xaxes(title="code", type="category", tickvals=ticks, ticktext=ticks)
     fig.update_yaxes(title="share of texts", tickformat=".0%", rangemode="tozero")
     return _style(fig, title)
@@ -599,7 +769,8 @@ def agreement_chart(summary: pd.DataFrame, title: str | None = None) -> go.Figur
     low = pd.to_numeric(pd.concat([summary["value"], summary["ci_low"]]), errors="coerce").min()
     low = min(0.0, float(low)) if pd.notna(low) else 0.0
     fig.update_xaxes(title="agreement (1 = perfect)", range=[low - 0.05, 1.05])
-    fig.update_layout(height=_rows_height(len(comparisons), per_row=36), legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(height=_rows_height(len(comparisons), per_row=36))
+    _legend_below(fig, [t.name for t in fig.data])
     return _style(fig, title)
 
 
@@ -632,17 +803,19 @@ def document_map(points: pd.DataFrame, title: str | None = None) -> go.Figure:
     fig = go.Figure()
     labels = points["topic_label"].fillna("Outliers").astype(str)
     order = labels.value_counts().index.tolist()
-    for i, label in enumerate(order):
+    colours = iter(palette(sum(label != "Outliers" for label in order)))  # one distinct colour per topic
+    for label in order:
         part = points[labels == label]
         outlier = label == "Outliers"
         fig.add_trace(go.Scattergl(
-            x=part["x"], y=part["y"], mode="markers", name=_esc(label)[:40],
+            x=part["x"], y=part["y"], mode="markers", name=_short(_esc(label)),
             marker={"size": 5, "opacity": 0.35 if outlier else 0.75,
-                    "color": _MUTED if outlier else PALETTE[i % len(PALETTE)]},
+                    "color": _MUTED if outlier else next(colours)},
             text=[_esc(s) for s in part["snippet"]],
-            hovertemplate="%{text}<extra>" + _esc(label)[:40] + "</extra>",
+            hovertemplate="%{text}<extra>" + _short(_esc(label)) + "</extra>",
         ))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(height=560, legend={"itemsizing": "constant"})
+    _legend_below(fig, [t.name for t in fig.data])
     return _style(fig, title or "Document map (UMAP of the embeddings; nearby texts are similar)")

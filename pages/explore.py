@@ -23,7 +23,7 @@ numeric = pd.api.types.is_numeric_dtype(values)
 if numeric:
     st.plotly_chart(charts.histogram(values, column))
 else:
-    st.plotly_chart(charts.category_counts(values, f"{column}: counts", column))
+    st.plotly_chart(charts.category_counts(values, f"{charts.describe_column(column)}: counts", column))
 if info.group_column:
     if numeric:
         st.plotly_chart(charts.numeric_by_group(frame, column, info.group_column))

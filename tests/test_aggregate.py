@@ -339,3 +339,30 @@ def test_duplicate_index_and_empty_periods():
     feb = over[over.period == pd.Timestamp("2024-02-01")]
     assert (feb.total == 0).all() and feb.share.isna().all() and feb.lo.isna().all()
     assert over.attrs["undated"] == 1
+
+
+def test_top_labels_sums_the_rest_into_other_and_keeps_the_counts():
+    from analysis.aggregate import label_shares, label_shares_over_time, multi_label_shares, top_labels
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"t": rng.choice([f"t{i}" for i in range(20)], 600, p=np.linspace(2, 0.2, 20) / 22),
+                          "g": rng.choice(["a", "b"], 600),
+                          "d": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 90, 600), unit="D")})
+    shares = label_shares(frame, "t", "g")
+    cut = top_labels(shares, "t", 5)
+    assert cut["t"].nunique() == 5 and cut.attrs["other"] == 16
+    other = cut[cut["t"].str.startswith("other")]
+    assert set(other["t"]) == {"other (16 labels)"}
+    assert cut.groupby("g")["n"].sum().to_dict() == frame["g"].value_counts().to_dict()
+    assert ((other["lo"] <= other["share"]) & (other["share"] <= other["hi"])).all()
+    assert cut.groupby("g")["t"].last().str.startswith("other").all()  # "other" last in each group
+    biggest = frame["t"].value_counts().index[:4].tolist()
+    assert set(cut["t"]) - set(other["t"]) == set(biggest)
+    assert top_labels(shares, "t", 30) is shares  # few labels: unchanged
+    over = top_labels(label_shares_over_time(frame, "t", "d"), "t", 3)
+    assert over.groupby("period")["n"].sum().tolist() == over.groupby("period")["total"].first().tolist()
+    # Multi-label shares are not a partition: the smaller codes are dropped, not summed.
+    codes = frame.assign(m=frame["t"] + ";" + frame["t"].shift(fill_value="t0"))
+    multi = multi_label_shares(codes, "m", [f"t{i}" for i in range(20)])
+    kept = top_labels(multi, "m", 4)
+    assert len(kept) == 4 and kept.attrs["other_dropped"] and not kept["m"].str.startswith("other").any()

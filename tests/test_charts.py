@@ -226,3 +226,121 @@ def test_titles_passed_in_are_escaped(results):
     fig = charts.mean_by_group(means, "mean score", "region", title=f"Mean by {EVIL}")
     assert fig.layout.title.text == f"Mean by {ESCAPED}"
     assert fig.layout.xaxis.title.text == "mean score"  # the value label as given
+
+
+# --------------------------------------------------------------------------- many categories, readable titles
+
+LINK = "<a href='https://evil.example'>click</a>"
+
+
+def _json(fig: go.Figure) -> str:
+    return json.dumps(json.loads(fig.to_json()), ensure_ascii=False)
+
+
+def test_describe_column_gives_readable_names():
+    assert charts.describe_column("stats_words") == "Words per text"
+    assert charts.describe_column("sentiment_score") == "Sentiment score (-1 to 1)"
+    assert charts.describe_column("code_health_care") == "P(code: health care)"
+    assert charts.describe_column("code_label") == "Code"
+    assert charts.describe_column("topic_prob").startswith("Topic probability")
+    assert charts.describe_column("emotion_anger").startswith("Emotion: anger")
+    assert charts.describe_column("sentiment_prob_positive") == "P(sentiment: positive)"
+    assert charts.describe_column("age_group") == "Age group"  # other identifiers prettified
+    assert charts.describe_column("Region") == "Region" and charts.describe_column("mean score") == "mean score"
+    assert charts.describe_column(LINK) == LINK  # plain text: the charts escape it
+    assert set(charts.COLUMN_TITLES) >= {"stats_words", "sentiment_score", "topic_prob"}
+
+
+def test_axis_titles_are_readable_not_raw_column_names(results):
+    frame = results.assign(stats_words=results["words"])
+    box = charts.numeric_by_group(frame, "stats_words", "region")
+    assert box.layout.yaxis.title.text == "Words per text"
+    assert "stats_words" not in box.layout.title.text and "Words per text" in box.layout.title.text
+    hist = charts.histogram(frame["stats_words"], "stats_words")
+    assert hist.layout.xaxis.title.text == "Words per text" and "stats_words" not in _json(hist)
+    counts = charts.category_counts(pd.Series(["en", "de"]), "Languages", "stats_language")
+    assert counts.layout.yaxis.title.text in (None, "Detected language")
+    means = group_means(frame, "sentiment_score", "region", n_boot=20)
+    assert charts.mean_by_group(means, "sentiment_score", "region").layout.xaxis.title.text == "Sentiment score (-1 to 1)"
+    # A heatmap whose columns share no prefix has no meaningless "column" axis title.
+    profile = profile_by_group(frame, ["sentiment_score", "stats_words"], "region")
+    assert charts.profile_heatmap(profile).layout.xaxis.title.text != "column"
+    assert list(charts.profile_heatmap(profile).data[0].x) == ["Sentiment score (-1 to 1)", "Words per text"]
+
+
+def _topics_frame(k: int, n: int = 1200) -> pd.DataFrame:
+    rng = np.random.default_rng(8)
+    return pd.DataFrame({
+        "topic": rng.choice([f"{i}: topic words {i}" for i in range(k)], n),
+        "region": rng.choice(["North", "South", "East"], n),
+        "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 360, n), unit="D"),
+    })
+
+
+def test_palette_scales_without_repeating():
+    for n in (3, 8, 12, 30, 60):
+        colours = charts.palette(n)
+        assert len(colours) == n and len(set(c.lower() for c in colours)) == n, n
+    assert charts.palette(5) == charts.PALETTE[:5]  # few categories: the colour-blind-safe set
+
+
+def test_many_topics_get_distinct_colours_top_n_and_other():
+    frame = _topics_frame(30)
+    fig = charts.label_distribution(label_shares(frame, "topic", "region"), "topic")
+    names = [t.name for t in fig.data]
+    # 30 labels in grouped bars are unreadable: the largest ones, the rest as "other".
+    assert len(names) <= 13 and names[-1].startswith("other")
+    colours = [t.marker.color for t in fig.data]
+    assert len(set(colours)) == len(colours)
+    # "other" holds the rest: per group the counts still add up to the group's texts.
+    per_group = {}
+    for t in fig.data:
+        for y, k in zip(t.y, t.customdata[:, 2]):
+            per_group[y] = per_group.get(y, 0) + k
+    assert sorted(per_group.values()) == sorted(frame["region"].value_counts().tolist())
+    points = pd.DataFrame({"x": np.arange(30.0), "y": np.arange(30.0), "topic_label": [f"t{i}" for i in range(30)],
+                           "snippet": ["text"] * 30})
+    dmap = charts.document_map(points)
+    assert len({t.marker.color for t in dmap.data}) == 30
+
+
+def test_twelve_series_over_time_do_not_overlap():
+    frame = _topics_frame(12)
+    table = label_shares_over_time(frame, "topic", "date", freq="M")
+    fig = charts.shares_over_time(table, "topic")
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert len(lines) == 12
+    # Small multiples: one panel per series, each with its own axes and a title naming it.
+    assert len({t.xaxis for t in lines}) == 12
+    titles = [a.text for a in fig.layout.annotations]
+    assert all(any(f"topic words {i}" in t for t in titles) for i in range(12))
+    assert fig.layout.height >= 4 * 150
+    # Few series stay one chart with a legend below the plot that fits.
+    few = charts.shares_over_time(label_shares_over_time(_topics_frame(3), "topic", "date"), "topic")
+    assert len({t.xaxis for t in few.data}) == 1
+    assert few.layout.legend.orientation == "h" and few.layout.legend.y < 0
+
+
+def test_legends_fit_below_the_plot_and_long_names_are_shortened(results):
+    long = "a very long topic label " * 4
+    frame = pd.DataFrame({"g": ["x", "y"] * 20, "label": [long, "short"] * 20})
+    fig = charts.label_distribution(label_shares(frame, "label", "g"), "label")
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
+    assert max(len(t.name) for t in fig.data) <= 41
+    assert any(long.strip()[:20] in (t.hovertemplate + str(t.customdata.tolist())) for t in fig.data)
+    prev = charts.prevalence_chart(pd.DataFrame({"code": ["a", "a"], "source": ["model", "human"], "count": [1, 2],
+                                                 "share": [0.5, 1.0], "ci_low": [0.1, 0.3], "ci_high": [0.9, 1.0],
+                                                 "n": [2, 2]}))
+    assert prev.layout.legend.orientation == "h"
+
+
+def test_user_names_never_become_links_in_new_charts():
+    frame = pd.DataFrame({"date": ["2024-01-01", "2024-02-01"] * 20,
+                          "label": [LINK] + [f"t{i}" for i in range(9)] * 4 + ["t0" for _ in range(3)],
+                          "g": [LINK, "x"] * 20})
+    figs = [charts.shares_over_time(label_shares_over_time(frame, "label", "date"), "label"),
+            charts.label_distribution(label_shares(frame, "label", "g"), "label"),
+            charts.numeric_by_group(frame.assign(v=1.0), "v", "g")]
+    for fig in figs:
+        text = _json(fig)
+        assert "<a " not in text and "&lt;a href" in text

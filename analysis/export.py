@@ -75,7 +75,9 @@ import re
 import stat
 import tempfile
 import unicodedata
+import uuid
 import warnings as pywarnings
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -138,6 +140,8 @@ class ExportResult:
     mime: str
     warnings: list[str] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)  # original -> written name
+    # Stata/SPSS: column -> {code: label} of the value labels written (see _value_codes).
+    value_labels: dict[str, dict[int, str]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- public API
@@ -202,9 +206,9 @@ def export_table(
         elif fmt == "parquet":
             result.data = _to_parquet(frame, codebook, runs, result)
         elif fmt == "dta":
-            result.data = _to_stata(frame, name, labelled, dates, result)
+            result.data = _to_stata(frame, name, labelled, dates, runs, result)
         else:
-            result.data = _to_sav(frame, name, labelled, dates, result)
+            result.data = _to_sav(frame, name, labelled, dates, runs, result)
     except TextlabError:
         raise
     except (ValueError, TypeError, NotImplementedError, OverflowError) as exc:
@@ -463,8 +467,26 @@ def _to_delimited(df: pd.DataFrame, sep: str, bom: bool, neutralize: bool, resul
         result.renamed.update({o: n for o, n in zip(df.columns, guarded.columns) if o != n})
         df = guarded
     text = df.to_csv(index=False, sep=sep, lineterminator="\n", na_rep="")
+    if "\r" in text:
+        text = _quote_bare_cr(text, sep)
     data = text.encode("utf-8")
     return codecs.BOM_UTF8 + data if bom else data
+
+
+def _quote_bare_cr(text: str, sep: str) -> str:
+    """Quote the fields that hold a carriage return but were written unquoted.
+
+    Python's csv writer (under pandas) quotes a field for the characters of the line
+    terminator only, so with ``"\\n"`` a lone ``\\r`` stays bare and most readers (pandas,
+    Excel, Textlab's own) end the row there. An unquoted field holds no quote character,
+    delimiter or ``\\n`` (any of them makes the writer quote it), so such a field is a run of
+    other characters outside quotes: wrap it in quotes, leaving quoted fields as they are.
+    """
+    d = re.escape(sep)
+    # Unquoted fields only match where a field starts (after a delimiter, a line end or at
+    # the start), and without backtracking, so this stays linear in the size of the file.
+    field_re = re.compile(rf'"[^"]*(?:""[^"]*)*"|(?<![^{d}\n])[^"{d}\n\r]*\r[^"{d}\n]*')
+    return field_re.sub(lambda m: m.group(0) if m.group(0).startswith('"') else f'"{m.group(0)}"', text)
 
 
 # --------------------------------------------------------------------------- XLSX
@@ -604,14 +626,56 @@ def _to_xlsx(df: pd.DataFrame, neutralize: bool, codebook: Any, runs: list[dict]
         )
     result.renamed.update({o: n for o, n in zip(df.columns, sheets["data"].columns) if o != n})
 
+    # openpyxl writes "" like a missing value (an empty cell) and a carriage return raw, which
+    # every XML parser reads back as "\n": mark empty texts, then fix both in the sheet XML.
+    marker = f"\ue000textlab-empty-{uuid.uuid4().hex}\ue000"
+    has_cr = any(any("\r" in c for c in frame.columns) or _any_text(frame, lambda v: "\r" in v)
+                 for frame in sheets.values())
+    data_frame, empties = _map_text_cells(sheets["data"], lambda v: marker if v == "" else None)
+    n_empty = sum(empties.values())
+
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="openpyxl") as writer:
         for sheet, frame in sheets.items():
-            frame.to_excel(writer, sheet_name=sheet, index=False, freeze_panes=(1, 0))
+            (data_frame if sheet == "data" else frame).to_excel(
+                writer, sheet_name=sheet, index=False, freeze_panes=(1, 0))
             ws = writer.sheets[sheet]
             _no_formulas(ws, frame)
             _set_widths(ws, frame)
-    return buf.getvalue()
+    data = buf.getvalue()
+    if has_cr or n_empty:
+        data = _patch_sheet_xml(data, marker if n_empty else None)
+    return data
+
+
+def _any_text(df: pd.DataFrame, test: Callable[[str], bool]) -> bool:
+    """Whether any string cell (or category) of ``df`` passes ``test``."""
+    for i in range(df.shape[1]):
+        col = df.iloc[:, i]
+        values = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else col if _is_text(col) else ()
+        if any(isinstance(v, str) and test(v) for v in values):
+            return True
+    return False
+
+
+def _patch_sheet_xml(data: bytes, empty_marker: str | None) -> bytes:
+    """Rewrite the worksheets of an .xlsx: carriage returns as ``&#13;`` (which XML parsers
+    keep, unlike a raw CR) and marked empty texts as empty strings (``<t></t>``, a text cell
+    that Excel and openpyxl read as "", not a blank cell).
+
+    A raw CR can only be in cell text here: the XML writer escapes it in attributes.
+    """
+    marker = None if empty_marker is None else f"<t>{empty_marker}</t>".encode("utf-8")
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            raw = src.read(info)
+            if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
+                raw = raw.replace(b"\r", b"&#13;")
+                if marker is not None:
+                    raw = raw.replace(marker, b"<t></t>")
+            dst.writestr(info, raw)
+    return out.getvalue()
 
 
 def _prefixed(counts: Counter, sheet: str) -> Counter:
@@ -839,14 +903,78 @@ def _label_columns(df: pd.DataFrame, wanted: tuple[str, ...], original: list[str
     return positions
 
 
-def _as_categorical(col: pd.Series) -> pd.Series:
-    """A Categorical with text categories (value labels are text in Stata and SPSS)."""
-    if not isinstance(col.dtype, pd.CategoricalDtype):
-        col = col.astype("category")
-    cats = col.cat.categories
-    if all(isinstance(c, str) for c in cats):
-        return col
-    return col.cat.rename_categories([str(c) for c in cats])
+def _declared_labels(runs: list[dict] | None) -> dict[str, list[str]]:
+    """Label columns and their fixed label order, as each run's task declares them.
+
+    The task registry is imported lazily: only Stata/SPSS exports with runs need it, and
+    the declaration lives with the task (one place), read from the run's manifest.
+    """
+    declared: dict[str, list[str]] = {}
+    for manifest in runs or ():
+        if not isinstance(manifest, dict) or not manifest.get("task"):
+            continue
+        try:
+            from analysis.tasks import get_task
+
+            sets = get_task(str(manifest["task"])).label_sets(manifest)
+        except (TextlabError, ImportError, AttributeError, KeyError, TypeError):
+            continue  # a task this version does not know, or an old manifest: sorted values then
+        for column, labels in sets.items():
+            if labels:
+                declared.setdefault(column, list(dict.fromkeys(str(v) for v in labels)))
+    return declared
+
+
+def _value_codes(df: pd.DataFrame, positions: list[int], original: list[str],
+                 declared: dict[str, list[str]], result: ExportResult) -> dict[int, dict[str, int]]:
+    """label -> code (1, 2, ...) for each label column.
+
+    Codes follow the label set the column's task declares, so a code means the same label
+    in every export, whichever labels occur; values outside it are numbered after it (and
+    reported). Columns no task declares are numbered in the order of their categories
+    (Categoricals) or of their sorted values, which depends on the data: reported too.
+    """
+    out: dict[int, dict[str, int]] = {}
+    undeclared, extra = [], []
+    for i in positions:
+        col = df.iloc[:, i]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            present = [str(c) for c in col.cat.categories]
+        else:
+            present = sorted({str(v) for v in col if not _is_missing(v)})
+        order = declared.get(original[i])
+        if order is None:
+            undeclared.append(original[i])
+            order = present
+        else:
+            outside = sorted(set(present) - set(order))
+            if outside:
+                extra.append(f"{original[i]} ({', '.join(outside)})")
+            order = order + outside
+        out[i] = {label: k for k, label in enumerate(order, start=1)}
+        result.value_labels[original[i]] = {k: label for label, k in out[i].items()}
+    if extra:
+        result.warnings.append(
+            "Values that are not among the labels their analysis declares were numbered after "
+            f"the declared ones: {'; '.join(extra)}."
+        )
+    if undeclared:
+        result.warnings.append(
+            f"No analysis declares the labels of {', '.join(undeclared)}: their value labels are "
+            "numbered 1, 2, ... in sorted order of the values in this file (or the Categorical's "
+            "order), so a code can stand for another label in another export."
+        )
+    return out
+
+
+def _coded(col: pd.Series, mapping: dict[str, int]) -> pd.Series:
+    """The codes of a label column: integers, or floats with NaN where a value is missing."""
+    codes = pd.Series([np.nan if _is_missing(v) else float(mapping[str(v)]) for v in col.astype(object)],
+                      index=col.index, name=col.name)
+    if codes.notna().all():
+        dtype = "int8" if len(mapping) <= 100 else "int16" if len(mapping) <= 32_740 else "int32"
+        return codes.astype(dtype)  # Stata's byte/int hold 100/32,740 non-missing values
+    return codes
 
 
 def _cut_bytes(s: str, limit: int) -> str | None:
@@ -858,8 +986,28 @@ def _cut_bytes(s: str, limit: int) -> str | None:
     return raw[:limit].decode("utf-8", errors="ignore")  # never split a character
 
 
+def _report_missing_text(df: pd.DataFrame, original: list[str], result: ExportResult, fmt_name: str) -> None:
+    """Stata and SPSS have no missing value for text: a missing text is written as "", and
+    can no longer be told from an empty one. Say so, per column, with both counts."""
+    merged = []
+    for i, c in enumerate(original):
+        col = df.iloc[:, i]
+        if not _is_text(col):
+            continue
+        n_missing = int(col.isna().sum())
+        if n_missing:
+            n_empty = int((col.astype(object) == "").sum())
+            merged.append(f"{c} ({n_missing:,} missing, {n_empty:,} empty)")
+    if merged:
+        result.warnings.append(
+            f"{fmt_name} has no missing value for text: missing texts were written as empty ones, "
+            f"so the two cannot be told apart in the file: {', '.join(merged)}. "
+            "Export to Parquet or Excel to keep it."
+        )
+
+
 def _to_stata(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: tuple[str, ...],
-              result: ExportResult) -> bytes:
+              runs: list[dict] | None, result: ExportResult) -> bytes:
     original = list(df.columns)
     names = _sanitize_names(original, max_len=32, reserved=_STATA_RESERVED,
                             valid=re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}"))
@@ -867,9 +1015,12 @@ def _to_stata(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: tup
     df, date_kinds = _real_dates(df, dates, result, "Stata")
     df = _big_ints_as_text(df, result, "Stata")
     label_pos = _label_columns(df, labelled, original)
+    codes = _value_codes(df, label_pos, original, _declared_labels(runs), result)
+    for i, mapping in codes.items():
+        df.isetitem(i, _coded(df.iloc[:, i], mapping))
+    value_labels = {names[i]: {k: label for label, k in mapping.items()} for i, mapping in codes.items()}
     df, date_cols = _coerce_objects(df, result, "Stata", dates_as_datetime=True)
-    for i in label_pos:
-        df.isetitem(i, _as_categorical(df.iloc[:, i]))
+    _report_missing_text(df, original, result, "Stata")
     df = _rename_for(df, names, result, "Stata")
     convert_dates = {names[original.index(c)]: "td" for c in date_cols}
     convert_dates.update({names[i]: "td" if kind == "date" else "tc" for i, kind in date_kinds.items()})
@@ -884,6 +1035,7 @@ def _to_stata(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: tup
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always")
         df.to_stata(buf, write_index=False, version=118, convert_dates=convert_dates or None,
+                    value_labels=value_labels or None,
                     convert_strl=strl, variable_labels=variable_labels,
                     data_label=str(name)[:80])
     for w in caught:  # e.g. pandas' PossiblePrecisionLoss: pass on, first line only
@@ -893,7 +1045,7 @@ def _to_stata(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: tup
 
 
 def _to_sav(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: tuple[str, ...],
-            result: ExportResult) -> bytes:
+            runs: list[dict] | None, result: ExportResult) -> bytes:
     import pyreadstat
 
     original = list(df.columns)
@@ -906,14 +1058,27 @@ def _to_sav(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: tuple
             df.isetitem(i, _as_date_objects(df.iloc[:, i]))
     df = _big_ints_as_text(df, result, "SPSS")
     label_pos = _label_columns(df, labelled, original)
-    df, _ = _coerce_objects(df, result, "SPSS", dates_as_datetime=False)
+    codes = _value_codes(df, label_pos, original, _declared_labels(runs), result)
     value_labels, measure = {}, {}
-    for i in label_pos:
-        cat = _as_categorical(df.iloc[:, i])
-        codes = cat.cat.codes.astype(float).where(cat.cat.codes >= 0)  # -1 -> missing
-        df.isetitem(i, codes)
-        value_labels[names[i]] = {float(k): str(v) for k, v in enumerate(cat.cat.categories)}
+    for i, mapping in codes.items():
+        df.isetitem(i, _coded(df.iloc[:, i], mapping).astype(float))
+        value_labels[names[i]] = {float(k): label for label, k in mapping.items()}
         measure[names[i]] = "nominal"
+    df, _ = _coerce_objects(df, result, "SPSS", dates_as_datetime=False)
+    _report_missing_text(df, original, result, "SPSS")
+    spaced = Counter()
+    for i, c in enumerate(original):
+        col = df.iloc[:, i]
+        if _is_text(col):
+            n = sum(1 for v in col if isinstance(v, str) and v.endswith(" "))
+            if n:
+                spaced[c] = n
+    if spaced:
+        result.warnings.append(
+            f"{sum(spaced.values()):,} text cells have trailing spaces, which SPSS does not keep (its "
+            f"strings are padded with spaces, so readers strip them); by column: "
+            f"{_columns_summary(spaced)}. Export to CSV, Parquet or Stata to keep them."
+        )
     for i, col in enumerate(df.columns):
         if df.iloc[:, i].dtype == bool:
             df.isetitem(i, df.iloc[:, i].astype("int8"))

@@ -126,7 +126,6 @@ def test_each_formula_prefix_is_neutralised(prefix, fmt, tmp_path):
         back = pd.read_csv(io.BytesIO(res.data))["text"].tolist()
     else:
         back = pd.read_excel(io.BytesIO(res.data), sheet_name="data")["text"].tolist()
-        value = value.replace("\r", "\n")  # XML parsers read a bare CR back as LF
     assert back == ["'" + value, "plain"]
     assert any("1 text cells" in w and "neutralize=False" in w for w in res.warnings)
 
@@ -353,8 +352,10 @@ def test_stata_names_labels_and_types():
         labels = reader.variable_labels()
         value_labels = reader.value_labels()
     assert labels["doc_id"] == "doc id" and labels["Reponse"] == "Réponse"
-    assert value_labels["sentiment_label"] == {0: "negative", 1: "positive"}
-    assert value_labels["emotion"] == {0: "anger", 1: "joy"}
+    # Codes start at 1; without a run that declares the labels, in sorted order (and said so).
+    assert value_labels["sentiment_label"] == {1: "negative", 2: "positive"}
+    assert value_labels["emotion"] == {1: "anger", 2: "joy"}
+    assert any("sentiment_label, emotion" in w and "sorted" in w for w in res.warnings)
 
 
 @pytest.mark.parametrize("fmt", ["dta", "sav"])
@@ -401,9 +402,9 @@ def test_spss_names_value_labels_and_column_labels(tmp_path):
                                  "flag", "when"]
     assert meta.column_names_to_labels["doc_id"] == "doc id"
     assert meta.column_names_to_labels["x" * 64] == "x" * 70
-    assert meta.variable_value_labels["sentiment_label"] == {0.0: "negative", 1.0: "positive"}
-    assert meta.variable_value_labels["topic_label"] == {0.0: "buses", 1.0: "rent"}
-    assert raw["sentiment_label"].tolist()[0] == 0.0 and pd.isna(raw["sentiment_label"][1])
+    assert meta.variable_value_labels["sentiment_label"] == {1.0: "negative", 2.0: "positive"}
+    assert meta.variable_value_labels["topic_label"] == {1.0: "buses", 2.0: "rent"}
+    assert raw["sentiment_label"].tolist()[0] == 1.0 and pd.isna(raw["sentiment_label"][1])
     assert raw["flag"].tolist() == [1, 0, 1]
     assert pd.Timestamp(raw["when"][0]) == pd.Timestamp("2024-01-01") and pd.isna(raw["when"][1])
     assert meta.original_variable_types["when"].startswith("DATE")  # dates only: DATE, not DATETIME
@@ -561,3 +562,132 @@ def test_date_column_with_non_dates_stays_text_with_warning(fmt, tmp_path):
     back = _read_back(res.data, fmt, tmp_path)
     assert back["day"].tolist() == ["2024-03-04", "soon", "2024-03-06"]  # nothing lost
     assert any("day" in w and "1" in w and "soon" in w for w in res.warnings), res.warnings
+
+
+# --------------------------------------------------------------------------- lossless text (issue 10, finding 20)
+
+
+def _with_bare_cr(n: int = 32) -> pd.DataFrame:
+    texts = [f"row {i}" for i in range(n)]
+    texts[3] = "first line\rsecond line"      # a lone CR: old Mac line end, pasted text
+    texts[10] = "ends with CR\r"
+    texts[20] = "\rstarts with CR"
+    return pd.DataFrame({"id": [f"r{i:02d}" for i in range(n)], "text": texts,
+                         "note": ["x\ry" if i == 5 else "plain" for i in range(n)]})
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_bare_cr_is_quoted_and_rows_survive_pandas_and_textlab_reader(fmt, tmp_path):
+    from analysis.corpus import load_corpus
+
+    df = _with_bare_cr()
+    res = export_table(df, fmt, neutralize=False)
+    sep = "," if fmt == "csv" else "\t"
+    back = pd.read_csv(io.BytesIO(res.data), sep=sep, dtype=str, keep_default_na=False)
+    assert len(back) == 32
+    assert back["text"].tolist() == df["text"].tolist() and back["note"].tolist() == df["note"].tolist()
+
+    path = tmp_path / f"export.{fmt}"
+    path.write_bytes(res.data)
+    corpus, _ = load_corpus(path, text_column="text", id_column="id")
+    assert len(corpus) == 32
+    assert corpus.texts[3] == "first line\rsecond line" and corpus.texts[4] == "row 4"
+
+
+def test_bare_cr_quoting_keeps_neutralised_cells_and_other_fields():
+    df = pd.DataFrame({"a": ["\rcmd", 'say "hi"\r', "x,y"], "b": [1.5, None, 3.0]})
+    res = export_table(df, "csv")
+    back = pd.read_csv(io.BytesIO(res.data), keep_default_na=False, na_values=[""])
+    assert back["a"].tolist() == ["'\rcmd", 'say "hi"\r', "x,y"]
+    assert back["b"].tolist()[0] == 1.5 and pd.isna(back["b"][1])
+    assert res.data.decode().splitlines()[0] == "a,b"
+
+
+def test_xlsx_keeps_crlf_bare_cr_and_empty_strings():
+    df = pd.DataFrame({"text": ["two\r\nlines", "old\rmac", "", None, "plain"], "n": [1, 2, 3, 4, 5]})
+    res = export_table(df, "xlsx")
+    ws = openpyxl.load_workbook(io.BytesIO(res.data))["data"]
+    values = [ws.cell(row=r, column=1).value for r in range(2, 7)]
+    assert values[:2] == ["two\r\nlines", "old\rmac"]
+    assert values[2] == "" and values[3] is None  # an empty text is not a missing value
+    assert values[4] == "plain" and ws.cell(row=6, column=2).value == 5
+    back = pd.read_excel(io.BytesIO(res.data), sheet_name="data", keep_default_na=False)
+    assert back["text"].tolist()[:3] == ["two\r\nlines", "old\rmac", ""]
+
+
+def test_spss_warns_about_trailing_spaces(tmp_path):
+    df = pd.DataFrame({"text": ["padded  ", "fine", "also ", None], "other": ["x", "y ", "z", "w"]})
+    res = export_table(df, "sav")
+    back, _ = _sav_back(res.data, tmp_path)
+    assert back["text"].tolist()[:3] == ["padded", "fine", "also"]  # the format strips them
+    warning = [w for w in res.warnings if "trailing spaces" in w]
+    assert len(warning) == 1 and "text (2)" in warning[0] and "other (1)" in warning[0]
+    assert not any("trailing spaces" in w for w in export_table(df, "dta").warnings)  # Stata keeps them
+
+
+@pytest.mark.parametrize("fmt", ["dta", "sav"])
+def test_missing_and_empty_text_merge_is_reported(fmt, tmp_path):
+    df = pd.DataFrame({"text": ["a", "", None, None], "only_missing": ["a", None, "b", "c"],
+                       "only_empty": ["a", "", "b", "c"]})
+    res = export_table(df, fmt)
+    back = _read_back(res.data, fmt, tmp_path)
+    assert back["text"].tolist() == ["a", "", "", ""]  # the format cannot tell them apart
+    warning = [w for w in res.warnings if "missing" in w and "empty" in w]
+    assert len(warning) == 1, res.warnings
+    assert "text (2 missing, 1 empty)" in warning[0]
+    assert "only_empty" not in warning[0]
+    assert "only_missing (1 missing" in warning[0]
+    assert not any("missing" in w and "empty" in w for w in export_table(df, "parquet").warnings)
+
+
+SENTIMENT_RUN = {"task": "sentiment", "backend": "offline", "labels": ["negative", "neutral", "positive"]}
+
+
+@pytest.mark.parametrize("fmt", ["dta", "sav"])
+def test_value_label_codes_are_fixed_by_the_declared_label_set(fmt, tmp_path):
+    # Two exports with different labels present: the same code must mean the same label.
+    one = pd.DataFrame({"sentiment_label": ["neutral", "positive", None]})
+    two = pd.DataFrame({"sentiment_label": ["negative", "neutral", "neutral"]})
+    maps, codes = [], []
+    for k, df in enumerate((one, two)):
+        res = export_table(df, fmt, runs=[SENTIMENT_RUN])
+        if fmt == "dta":
+            raw, meta = _dta_back(res.data, tmp_path, f"{k}.dta")
+        else:
+            raw, meta = _sav_back(res.data, tmp_path, f"{k}.sav")
+        labels = meta.variable_value_labels["sentiment_label"]
+        maps.append({int(c): v for c, v in labels.items()})
+        codes.append(raw["sentiment_label"].tolist())
+        assert res.value_labels["sentiment_label"] == {1: "negative", 2: "neutral", 3: "positive"}
+        assert not any("sentiment_label" in w and "sorted" in w for w in res.warnings)
+    assert maps[0] == maps[1] == {1: "negative", 2: "neutral", 3: "positive"}
+    assert codes[0][:2] == [2, 3] and pd.isna(codes[0][2])
+    assert codes[1] == [1, 2, 2]
+
+
+def test_value_labels_follow_codebook_order_and_emotion_backend_labels(tmp_path):
+    df = pd.DataFrame({"code_label": ["transport", "none", "transport"],
+                       "emotion_label": ["joy", "neutral", "joy"],
+                       "topic_label": ["1_rent", "0_buses", "1_rent"]})
+    runs = [
+        {"task": "coding", "multi_label": False, "labels": ["rent", "transport", "none"],
+         "codebook": {"codes": [{"label": "rent"}, {"label": "transport"}], "none_label": "none"}},
+        {"task": "emotion", "backend": "transformers", "labels": ["Anger", "Joy", "Neutral"]},
+    ]
+    res = export_table(df, "sav", runs=runs)
+    _, meta = _sav_back(res.data, tmp_path)
+    assert meta.variable_value_labels["code_label"] == {1.0: "rent", 2.0: "transport", 3.0: "none"}
+    assert meta.variable_value_labels["emotion_label"] == {1.0: "anger", 2.0: "joy", 3.0: "neutral"}
+    # No task declares topic labels: sorted values, and the export says so.
+    assert meta.variable_value_labels["topic_label"] == {1.0: "0_buses", 2.0: "1_rent"}
+    assert any("topic_label" in w and "sorted" in w for w in res.warnings)
+    assert not any("code_label" in w and "sorted" in w for w in res.warnings)
+
+
+def test_values_outside_the_declared_set_keep_a_code_and_a_warning(tmp_path):
+    df = pd.DataFrame({"sentiment_label": ["positive", "mixed", "negative"]})
+    res = export_table(df, "dta", runs=[SENTIMENT_RUN])
+    back = pd.read_stata(io.BytesIO(res.data))
+    assert back["sentiment_label"].tolist() == ["positive", "mixed", "negative"]
+    assert res.value_labels["sentiment_label"] == {1: "negative", 2: "neutral", 3: "positive", 4: "mixed"}
+    assert any("mixed" in w and "sentiment_label" in w for w in res.warnings)

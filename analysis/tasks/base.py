@@ -164,5 +164,11 @@ class Task:
         """Result values for an empty text (the contract: empty texts get empty results)."""
         return {}
 
+    def label_sets(self, manifest: dict[str, Any]) -> dict[str, list[str]]:
+        """The label columns of a run (described by its manifest) and every value each can
+        take, in a fixed order. Exports number the labels 1, 2, ... in this order, so a code
+        means the same label in every export of the task. Default: no label columns."""
+        return {}
+
 
 ProgressCallback = Callable[[int, int], None]

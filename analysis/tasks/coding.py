@@ -658,6 +658,17 @@ class CodingTask(Task):
     def empty_row(self) -> dict[str, Any]:
         return {}
 
+    def label_sets(self, manifest: dict[str, Any]) -> dict[str, list[str]]:
+        if manifest.get("multi_label"):
+            return {}  # code_labels joins several codes: no single label per text
+        book = manifest.get("codebook") or {}
+        none_label = str(book.get("none_label") or "").strip()
+        # Codebook order, then the none label, then labels the run has beyond them (few-shot
+        # codes learned from a column without a codebook: the classifier's sorted classes).
+        ordered = [code.get("label") for code in book.get("codes") or [] if isinstance(code, dict)]
+        ordered += [none_label] + list(manifest.get("labels") or [])
+        return {"code_label": list(dict.fromkeys(str(label) for label in ordered if label))}
+
 
 TASK = CodingTask()
 

@@ -167,6 +167,10 @@ class EmotionTask(Task):
     def empty_row(self) -> dict[str, Any]:
         return {"emotion_label": None}
 
+    def label_sets(self, manifest: dict[str, Any]) -> dict[str, list[str]]:
+        # The backend's emotions as emotion_label writes them (slugs; NRC: its eight and "none").
+        return {"emotion_label": [slug(label) for label in manifest.get("labels") or []]}
+
 
 TASK = EmotionTask()
 

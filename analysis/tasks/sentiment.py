@@ -250,6 +250,9 @@ class SentimentTask(Task):
     def empty_row(self) -> dict[str, Any]:
         return {"sentiment_label": None, "sentiment_score": np.nan}
 
+    def label_sets(self, manifest: dict[str, Any]) -> dict[str, list[str]]:
+        return {"sentiment_label": list(LABELS)}  # every backend maps its classes to these
+
 
 TASK = SentimentTask()
 

@@ -8,18 +8,26 @@ warnings, and a check on the corpus).
 from __future__ import annotations
 
 import codecs
+import decimal
 import io
+import tempfile
 import zipfile
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import openpyxl
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pyreadstat
 import pytest
 
 from analysis import corpus as corpus_module
 from analysis.corpus import Corpus, ImportReport, load_corpus
 from analysis.errors import CorpusError
+from analysis.workspace import parquet_safe
 
 
 @dataclass
@@ -65,6 +73,46 @@ def workbook(rows: list[list[Any]] | None) -> Callable[[], bytes]:
         return buffer.getvalue()
 
     return make
+
+
+def parquet(columns: dict[str, Any]) -> Callable[[], bytes]:
+    def make() -> bytes:
+        buffer = io.BytesIO()
+        pq.write_table(pa.table(columns), buffer)
+        return buffer.getvalue()
+
+    return make
+
+
+def stats_file(kind: str, frame: dict[str, list[Any]], **options: Any) -> Callable[[], bytes]:
+    """A Stata (.dta) or SPSS (.sav) file written by pyreadstat (which writes to paths only)."""
+    def make() -> bytes:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"data.{kind}"
+            writer = pyreadstat.write_dta if kind == "dta" else pyreadstat.write_sav
+            writer(pd.DataFrame(frame), str(path), **options)
+            return path.read_bytes()
+
+    return make
+
+
+def column_is(name: str, *expected: Any) -> Callable[[Corpus, ImportReport], None]:
+    def check(corpus: Corpus, report: ImportReport) -> None:
+        values = [None if pd.isna(v) else v for v in corpus.data[name].tolist()]
+        assert values == list(expected), values
+
+    return check
+
+
+def ids_are(*expected: str, id_column: str | None) -> Callable[[Corpus, ImportReport], None]:
+    def check(corpus: Corpus, report: ImportReport) -> None:
+        assert corpus.doc_ids == list(expected) and corpus.id_column == id_column
+
+    return check
+
+
+def wide_header(columns: int) -> Callable[[], bytes]:
+    return lambda: (",".join(f"c{i}" for i in range(columns)) + "\n" + ",".join("x" * columns) + "\n").encode()
 
 
 def texts_are(*expected: str) -> Callable[[Corpus, ImportReport], None]:
@@ -159,8 +207,43 @@ CASES = [
     Case("duplicate-ids", "data.csv", text("id,text\n1,a\n2,b\n1,c\n"), options={"id_column": "id"},
          error=("repeated", "'1' on data rows 1, 3")),
     Case("empty-ids", "data.csv", text("id,text\n1,a\n,b\n3,c\n"), options={"id_column": "id"}, error=("empty on 1 row", "data rows 2")),
-    Case("doc-id-collision", "data.csv", text("doc_id,text\nA,a\nB,b\n"), options={"text_column": "text"},
-         error=("already has a column named 'doc_id'", "choose it as the id column", "rename")),
+    # Finding 2: a file's own doc_id is used as the ids when it can be, and kept (renamed) when not.
+    Case("doc-id-column-is-used", "data.csv", text("doc_id,text\nA,a\nB,b\n"), options={"text_column": "text"}, rows=2,
+         warnings=("'doc_id' as document ids",), check=ids_are("A", "B", id_column="doc_id")),
+    Case("doc-id-column-repeated", "data.csv", text("doc_id,text\nA,a\nA,b\n"), options={"text_column": "text"}, rows=2,
+         warnings=("kept as 'file_doc_id'", "repeated"),
+         check=lambda c, r: (c.doc_ids == ["doc-000001", "doc-000002"] and c.data["file_doc_id"].tolist() == ["A", "A"])
+         or pytest.fail(str(c.data))),
+    Case("doc-id-column-and-other-id", "data.csv", text("doc_id,rid,text\nA,r1,a\nB,r2,b\n"),
+         options={"text_column": "text", "id_column": "rid"}, rows=2, warnings=("kept as 'file_doc_id'", "another id column"),
+         check=ids_are("r1", "r2", id_column="rid")),
+    Case("suggested-id-by-default", "data.csv", text("respondent,text\nR1,hello there\nR2,fine thanks\n"), rows=2,
+         warnings=("'respondent' as document ids",), check=ids_are("R1", "R2", id_column="respondent")),
+    Case("row-ids-on-request", "data.csv", text("respondent,text\nR1,hello there\nR2,fine thanks\n"),
+         options={"id_column": "none"}, rows=2, check=ids_are("doc-000001", "doc-000002", id_column=None)),
+    # Finding 16: crashes and hangs become clear refusals.
+    Case("json-nested-100k-deep", "data.json", text("[" * 100_000 + "]" * 100_000), error=("too deeply", "flat list")),
+    Case("json-record-nested-deep", "data.json", text('[{"text": "a", "x": ' + "[" * 100_000 + "]" * 100_000 + "}]"),
+         error=("too deeply",)),
+    Case("jsonl-line-nested-deep", "data.jsonl", text('{"text": "a", "x": ' + "[" * 100_000 + "]" * 100_000 + '}\n{"text": "b"}\n'),
+         rows=1, skipped=(("line 1", "too deeply"),), check=texts_are("b")),
+    Case("csv-million-columns", "data.csv", wide_header(1_000_000), error=("1,000,000 columns", "at most 10,000", "delimiter")),
+    Case("csv-too-wide", "data.csv", wide_header(60), limits={"MAX_COLUMNS": 50}, error=("60 columns", "at most 50")),
+    Case("jsonl-too-many-keys", "data.jsonl", text('{"text": "a", "k1": 1}\n{"text": "b", "k2": 1, "k3": 2}\n'),
+         limits={"MAX_COLUMNS": 3}, error=("more than 3 different keys", "line 2")),
+    Case("parquet-too-wide", "data.parquet", parquet({f"c{i}": ["x"] for i in range(6)}), limits={"MAX_COLUMNS": 5},
+         error=("6 columns", "at most 5")),
+    Case("zip-bomb-ratio", "data.zip", zipped({"bomb.txt": "a" * 3_000_000, "ok.txt": "fine"}), rows=1,
+         skipped=(("archive member bomb.txt", "over the 100:1 limit"),), check=texts_are("fine")),
+    Case("zip-bomb-total", "data.zip", zipped({f"part{i}.txt": "word " * 200 for i in range(5)}),
+         limits={"MAX_ZIP_TOTAL_BYTES": 3000}, error=("over the 2.9 KB limit for a whole archive", "in parts")),
+    Case("zip-bomb-data-file", "data.zip", zipped({"big.csv": "id,text\n" + "1,aaaa\n" * 500_000}),
+         error=("big.csv could not be read", "100:1 limit")),
+    Case("dta-some-values-labelled", "data.dta",
+         stats_file("dta", {"text": ["a", "b", "c", "d"], "q": [1.0, 2.0, 5.0, None]},
+                    variable_value_labels={"q": {1: "agree", 2: "disagree"}}),
+         rows=4, warnings=("'q' has value labels for only some values", "(5)"),
+         check=column_is("q", "agree", "disagree", "5", None)),
     Case("nul-bytes-in-csv", "data.csv", raw(b"id,text\n1,hel\x00lo\n2,wor\x00ld\n"), rows=2, warnings=("Removed 2 NUL", "byte 13"),
          check=texts_are("hello", "world")),
     Case("long-line-no-newline", "data.csv", text("id,text\n1," + LONG_LINE), rows=1, check=texts_are(LONG_LINE)),
@@ -198,3 +281,6 @@ def test_bad_input(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
         assert any(words in warning for warning in report.warnings), report.warnings
     if case.check:
         case.check(corpus, report)
+    # Every corpus that imports can be stored in a project (workspace.parquet_safe -> Parquet).
+    if len(data) < 10_000_000:  # (the 100 MB cell would only cost time)
+        parquet_safe(corpus.data).to_parquet(io.BytesIO())

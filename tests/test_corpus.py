@@ -13,6 +13,7 @@ import pyreadstat
 import pytest
 
 from analysis.corpus import (
+    ROW_IDS,
     SUPPORTED_EXTENSIONS,
     ColumnRoles,
     Corpus,
@@ -24,6 +25,7 @@ from analysis.corpus import (
 )
 from analysis.errors import CorpusError
 from analysis.textutil import bundled_tokenizer, split_sentences, token_counts, word_counts
+from tests.conftest import SAMPLE_CSV
 
 SURVEY = pd.DataFrame(
     {
@@ -415,6 +417,30 @@ def test_existing_doc_id_column_can_be_the_id():
     assert corpus.doc_ids == ["x1", "x2"]
 
 
+def test_a_files_own_doc_id_is_the_id_when_it_can_be_and_kept_when_not():
+    table = pd.DataFrame({"doc_id": ["x1", "x2"], "rid": ["r1", "r2"], "text": ["a", "b"]})
+    corpus = build_corpus(table, "text")
+    assert corpus.id_column == "doc_id" and corpus.doc_ids == ["x1", "x2"]
+    assert corpus.data.columns.tolist() == ["doc_id", "rid", "text"]
+    assert "unique and non-empty" in corpus.notes[0]
+    for id_column, ids in (("rid", ["r1", "r2"]), (ROW_IDS, ["doc-000001", "doc-000002"])):
+        corpus = build_corpus(table, "text", id_column)
+        assert corpus.doc_ids == ids
+        assert corpus.data.columns.tolist() == ["doc_id", "file_doc_id", "rid", "text"]
+        assert corpus.data["file_doc_id"].tolist() == ["x1", "x2"] and "kept as 'file_doc_id'" in corpus.notes[0]
+    empty = build_corpus(table.assign(doc_id=["x1", ""]), "text")
+    assert empty.doc_ids == ["doc-000001", "doc-000002"] and "empty on 1 row" in empty.notes[0]
+    as_text = build_corpus(table.assign(doc_id=["long text one", "long text two"]), "doc_id")
+    assert as_text.text_column == "file_doc_id" and as_text.texts == ["long text one", "long text two"]
+
+
+def test_load_corpus_on_the_sample_uses_its_respondent_ids():
+    """The CLI (load_corpus without an id column) gets the ids the app suggests."""
+    corpus, report = load_corpus(SAMPLE_CSV)
+    assert corpus.id_column == "respondent_id" and corpus.doc_ids[0] == "R0001"
+    assert any("'respondent_id' as document ids" in w for w in report.warnings)
+
+
 def test_texts_turn_missing_values_into_empty_strings():
     table = pd.DataFrame({"text": ["a", None, np.nan, 5, "b"]}, dtype=object)
     assert build_corpus(table, "text").texts == ["a", "", "", "5", "b"]
@@ -443,8 +469,13 @@ def test_unknown_role_columns_are_named(role):
 def test_load_corpus_defaults_and_auto_roles():
     data = SURVEY.to_csv(index=False).encode()
     corpus, report = load_corpus(data, "survey.csv")
-    assert (corpus.text_column, corpus.id_column, corpus.group_column, corpus.date_column) == ("text", None, None, None)
-    assert corpus.doc_ids[0] == "doc-000001" and report.rows == 4
+    # The suggested id column is used by default (as in the app), and the report says so.
+    assert (corpus.text_column, corpus.id_column, corpus.group_column, corpus.date_column) == (
+        "text", "respondent_id", None, None)
+    assert corpus.doc_ids[0] == "007" and report.rows == 4
+    assert any("'respondent_id' as document ids" in w for w in report.warnings), report.warnings
+    corpus, report = load_corpus(data, "survey.csv", id_column=ROW_IDS)  # row numbers, when wanted
+    assert corpus.id_column is None and corpus.doc_ids[0] == "doc-000001"
     corpus, _ = load_corpus(data, "survey.csv", id_column="auto", group_column="auto", date_column="auto")
     assert (corpus.id_column, corpus.group_column, corpus.date_column) == ("respondent_id", "region", None)
     assert corpus.doc_ids == ["007", "008", "009", "010"]

@@ -23,18 +23,22 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
+    "TextCounts",
     "auto_freq",
     "bootstrap_mean_ci",
     "group_means",
+    "is_empty_text",
     "label_shares",
     "label_shares_over_time",
     "profile_by_group",
+    "text_counts",
     "top_labels",
     "trend",
 ]
@@ -527,3 +531,45 @@ def top_labels(table: pd.DataFrame, label: str, top: int, *, other: str = "other
     out["n"] = out["n"].astype("int64")
     out.attrs.update(attrs, other=len(rest), other_dropped=False)
     return out
+
+
+# --------------------------------------------------------------------------- counting texts
+# One definition for every page and report: a text is a row; it is empty when it is
+# missing or whitespace only (as in `corpus.quality_report` and the job runner, which give
+# empty texts empty results). Length figures are over the non-empty texts.
+
+def is_empty_text(texts) -> pd.Series:
+    """True for each text that is missing or whitespace only."""
+    values = pd.Series(list(texts) if not isinstance(texts, pd.Series) else texts, dtype=object)
+    return values.map(lambda t: t is None or (isinstance(t, float) and math.isnan(t)) or not str(t).strip()).astype(bool)
+
+
+@dataclass(frozen=True)
+class TextCounts:
+    """How many texts there are and how many are empty; `describe()` is the one wording."""
+
+    total: int
+    non_empty: int
+
+    @property
+    def empty(self) -> int:
+        return self.total - self.non_empty
+
+    def describe(self) -> str:
+        """"467 texts (464 non-empty, 3 empty)", or "20 texts (none empty)"."""
+        head = f"{self.total:,} text{'' if self.total == 1 else 's'}"
+        if not self.empty:
+            return f"{head} (none empty)"
+        return f"{head} ({self.non_empty:,} non-empty, {self.empty:,} empty)"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def __format__(self, spec: str) -> str:
+        return format(self.describe(), spec)
+
+
+def text_counts(texts) -> TextCounts:
+    """Texts and non-empty texts of a column (or list) of texts."""
+    empty = is_empty_text(texts)
+    return TextCounts(total=int(len(empty)), non_empty=int((~empty).sum()))

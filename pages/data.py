@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts
+from analysis.aggregate import text_counts
 from analysis.corpus import SUPPORTED_EXTENSIONS, build_corpus, load_corpus, quality_report, read_file, suggest_columns
 from analysis.errors import TextlabError
 from ui import state
@@ -21,6 +22,13 @@ st.caption("Files are read on this machine and stored in your workspace; no text
 def _read(upload_key: str, _data: bytes, name: str, sheet, txt_mode: str, encoding: str | None, delimiter: str | None):
     # Keyed by the upload's id, not its bytes: hashing a 1 GB upload on every rerun is slow.
     return read_file(_data, name, sheet=sheet, txt_mode=txt_mode, encoding=encoding, delimiter=delimiter)
+
+
+@st.cache_data(show_spinner=False)
+def _sample_counts(path: str) -> str:
+    # Counted from the file with the definition every page uses, not written by hand.
+    frame, _ = read_file(path)
+    return text_counts(frame["text"]).describe()
 
 
 def _load_sample() -> None:
@@ -88,9 +96,9 @@ tab_upload, tab_sample, tab_projects = st.tabs(["Import a file", "Sample data", 
 
 with tab_sample:
     st.markdown(
-        "A fictional survey written for Textlab: 420+ answers and posts on housing, transport, health care, "
-        "climate and the cost of living, with region, age group, date and two human coders' codes. "
-        "Good for a workshop: one click and everyone has the same data."
+        f"A fictional survey written for Textlab: {_sample_counts(str(state.SAMPLE_CORPUS))}, answers and posts "
+        "on housing, transport, health care, climate and the cost of living, with region, age group, date and "
+        "two human coders' codes. Good for a workshop: one click and everyone has the same data."
     )
     st.button("Load sample data", type="primary", on_click=_load_sample, key="load_sample")
 

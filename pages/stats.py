@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from analysis import charts
+from analysis import aggregate, charts
 from ui.widgets import job_status, require_project, run_history, submit_button
 
 st.title("Text statistics")
@@ -16,18 +16,23 @@ latest = project.latest_runs().get("stats")
 if latest is not None:
     frame = project.results_frame({"stats": latest})
     info = project.info
-    st.caption(f"Results of run `{latest.id}` (finished {latest.finished}).")
+    # One count and one definition with the Data page: every row is a text, lengths are
+    # over the non-empty ones (an empty text's 0 words would pull the medians down).
+    counts = aggregate.text_counts(frame[info.text_column])
+    filled = frame[~aggregate.is_empty_text(frame[info.text_column]).to_numpy()]
+    st.caption(f"Results of run `{latest.id}` (finished {latest.finished}): {counts.describe()}; "
+               "lengths are of the non-empty texts.")
     cols = st.columns(4)
-    cols[0].metric("Texts", f"{len(frame):,}")
-    cols[1].metric("Median words", f"{frame['stats_words'].median():,.0f}")
-    cols[2].metric("Median tokens", f"{frame['stats_tokens'].median():,.0f}")
+    cols[0].metric("Texts", f"{counts.total:,}", help=counts.describe())
+    cols[1].metric("Median words", f"{filled['stats_words'].median():,.0f}")
+    cols[2].metric("Median tokens", f"{filled['stats_tokens'].median():,.0f}")
     known = frame["stats_language"].dropna()
     cols[3].metric("Languages", f"{known[known != 'und'].nunique():,}", help="Distinct detected languages; 'und' (too short to tell) not counted.")
     left, right = st.columns(2)
-    left.plotly_chart(charts.length_histogram(frame["stats_words"], "words"))
+    left.plotly_chart(charts.length_histogram(filled["stats_words"], "words"))
     right.plotly_chart(charts.category_counts(frame["stats_language"].fillna("(empty text)"), "Detected language ('und': too short to tell)", "language"))
     if info.group_column:
-        st.plotly_chart(charts.numeric_by_group(frame, "stats_words", info.group_column, f"Words per text by {info.group_column}"))
+        st.plotly_chart(charts.numeric_by_group(filled, "stats_words", info.group_column, f"Words per text by {info.group_column}"))
     if info.date_column:
         st.plotly_chart(charts.counts_over_time(frame[info.date_column]))
     st.subheader("Texts")

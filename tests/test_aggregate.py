@@ -366,3 +366,29 @@ def test_top_labels_sums_the_rest_into_other_and_keeps_the_counts():
     multi = multi_label_shares(codes, "m", [f"t{i}" for i in range(20)])
     kept = top_labels(multi, "m", 4)
     assert len(kept) == 4 and kept.attrs["other_dropped"] and not kept["m"].str.startswith("other").any()
+
+
+def test_text_counts_one_definition_of_a_text_and_an_empty_one():
+    from analysis.aggregate import TextCounts, is_empty_text, text_counts
+
+    texts = pd.Series(["a", "", "  ", None, np.nan, "b\n", "\u00a0"])
+    assert is_empty_text(texts).tolist() == [False, True, True, True, True, False, True]
+    counts = text_counts(texts)
+    assert (counts.total, counts.non_empty, counts.empty) == (7, 2, 5)
+    assert counts.describe() == "7 texts (2 non-empty, 5 empty)"
+    assert str(text_counts(["x", "y"])) == "2 texts (none empty)"
+    assert text_counts(["x"]).describe() == "1 text (none empty)"
+    assert text_counts([]) == TextCounts(0, 0)
+    assert f"{text_counts(['x'] * 1200 + [''])}" == "1,201 texts (1,200 non-empty, 1 empty)"
+
+
+def test_sample_counts_agree_with_the_quality_report():
+    from analysis.aggregate import text_counts
+    from analysis.corpus import load_corpus
+    from tests.conftest import SAMPLE_CSV
+
+    corpus, _ = load_corpus(SAMPLE_CSV, text_column="text", id_column="respondent_id")
+    counts = text_counts(corpus.texts)
+    assert counts.describe() == "467 texts (464 non-empty, 3 empty)"
+    frame = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
+    assert counts.total == len(frame) and counts.empty == int((frame["text"].str.strip() == "").sum())

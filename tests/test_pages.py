@@ -163,3 +163,27 @@ def test_transformers_backend_without_model_shows_the_download_command(home, mon
     at.button(key="submit_sentiment").click().run()
     assert not at.exception
     assert "textlab models download" in texts_of(at.error)
+
+
+def test_one_count_of_texts_on_every_page_and_in_the_sample_readme(home):
+    """467 rows, 3 of them empty: the Data page's sample tab, Text statistics and the sample's
+    README say the same thing, and length figures are over the non-empty texts everywhere."""
+    sample = pd.read_csv(ROOT / "sample_data" / "policy_survey.csv", dtype=str, keep_default_na=False)
+    empty = int((sample["text"].str.strip() == "").sum())
+    expected = f"{len(sample):,} texts ({len(sample) - empty:,} non-empty, {empty:,} empty)"
+    assert expected == "467 texts (464 non-empty, 3 empty)"
+    at = new_app()
+    assert expected in texts_of(at.markdown), "the sample tab"
+    assert "420+" not in texts_of(at.markdown)
+    assert expected in (ROOT / "sample_data" / "README.md").read_text("utf-8")
+    at = load_sample(at)
+    quality = {m.label: m.value for m in at.metric}
+    at = goto(at, "pages/stats.py")
+    at.button(key="submit_stats").click().run()
+    at = wait_for_stats(at)
+    stats = {m.label: m.value for m in at.metric}
+    assert stats["Texts"] == quality["Rows"] == f"{len(sample):,}"
+    assert expected in texts_of(at.caption)
+    assert stats["Median words"] == quality["Median words"]  # both over the non-empty texts
+    histogram = at.get("plotly_chart")[0]
+    assert f"n = {len(sample) - empty:,}" in histogram.proto.spec

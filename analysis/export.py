@@ -9,13 +9,16 @@ Formats
 -------
 ``csv`` / ``tsv``
     UTF-8, no index, missing values as empty fields, ``\\n`` line ends. ``bom=True``
-    prepends a UTF-8 byte-order mark so Excel opens accented text correctly.
+    prepends a UTF-8 byte-order mark so Excel opens accented text correctly. Every field
+    holding a line break is quoted, a lone ``\\r`` included (so no row is ever split).
 ``xlsx``
     Sheets ``data``, ``codebook`` (one row per code) and ``runs`` (one row per run
     manifest, nested values as JSON). Header row frozen, column widths set. Excel's limits
     are enforced visibly: more than 1,048,575 rows is an error; cells longer than 32,767
     characters are cut and XML-illegal control characters removed, each with a warning
     that counts the cells and names the columns. No cell is ever written as a formula.
+    Carriage returns (``\\r\\n``, a lone ``\\r``) are kept, and an empty text stays an
+    empty text cell, distinct from a missing value (a blank cell).
 ``parquet``
     pyarrow, values verbatim. Object columns holding mixed types (which Arrow cannot
     store) are written as strings, with a warning naming them. The codebook and the run
@@ -27,16 +30,28 @@ Formats
     not a reserved word, unique); the original names are kept as variable labels and the
     mapping is returned in ``ExportResult.renamed``. Strings over 2,045 bytes become strL.
     Label columns become labelled integers (value labels). Booleans become 0/1,
-    datetimes stay datetimes, dates stay dates, missing values stay missing.
+    datetimes stay datetimes (``%tc``), dates and datetime columns whose values are all at
+    midnight become ``%td``, missing values stay missing. Stata has no missing text: a
+    missing text becomes ``""`` (a warning counts them where a column has any).
 ``sav``
     SPSS via pyreadstat: same name cleaning (at most 64 characters, starting with a
     letter), original names as variable labels, label columns as numeric codes with value
     labels (measure: nominal). Strings are cut to SPSS's 32,767 bytes, with a warning.
+    Dates become ``DATE``, datetimes ``DATETIME``. SPSS strips trailing spaces and has no
+    missing text: both are reported with counts per column.
+
+Dates: the columns named in ``date_columns`` (the corpus's date column) are written as
+real dates to Excel, Stata and SPSS when every value parses as a date (with the corpus's
+parser, :meth:`analysis.corpus.Corpus.dates`); otherwise they stay text, with a warning.
+CSV, TSV and Parquet keep them as the user gave them.
 
 Label columns (Stata and SPSS) are pandas Categoricals plus the text columns named in
-``value_label_columns`` (default: :data:`VALUE_LABEL_COLUMNS`). Codes are the pandas
-category codes (0, 1, ... in category order, alphabetical unless the Categorical says
-otherwise), so the two formats agree.
+``value_label_columns`` (default: :data:`VALUE_LABEL_COLUMNS`). Codes are 1, 2, ... in the
+order of the label set that the column's task declares (``Task.label_sets``, read from the
+run manifests passed as ``runs``): sentiment negative=1, neutral=2, positive=3 in every
+export, whichever labels occur. Columns no task declares are numbered in category order
+(sorted values), with a warning that says so. The mapping used is in
+``ExportResult.value_labels``; the two formats agree.
 
 Formula injection
 -----------------

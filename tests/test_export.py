@@ -691,3 +691,22 @@ def test_values_outside_the_declared_set_keep_a_code_and_a_warning(tmp_path):
     assert back["sentiment_label"].tolist() == ["positive", "mixed", "negative"]
     assert res.value_labels["sentiment_label"] == {1: "negative", 2: "neutral", 3: "positive", 4: "mixed"}
     assert any("mixed" in w and "sentiment_label" in w for w in res.warnings)
+
+
+@pytest.mark.parametrize("name", ["sentiment", "emotion"])
+def test_offline_tasks_declare_every_label_they_write(name):
+    # The declaration and the predictor must agree, or exports would number labels "after" it.
+    from analysis.tasks import get_task
+
+    task = get_task(name)
+    config = task.Config.from_dict({"backend": "offline"})
+    predictor = task.load(config)
+    try:
+        texts = ["I love this, wonderful news", "This is terrible and I am angry", "The bus is at nine",
+                 "zzz qqq"]
+        written = set(predictor.predict(texts)[f"{name}_label"])
+        declared = task.label_sets(predictor.describe())
+    finally:
+        predictor.close()
+    assert list(declared) == [f"{name}_label"]
+    assert written <= set(declared[f"{name}_label"])

@@ -424,7 +424,12 @@ def _real_dates(df: pd.DataFrame, date_columns: tuple[str, ...], result: ExportR
             values = col.astype(object)
             present = values.map(lambda v: not _is_missing(v) and str(v).strip() != "")
             if present.any():
-                parsed = _parse_date_column(values)
+                try:
+                    parsed = _parse_date_column(values)
+                except TextlabError as exc:  # e.g. a day/month order the parser cannot decide
+                    result.warnings.append(f"The date column '{c}' was written to {fmt_name} as text, "
+                                           f"not as dates: {exc}")
+                    continue
                 bad = values[present & parsed.isna()]
                 if len(bad):
                     examples = ", ".join(repr(str(v)) for v in bad.drop_duplicates().head(3))

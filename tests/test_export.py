@@ -710,3 +710,17 @@ def test_offline_tasks_declare_every_label_they_write(name):
         predictor.close()
     assert list(declared) == [f"{name}_label"]
     assert written <= set(declared[f"{name}_label"])
+
+
+def test_date_column_the_parser_refuses_stays_text(monkeypatch):
+    from analysis.corpus import Corpus
+    from analysis.errors import CorpusError
+
+    def refuse(self):
+        raise CorpusError("The dates in 'day' could be day-first or month-first; choose the order.")
+
+    monkeypatch.setattr(Corpus, "dates", refuse)
+    df = pd.DataFrame({"day": ["04.03.2021", "05.03.2021"]})
+    res = export_table(df, "xlsx", date_columns=["day"])
+    assert pd.read_excel(io.BytesIO(res.data), sheet_name="data")["day"].tolist() == ["04.03.2021", "05.03.2021"]
+    assert any("day-first" in w and "as text" in w for w in res.warnings)

@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show how a file is read, the suggested columns and a data-quality report")
     p.add_argument("input")
     _add_column_options(p)
+    p.add_argument("--json", action="store_true", help="print every figure as JSON instead of a readable summary")
     return parser
 
 
@@ -309,10 +310,17 @@ def _report_dict(report) -> dict:
 
 
 def cmd_info(args) -> int:
-    from .corpus import quality_report, suggest_columns
+    # Only the light corpus module: no model, torch or transformers import, so that info on a
+    # survey file takes about a second (the quality report counts tokens with `tokenizers`).
+    from .corpus import load_corpus, quality_report, suggest_columns
 
-    corpus, report = _load(args)
-    suggestion = suggest_columns(corpus.data.drop(columns=["doc_id"]))
+    corpus, report = load_corpus(
+        args.input, text_column=args.text_column, id_column=args.id_column,
+        group_column=args.group_column, date_column=args.date_column, **_read_kwargs(args),
+    )
+    # Suggestions for the file's own columns (a doc_id column used as the ids is one of them).
+    table = corpus.data if corpus.id_column == "doc_id" else corpus.data.drop(columns=["doc_id"])
+    suggestion = suggest_columns(table)
     quality = quality_report(corpus)
     out = {
         "file": report.source,
@@ -324,11 +332,68 @@ def cmd_info(args) -> int:
         "skipped": [f"{s.where}: {s.reason}" for s in report.skipped],
         "warnings": report.warnings,
         "suggested_columns": {"text": suggestion.text, "id": suggestion.id, "group": suggestion.group, "date": suggestion.date},
-        "used_columns": {"text": corpus.text_column, "id": corpus.id_column},
+        "used_columns": {"text": corpus.text_column, "id": corpus.id_column,
+                         "group": corpus.group_column, "date": corpus.date_column},
         "quality": quality.to_dict(),
     }
-    print(json.dumps(out, indent=2, ensure_ascii=False, default=str))
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False, default=str))
+    else:
+        print(_info_summary(out, corpus))
     return 0
+
+
+def _info_summary(info: dict, corpus) -> str:
+    """`textlab info` for a person: how the file was read, the columns, problems, quality."""
+    quality = info["quality"]
+    delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}.get(info["delimiter"], info["delimiter"])
+    how = ", ".join(x for x in (info["format"].upper(), info["encoding"],
+                                f"{delimiter}-separated" if delimiter else None) if x)
+    roles = lambda columns: " · ".join(f"{role}: {name}" for role, name in columns.items() if name) or "none"  # noqa: E731
+    ids = corpus.doc_ids
+    id_source = f"column {corpus.id_column}" if corpus.id_column else "row numbers"
+    lines = [
+        info["file"],
+        f"  read as     {how}: {info['rows']:,} rows, {len(info['columns'])} columns",
+        f"  columns     {_listed(info['columns'], 12)}",
+        f"  suggested   {roles(info['suggested_columns'])}",
+        f"  used        {roles(info['used_columns'])}",
+        f"  ids         from {id_source} ({ids[0]} … {ids[-1]})" if ids else "  ids         none",
+    ]
+    for title, items in (("Warnings", info["warnings"]), ("Skipped", info["skipped"])):
+        if items:
+            lines.append(f"{title} ({len(items)})")
+            lines += [f"  - {item}" for item in items[:20]]
+            if len(items) > 20:
+                lines.append(f"  ... and {len(items) - 20} more (--json lists them all)")
+    words, tokens = quality["words"], quality["tokens"]
+    empty = f", {quality['empty']:,} empty ({_listed(quality['empty_ids'], 5)})" if quality["empty"] else ", none empty"
+    duplicates = f"{quality['duplicates']:,}"
+    if quality["duplicate_examples"]:
+        snippet, count = quality["duplicate_examples"][0]
+        duplicates += f' (most often: "{snippet}" ×{count})'
+    long = f"{quality['long_texts']:,}"
+    if quality["long_texts"]:
+        long += f" ({_listed(quality['long_ids'], 5)}): a model reading {quality['long_threshold']} tokens cuts them"
+
+    def spread(d: dict) -> str:
+        return f"median {d['median']:,.0f}, mean {d['mean']:,.1f}, 95% at most {d['p95']:,.0f}, longest {d['max']:,}"
+
+    lines += [
+        "Data quality",
+        f"  texts             {quality['rows']:,}{empty}",
+        f"  exact duplicates  {duplicates}",
+        f"  words per text    {spread(words)}",
+        f"  tokens per text   {spread(tokens)} (all-MiniLM-L6-v2 word pieces)",
+        f"  over {quality['long_threshold']} tokens   {long}",
+        "All figures as JSON: textlab info FILE --json",
+    ]
+    return "\n".join(lines)
+
+
+def _listed(values: list, limit: int) -> str:
+    shown = ", ".join(map(str, values[:limit]))
+    return shown + (f", … ({len(values)} in all)" if len(values) > limit else "")
 
 
 def cmd_models(args) -> int:

@@ -65,11 +65,36 @@ def test_user_errors_are_one_line_and_exit_2(home, tmp_path, capsys, small_csv, 
 
 
 def test_info_reports_suggestions_and_quality(capsys, small_csv):
-    assert main(["info", str(small_csv)]) == 0
+    assert main(["info", str(small_csv), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["suggested_columns"]["text"] == "answer"
     assert info["suggested_columns"]["date"] == "date"
     assert info["quality"]["rows"] == 6 and info["quality"]["empty"] == 1 and info["quality"]["duplicates"] == 1
+    # The suggested id column is used, as in the app, and the report says so.
+    assert info["used_columns"]["id"] == "rid"
+    assert any("'rid' as document ids" in warning for warning in info["warnings"])
+
+
+def test_info_prints_a_readable_summary_by_default(capsys, small_csv):
+    assert main(["info", str(small_csv)]) == 0
+    out = capsys.readouterr().out
+    assert not out.lstrip().startswith("{")
+    for words in ("CSV, utf-8, comma-separated: 6 rows, 4 columns", "suggested   text: answer", "ids         from column rid (r1 … r6)",
+                  "Warnings (1)", "texts             6, 1 empty (r3)", "exact duplicates  1", "tokens per text", "--json"):
+        assert words in out, out
+    assert main(["info", str(small_csv), "--id-column", "none"]) == 0
+    assert "from row numbers (doc-000001 … doc-000006)" in capsys.readouterr().out
+
+
+def test_info_loads_no_model_library(small_csv):
+    """`textlab info` took 20 s loading transformers and torch for its token counts; the
+    bundled tokenizer is read with `tokenizers` alone."""
+    code = ("import sys; from analysis.cli import main; code = main(['info', sys.argv[1]]); "
+            "heavy = {'torch', 'transformers', 'sentence_transformers'} & set(sys.modules); "
+            "sys.exit(f'imported {sorted(heavy)}' if heavy else code)")
+    proc = subprocess.run([sys.executable, "-c", code, str(small_csv)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Data quality" in proc.stdout
 
 
 def test_models_list_and_offline_download(capsys, monkeypatch):

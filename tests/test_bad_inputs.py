@@ -239,6 +239,32 @@ CASES = [
          limits={"MAX_ZIP_TOTAL_BYTES": 3000}, error=("over the 2.9 KB limit for a whole archive", "in parts")),
     Case("zip-bomb-data-file", "data.zip", zipped({"big.csv": "id,text\n" + "1,aaaa\n" * 500_000}),
          error=("big.csv could not be read", "100:1 limit")),
+    # Finding 17: nothing changes silently on import.
+    Case("parquet-nested-and-decimal", "data.parquet", parquet({
+        "text": ["a", "b"], "tags": [[1, 2], None], "meta": [{"x": 1, "y": "z"}, {"x": 2, "y": None}],
+        "pairs": pa.array([[("k", 1)], []], type=pa.map_(pa.string(), pa.int64())),
+        "price": pa.array([decimal.Decimal("1.50"), None], type=pa.decimal128(5, 2)),
+        "big": pa.array([decimal.Decimal("12345678901234567890.1"), None], type=pa.decimal128(30, 1))}),
+         options={"text_column": "text"}, rows=2, warnings=("read as JSON text: 'tags', 'meta', 'pairs'", "floats", "every digit"),
+         check=lambda c, r: (c.data.loc[0, ["tags", "meta", "pairs", "price", "big"]].tolist()
+                             == ["[1, 2]", '{"x": 1, "y": "z"}', '{"k": 1}', 1.5, "12345678901234567890.1"])
+         or pytest.fail(str(c.data.loc[0].tolist()))),
+    Case("spss-user-missing", "data.sav",
+         stats_file("sav", {"text": ["a", "b", "c"], "q": [1.0, 99.0, 99.0]},
+                    variable_value_labels={"q": {1: "agree", 99: "refused"}}, missing_ranges={"q": [99]}),
+         rows=3, warnings=("user-missing", "99 'refused' (2 rows)"), check=column_is("q", "agree", "refused", "refused")),
+    Case("jsonl-bom-lines", "data.jsonl", raw(codecs.BOM_UTF8 + b'{"text": "one"}\n' + codecs.BOM_UTF8 + b'{"text": "two"}\n'),
+         rows=2, warnings=("byte-order mark", "line 2"), check=texts_are("one", "two")),
+    Case("json-duplicate-keys-and-infinity", "data.json", text('[{"text": "a", "text": "b", "n": Infinity}, {"text": "c", "n": NaN}]'),
+         rows=2, warnings=("repeat a key ('text')", "Infinity (1x), NaN (1x)"), check=texts_are("b", "c")),
+    # Finding 18: messages say what really happened.
+    Case("zip-member-outside-archive", "data.zip", zipped({"../evil.txt": "x", "/etc/passwd.txt": "y", "ok.txt": "fine"}),
+         rows=1, skipped=(("archive member ../evil.txt", "unsafe path outside the archive"),
+                          ("archive member /etc/passwd.txt", "unsafe path outside the archive")), check=texts_are("fine")),
+    Case("xlsx-named-zip", "data.zip", workbook([["id", "text"], [1, "from a workbook"]]), rows=1,
+         warnings=("is an Excel workbook",), check=texts_are("from a workbook")),
+    Case("parquet-all-missing-text-column", "data.parquet", parquet({"id": [1, 2], "text": pa.array([None, None], pa.float64())}),
+         options={"text_column": "text"}, error=("'text' is empty in every row",)),
     Case("dta-some-values-labelled", "data.dta",
          stats_file("dta", {"text": ["a", "b", "c", "d"], "q": [1.0, 2.0, 5.0, None]},
                     variable_value_labels={"q": {1: "agree", 2: "disagree"}}),

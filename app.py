@@ -30,8 +30,10 @@ pages = {
 # The job worker serves the workspace from the first page view on (and from server start
 # under `textlab app`): interrupted runs resume without anyone pressing a button.
 job_manager()
-navigation = st.navigation(pages)
-sidebar()
+# Navigation is drawn by the sidebar (links that carry the open project in the URL); the
+# built-in menu would drop it, and on a deep link it briefly lists pages/ by file name.
+navigation = st.navigation(pages, position="hidden")
+sidebar(pages)
 try:
     navigation.run()
 except Exception as exc:  # st.stop/st.rerun are BaseExceptions and pass through

@@ -479,6 +479,7 @@ APP_FLAGS = {
     "server.fileWatcherType": "none",
     "client.toolbarMode": "minimal",
     "client.showErrorDetails": "none",
+    "client.showSidebarNavigation": "false",
     "theme.base": "light",
     "theme.primaryColor": "#2563eb",
 }

@@ -565,6 +565,31 @@ class Project:
     def manifests(self) -> list[dict]:
         return [self.manifest(run.id) for run in self.latest_runs().values()]
 
+    # -- page settings: what a run depends on (a codebook being written, the method, the
+    # column of human codes) is kept with the project, so a refresh, a closed tab or a
+    # restart reopens it as it was. One small JSON file, replaced atomically.
+
+    def settings(self, name: str) -> dict:
+        path = self.folder / "settings.json"
+        try:
+            data = json.loads(path.read_text("utf-8")) if path.exists() else {}
+        except (OSError, ValueError):  # a damaged file loses drafts, not results
+            return {}
+        value = data.get(name)
+        return value if isinstance(value, dict) else {}
+
+    def save_settings(self, name: str, values: dict) -> None:
+        path = self.folder / "settings.json"
+        with _FileLock(self.folder / ".settings.lock"):
+            try:
+                data = json.loads(path.read_text("utf-8")) if path.exists() else {}
+            except (OSError, ValueError):
+                data = {}
+            if data.get(name) == values:
+                return
+            data[name] = values
+            atomic_write_bytes(path, json.dumps(data, indent=1, ensure_ascii=False, default=str).encode("utf-8"))
+
     # -- hand codes (validation) ---------------------------------------------------------
     # One Parquet table per project (annotations.parquet: doc_id, coder, code, coded_at),
     # rewritten whole on each save under an exclusive lock, so two reruns or two browser
@@ -696,7 +721,7 @@ class _FileLock:
             self.con.execute("BEGIN EXCLUSIVE")
         except sqlite3.OperationalError as exc:
             self.con.close()
-            raise TextlabError(f"Could not lock {self.path} to save hand codes ({exc}); try again.") from exc
+            raise TextlabError(f"Could not lock {self.path} to save ({exc}); try again.") from exc
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -22,20 +22,28 @@ latest = project.latest_runs().get("coding")
 
 # ---------------------------------------------------------------------- codebook
 
+# The codebook being written and the method settings live in the project (not only in this
+# browser session): a refresh, a closed tab or a restart reopens them as they were.
+saved = project.settings("coding")
+coding_runs = project.runs("coding")
 book_key = f"codebook_{project.id}"
 if book_key not in st.session_state:
-    start = None
-    if latest is not None:
-        start = project.manifest(latest.id).get("codebook")
+    start = saved.get("codebook")
+    if start is None:  # the newest run's codebook, finished or not
+        start = next((r.config.get("codebook") for r in coding_runs if r.config.get("codebook")), None)
     if start is None and info.source and "policy_survey" in str(info.source):
         start = read_codebook(SAMPLE_CODEBOOK).to_dict()
     st.session_state[book_key] = start or {"codes": [{"label": ""}, {"label": ""}]}
+    for widget, setting in (("coding_method", "method"), ("coding_classifier", "classifier")):
+        if saved.get(setting) is not None:
+            st.session_state[widget] = saved[setting]
 
 
 def _set_book(data: dict) -> None:
     st.session_state[book_key] = data
-    st.session_state.pop(f"editor_{project.id}", None)
-    st.session_state.pop(f"fewshot_{project.id}", None)
+    for key in (f"editor_{project.id}", f"fewshot_{project.id}", f"cb_name_{project.id}", f"cb_multi_{project.id}",
+                f"cb_none_{project.id}", f"cb_template_{project.id}"):
+        st.session_state.pop(key, None)
 
 
 st.subheader("1 · Codebook")
@@ -54,6 +62,16 @@ with st.expander("Load a codebook", expanded=False):
     st.caption("Format: JSON or YAML with name, multi_label, hypothesis_template, none_label and codes "
                "(label, definition, include, exclude, examples); CSV with one row per code and at least a "
                "`label` column. See the README.")
+    with_books = [r for r in coding_runs if r.config.get("codebook")]
+    if with_books:
+        r1, r2 = st.columns([3, 1])
+        reopen = r1.selectbox(
+            "Or reopen the codebook of a run", [r.id for r in with_books], key="cb_run_pick",
+            format_func=lambda rid: next(f"{r.status} · {r.started or r.created} · {r.id}" for r in with_books
+                                         if r.id == rid))
+        if r2.button("Use this run's codebook", key="cb_use_run"):
+            _set_book(next(r.config["codebook"] for r in with_books if r.id == reopen))
+            st.rerun()
 
 current = st.session_state[book_key]
 c1, c2, c3 = st.columns([2, 1, 2])
@@ -81,17 +99,22 @@ edited = st.data_editor(
     },
 )
 book: Codebook | None = None
-try:
-    book = Codebook.from_frame(edited, "The codebook table", name=name, multi_label=multi,
-                               none_label=none_label or None, hypothesis_template=template,
-                               version=current.get("version") or "")
-except TextlabError as exc:
-    show_error(exc)
+if not edited["label"].fillna("").astype(str).str.strip().ne("").any():
+    st.info("Write your codes in the table (a label and a definition each), or load a codebook above.",
+            icon=":material/edit_note:")
+else:
+    try:
+        book = Codebook.from_frame(edited, "The codebook table", name=name, multi_label=multi,
+                                   none_label=none_label or None, hypothesis_template=template,
+                                   version=current.get("version") or "")
+    except TextlabError as exc:
+        show_error(exc)
 if book is not None:
     st.caption(f"{len(book.codes)} codes · version `{book.version_tag()}` (a fingerprint of the content; "
                "each run records it)")
     d1, d2, d3, _ = st.columns([1, 1, 1, 3])
     base = slug(book.name) or "codebook"
+    project.save_settings("coding", {**project.settings("coding"), "codebook": book.to_dict()})
     d1.download_button("JSON", codebook_bytes(book, "json"), f"{base}.json", "application/json", key="cb_dl_json")
     d2.download_button("YAML", codebook_bytes(book, "yaml"), f"{base}.yaml", "text/yaml", key="cb_dl_yaml")
     d3.download_button("CSV", codebook_bytes(book, "csv"), f"{base}.csv", "text/csv", key="cb_dl_csv")
@@ -113,7 +136,8 @@ config: dict = {}
 if method == "zero-shot":
     config = model_settings("coding")
 else:
-    default = candidates.index("human_code") if "human_code" in candidates else 0
+    default = candidates.index(saved["labels_column"]) if saved.get("labels_column") in candidates else (
+        candidates.index("human_code") if "human_code" in candidates else 0)
     if not candidates:
         st.info("No column with human codes. Import data with a column of codes, or hand-code rows on the "
                 "Validate page.", icon=":material/info:")
@@ -200,6 +224,8 @@ submit_button(project, "coding", "Run coding", lambda: config)
 job_status(project, "coding")
 
 # ---------------------------------------------------------------------- results
+project.save_settings("coding", {**project.settings("coding"), "method": method,
+                                 "labels_column": config.get("labels_column"), "classifier": config.get("classifier")})
 
 if latest is None:
     st.info("No coding results yet: write or load a codebook, choose the method and press **Run coding**.")
@@ -214,6 +240,11 @@ labels: list[str] = manifest.get("labels") or []
 is_multi = "code_labels" in frame.columns
 label_col = "code_labels" if is_multi else "code_label"
 if manifest.get("cross_validation"):
+run_book = manifest.get("codebook")
+if book is not None and run_book and Codebook.from_dict(run_book).version_tag() != book.version_tag():
+    st.warning(f"These results were coded with codebook version `{Codebook.from_dict(run_book).version_tag()}`; "
+               f"the editor above holds version `{book.version_tag()}`, which has not been run. Press **Run coding** "
+               "to code with it, or reopen the run's codebook under *Load a codebook*.", icon=":material/history:")
     cv = manifest["cross_validation"]["metrics"]
     f1 = cv.get("macro_f1", {})
     if f1.get("value") is not None:

@@ -55,7 +55,17 @@ def current_project() -> Project | None:
         forget_project()
         return None
     st.session_state[PROJECT_KEY] = project_id
+    # Keep it in the URL on every page (a page switch drops query parameters), so that F5,
+    # a bookmark, a closed tab or a restarted server come back to it.
+    if st.query_params.get("project") != project_id:
+        st.query_params["project"] = project_id
     return project
+
+
+def url_params() -> dict[str, str]:
+    """Query parameters every link between pages carries (the open project)."""
+    project_id = st.session_state.get(PROJECT_KEY) or st.query_params.get("project")
+    return {"project": project_id} if project_id else {}
 
 
 def set_project(project_id: str) -> None:

@@ -18,14 +18,18 @@ STATUS_ICONS = {
 }
 
 
-def sidebar() -> None:
-    """Project picker, corpus summary, device and model-download status."""
+def sidebar(pages: dict[str, list] | None = None) -> None:
+    """Page links, project picker, corpus summary, device and model-download status."""
     ws = state.workspace()
     projects = ws.list_projects()
     current = state.current_project()
     with st.sidebar:
         st.markdown("### Project")
         if projects:
+        for section, entries in (pages or {}).items():
+            st.caption(section)
+            for page in entries:
+                st.page_link(page, label=page.title, icon=page.icon, query_params=state.url_params())
             ids = [p.id for p in projects]
             names = {p.id: f"{p.name} · {p.rows:,} rows" for p in projects}
             index = ids.index(current.id) if current and current.id in ids else None

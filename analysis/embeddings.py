@@ -75,7 +75,10 @@ SLICE_SIZE = 8192  # texts per cache shard and per tokenisation pass (CUDA)
 CPU_SLICE_SIZE = 256  # on the CPU and MPS: ~5 s of work, so the progress bar moves
 CPU_BATCH_SIZE = 64
 CUDA_BATCH_SIZE = 256
-_CHUNK_BATCHES = 8  # batches per model.encode call (progress and OOM granularity)
+# Batches per model.encode call (progress and OOM granularity). One: on a CPU a call of 8
+# batches took 10-40 s, so a job's bar sat at 0 for its first half minute; the per-call
+# overhead of sentence-transformers is well under 1% of a batch.
+_CHUNK_BATCHES = 1
 _VECTORS = ".npy"
 _KEYS = ".keys.npy"
 # Many small shards (a codebook's definitions embedded at each run) are merged on load.

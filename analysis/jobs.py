@@ -276,6 +276,12 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
             if workspace.run(run.id).cancel_requested:
                 raise JobCancelled(f"Run {run.id} was cancelled.")
 
+    def stage(message: str) -> None:
+        _report_stage(workspace, run.id, message)
+        if on_stage is not None:
+            on_stage(message)
+
+    context.on_stage = stage
     try:
         for index, chunk in enumerate(chunks):
             if index in done:
@@ -283,12 +289,9 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
             if workspace.run(run.id).cancel_requested:
                 raise JobCancelled(f"Run {run.id} was cancelled.")
             if predictor is None:
-                def stage(message: str) -> None:
-                    _report_stage(workspace, run.id, message)
-                    if on_stage is not None:
-                        on_stage(message)
-
-                context.on_stage = stage
+                # Loading can take a minute (imports, weights, a few-shot fit): the page shows
+                # this stage and its elapsed time instead of a bar frozen at 0.
+                stage("Loading the model")
                 predictor = task.load(config, context)
                 description = predictor.describe()
                 workspace.update_run(run.id, backend=description.get("backend"), model=description.get("model"),
@@ -306,6 +309,7 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
             predictor.close()
 
     if predictor is None and todo:  # everything came from checkpoints: describe without reloading if we can
+        stage("Loading the model")
         predictor = task.load(config, context)
         description = predictor.describe()
     parts = [pd.read_parquet(p) for i, p in sorted(project.checkpoints(run.id).items()) if i < len(chunks)]
@@ -357,7 +361,7 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
         "columns": value_columns,
     }
     project.write_result(run.id, result, manifest)
-    workspace.update_run(run.id, status="done", finished=finished, n_done=len(todo), heartbeat=finished)
+    workspace.update_run(run.id, status="done", finished=finished, n_done=len(todo), heartbeat=finished, stage=None)
     return workspace.run(run.id)
 
 

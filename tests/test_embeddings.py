@@ -203,6 +203,17 @@ def test_progress_reports_texts_done(tiny):
     assert len(set(seen)) > 2
 
 
+def test_progress_comes_after_every_batch_not_every_few_batches(tiny):
+    """A job's bar must move within seconds on a CPU: one report per batch of the model."""
+    texts = [f"distinct text {i} " * (1 + i % 5) for i in range(200)]
+    tiny.batch_size = 8
+    seen: list[int] = []
+    tiny.encode(texts, progress=seen.append)
+    steps = sorted(set(seen) - {0})
+    assert len(steps) >= 200 // 8  # 25 batches of 8
+    assert steps[0] <= 8 and steps[-1] == 200
+
+
 def test_duplicates_are_computed_once(tiny, monkeypatch):
     seen = _spy(monkeypatch, tiny)
     vectors = tiny.encode(["same text", "other", "same text", "same text"])

@@ -145,3 +145,60 @@ def test_killed_cli_job_resumes_with_nothing_lost(home, tmp_path, monkeypatch):
     manifest = project.manifest(run.id)
     assert manifest["resumed_from_checkpoint"] == 10 * len(saved)
     assert manifest["rows"] == {"in": n, "coded": n - 1, "empty": 1, "failed": 0}
+
+
+# ---------------------------------------------------------------------- progress from the start (issue 10, 7)
+
+
+class _LoadWatcher(get_task("slow").__class__):
+    """The slow task, but its load looks at what the run record says meanwhile."""
+
+    name = "slow_load_watch"
+    seen: list = []
+
+    def load(self, config, context=None):
+        (run,) = Workspace().runs_with_status("running")
+        type(self).seen.append(run.stage)
+        return super().load(config, context)
+
+
+def test_a_run_says_it_is_loading_the_model_while_it_loads(home):
+    from analysis.tasks import register
+
+    register(_LoadWatcher())
+    ws = Workspace()
+    project = ws.create_project("p", corpus_of([f"text {i}" for i in range(5)]))
+    run = project.create_run("slow_load_watch", {"delay": 0.0}, n_total=5)
+    stages: list[str] = []
+    execute_run(ws, run.id, owner=make_owner(), on_stage=stages.append)
+    assert _LoadWatcher.seen and _LoadWatcher.seen[-1].startswith("Loading the model")
+    assert stages[0].startswith("Loading the model")
+    assert ws.run(run.id).stage is None  # cleared once texts are predicted and when done
+
+
+def test_zero_shot_coding_reports_progress_inside_its_only_chunk(home):
+    """2,000 texts are one chunk of the coding task: progress must come per batch, not per chunk."""
+    ws = Workspace()
+    texts = [f"answer {i}: the buses are late and rents are rising in town number {i}" for i in range(120)]
+    project = ws.create_project("p", corpus_of(texts))
+    book = {"codes": [{"label": "Transport"}, {"label": "Housing"}]}
+    run = project.create_run("coding", {"backend": "offline", "codebook": book, "batch_size": 8}, n_total=120)
+    seen: list[int] = []
+    execute_run(ws, run.id, owner=make_owner(), on_progress=lambda done, total, rate: seen.append(done))
+    assert get_task("coding").chunk_size >= 120  # one chunk, as in the app
+    inside = sorted({d for d in seen if 0 < d < 120})
+    assert len(inside) >= 10  # 15 batches of 8: every batch moves the bar
+    assert ws.run(run.id).status == "done"
+
+
+def test_topics_show_a_clustering_stage_after_the_embedding_pass(home):
+    ws = Workspace()
+    words = ["bus train rail", "rent landlord flat", "doctor clinic nurse"]
+    texts = [f"{words[i % 3]} number {i}" for i in range(60)]
+    project = ws.create_project("p", corpus_of(texts))
+    run = project.create_run("topics", {"n_topics": 3}, n_total=60)
+    stages: list[str] = []
+    execute_run(ws, run.id, owner=make_owner(), on_stage=stages.append)
+    assert any(s.startswith("Loading the model") for s in stages)
+    assert any(s.startswith("Clustering") for s in stages)
+    assert ws.run(run.id).status == "done" and ws.run(run.id).stage is None

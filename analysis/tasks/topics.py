@@ -54,6 +54,8 @@ class TopicsPredictor(Predictor):
     def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
         n = len(texts)
         vectors = self.embedder.encode(texts, None if progress is None else (lambda k: progress(int(k * EMBED_SHARE))))
+        # The fit and the map report no per-text progress: say what runs (the page adds the time).
+        self._stage(f"Clustering {n:,} texts into topics")
         result = topics.fit_topics(
             texts, vectors, n_topics=self.config.n_topics, min_topic_size=self.config.min_topic_size,
             reduce_outliers=self.config.reduce_outliers, outlier_threshold=self.config.outlier_threshold,
@@ -69,10 +71,15 @@ class TopicsPredictor(Predictor):
             "topic_label": [labels.get(int(t), topics.OUTLIER_LABEL) for t in result.topic_ids],
             "topic_prob": result.topic_probs,
         })
+        self._stage("Drawing the document map")
         self._write_artifacts(vectors)
         if progress:
             progress(n)
         return frame
+
+    def _stage(self, message: str) -> None:
+        if self.context is not None:
+            self.context.stage(message)
 
     def _on_cuda(self) -> bool:
         from ..runner import resolve_device

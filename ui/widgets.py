@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable
 
 import pandas as pd
@@ -76,25 +78,49 @@ def show_error(exc: Exception) -> None:
         )
 
 
-def _format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
+def _format_duration(seconds: float) -> str:
     seconds = int(seconds)
     if seconds < 60:
-        return f"{seconds} s left"
+        return f"{seconds} s"
     if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s left"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _format_eta(seconds: float | None) -> str:
+    # Under a second left means the texts are done and the results are being written:
+    # "0 s left" there looked like a hang.
+    if seconds is None or seconds < 1:
+        return ""
+    return f"{_format_duration(seconds)} left"
 
 
 def progress_text(run: Run) -> str:
     parts = [f"{run.n_done:,} of {run.n_total:,} texts"]
     if run.docs_per_s:
-        parts.append(f"{run.docs_per_s:,.0f} texts/s")
+        parts.append(f"{run.docs_per_s:,.1f} texts/s" if run.docs_per_s < 10 else f"{run.docs_per_s:,.0f} texts/s")
     eta = _format_eta(run.eta_s)
     if eta:
         parts.append(eta)
+    elif run.status == "running" and run.n_total and run.n_done >= run.n_total:
+        parts.append("writing the results")
     return " · ".join(parts)
+
+
+def stage_text(run: Run, now: float | None = None) -> str:
+    """A stage without per-text progress (loading, clustering, fine-tuning) and how long it has run.
+
+    The run record holds no start time for a stage, so the widget notes when it first saw
+    it (per run, in the session); stages that differ only in their numbers ("step 3 of 10")
+    count as one, so the time covers the whole fine-tuning, not the last step.
+    """
+    now = time.monotonic() if now is None else now
+    key = f"_stage_clock_{run.id}"
+    kind = re.sub(r"\d[\d,.]*", "#", run.stage or "")
+    seen = st.session_state.get(key)
+    if not seen or seen[0] != kind:
+        seen = st.session_state[key] = (kind, now)
+    return f"{run.stage} · {_format_duration(now - seen[1])}"
 
 
 def job_status(project: Project, task: str) -> Run | None:
@@ -129,7 +155,7 @@ def _poll_run(run_id: str) -> None:
         st.rerun()
     label = {"queued": "Waiting for the worker…", "interrupted": "Resuming after a restart…"}.get(run.status)
     if label is None and run.stage:
-        label = run.stage
+        label = stage_text(run)
     st.progress(run.fraction, text=label or progress_text(run))
     if st.button("Cancel", key=f"cancel_{run_id}"):
         state.job_manager().cancel(run_id)

@@ -1,0 +1,82 @@
+"""The job progress widget (AppTest) and the server settings that keep a running job fast."""
+
+from __future__ import annotations
+
+import re
+import time
+import tomllib
+
+import pandas as pd
+from streamlit.testing.v1 import AppTest
+
+from analysis.corpus import build_corpus
+from analysis.workspace import Workspace
+from tests.conftest import ROOT
+
+
+def _running_run(**fields):
+    ws = Workspace()
+    project = ws.create_project("p", build_corpus(pd.DataFrame({"text": ["a", "b", "c"]}), "text", source="mem"))
+    run = project.create_run("stats", {}, n_total=3)
+    ws.update_run(run.id, status="running", **fields)
+    return ws, run
+
+
+def _progress_app(run_id: str) -> AppTest:
+    def script(run_id):
+        from ui import widgets
+
+        widgets._poll_run(run_id)
+
+    return AppTest.from_function(script, args=(run_id,), default_timeout=30)
+
+
+def _bar_text(at: AppTest) -> str:
+    assert not at.exception, [e.value for e in at.exception]
+    (bar,) = at.get("progress")
+    return bar.proto.text
+
+
+def test_a_stage_shows_its_name_and_elapsed_time_not_a_time_left(home):
+    ws, run = _running_run(stage="Loading the model", n_done=0, docs_per_s=None)
+    at = _progress_app(run.id)
+    at.run()
+    assert re.fullmatch(r"Loading the model · \d+ s", _bar_text(at))
+    time.sleep(1.1)
+    at.run()
+    seconds = int(re.search(r"(\d+) s$", _bar_text(at)).group(1))
+    assert seconds >= 1  # the clock runs while the stage lasts
+    # Another stage starts its own clock; numbers inside a stage (steps) do not restart it.
+    ws.update_run(run.id, stage="SetFit fine-tuning: step 1 of 9")
+    at.run()
+    assert _bar_text(at) == "SetFit fine-tuning: step 1 of 9 · 0 s"
+    time.sleep(1.1)
+    ws.update_run(run.id, stage="SetFit fine-tuning: step 2 of 9")
+    at.run()
+    assert re.fullmatch(r"SetFit fine-tuning: step 2 of 9 · [1-9]\d* s", _bar_text(at))
+
+
+def test_all_texts_done_but_still_running_says_so_instead_of_zero_seconds_left(home):
+    _, run = _running_run(n_done=3, docs_per_s=25.0)
+    at = _progress_app(run.id)
+    at.run()
+    text = _bar_text(at)
+    assert "0 s left" not in text
+    assert text == "3 of 3 texts · 25 texts/s · writing the results"
+
+
+def test_slow_rates_keep_a_decimal(home):
+    _, run = _running_run(n_done=1, docs_per_s=0.6)
+    at = _progress_app(run.id)
+    at.run()
+    assert _bar_text(at) == "1 of 3 texts · 0.6 texts/s · 3 s left"
+
+
+def test_the_server_runs_no_full_garbage_collection_after_each_rerun():
+    """Streamlit's default gc.collect(2) after every script run took 0.5 s with torch loaded; the
+    progress fragment reruns every second, so a running job lost about half of its CPU to it."""
+    from analysis.cli import APP_FLAGS
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text("utf-8"))
+    assert config["runner"]["postScriptGC"] is False
+    assert APP_FLAGS["runner.postScriptGC"] == "false"  # `textlab app` from any folder

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from analysis import aggregate, charts
+from analysis import aggregate, charts, method_notes
 from ui.widgets import close_reading, job_status, model_settings, require_project, run_history, run_summary, submit_button
 
 st.title("Emotion")
@@ -27,7 +27,15 @@ else:
     names = [c.removeprefix("emotion_") for c in emotions]
     if manifest.get("backend") == "offline":
         st.caption("Scores are the share of a text's words that the NRC lexicon links to each emotion; "
-                   "'none' = no emotion word. The lexicon does not see negation ('not happy' counts as joy).")
+                   "'none' = no emotion word.")
+    note = method_notes.note_for(manifest)
+    if note is not None:
+        st.info(note.markdown(), icon=":material/rule:")
+    notice = method_notes.non_english_notice(manifest, frame, info.text_column)
+    if notice is not None:
+        st.warning(notice.message, icon=":material/translate:")
+        st.dataframe(notice.examples, hide_index=True, key="emo_non_english",
+                     column_config={info.text_column: st.column_config.TextColumn(width="large")})
     st.plotly_chart(charts.label_distribution(aggregate.label_shares(frame, "emotion_label"), "emotion_label",
                                               title="Top emotion of the texts (95% CI)"))
     if info.group_column:
@@ -49,4 +57,6 @@ else:
     st.subheader(f"Close reading: texts highest in {chosen}")
     close_reading(frame, info.text_column, column, label_column="emotion_label", group_column=info.group_column,
                   extra=[], key="emo_read")
+    st.page_link("pages/validate.py", label="Read a sample yourself: hand-code it and compare on the Validate page",
+                 icon=":material/fact_check:")
 run_history(project, "emotion")

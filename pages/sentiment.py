@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from analysis import aggregate, charts
+from analysis import aggregate, charts, method_notes
 from ui.widgets import close_reading, job_status, model_settings, require_project, run_history, run_summary, submit_button
 
 SENTIMENT_ORDER = ["negative", "neutral", "positive"]
@@ -28,7 +28,16 @@ if latest is None:
 else:
     info = project.info
     frame = project.results_frame({"sentiment": latest})
-    run_summary(project.manifest(latest.id))
+    manifest = project.manifest(latest.id)
+    run_summary(manifest)
+    note = method_notes.note_for(manifest)
+    if note is not None:
+        st.info(note.markdown(), icon=":material/rule:")
+    notice = method_notes.non_english_notice(manifest, frame, info.text_column)
+    if notice is not None:
+        st.warning(notice.message, icon=":material/translate:")
+        st.dataframe(notice.examples, hide_index=True, key="sent_non_english",
+                     column_config={info.text_column: st.column_config.TextColumn(width="large")})
     scored = frame.dropna(subset=["sentiment_score"])
     shares = aggregate.label_shares(frame, "sentiment_label")
     by_label = dict(zip(shares["sentiment_label"], shares["share"]))
@@ -62,4 +71,6 @@ else:
     close_reading(frame, info.text_column, "sentiment_score", label_column="sentiment_label",
                   group_column=info.group_column, extra=extra, key="sent_read",
                   highest_first=order == "most positive")
+    st.page_link("pages/validate.py", label="Read a sample yourself: hand-code it and compare on the Validate page",
+                 icon=":material/fact_check:")
 run_history(project, "sentiment")

@@ -75,3 +75,12 @@ def test_setfit_option_warns_about_cpu_time_and_reaches_the_run_config(home):
     manager.cancel(manager_runs[0].id)  # no need to fine-tune MiniLM six times here
     assert manager.wait(120)
     assert project.runs("coding")[0].status == "cancelled"
+
+
+def test_offline_zero_shot_results_show_the_method_note_and_count_non_english_texts(home):
+    from tests.test_sentiment import assert_honest_offline_page, offline_result_page
+
+    book = {"codes": [{"label": "Transport", "definition": "Buses, trains, roads and traffic."},
+                      {"label": "Housing", "definition": "Rents, landlords and homes."}]}
+    at, project, run = offline_result_page("coding", {"method": "zero-shot", "codebook": book}, "pages/coding.py")
+    assert_honest_offline_page(at, project, run, note=["AG News", "0.761"], method="MiniLM")

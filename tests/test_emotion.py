@@ -62,3 +62,19 @@ def test_transformer_emotion_keeps_all_probabilities(tmp_path):
         assert out.loc[i, "emotion_label"] == max(scores, key=scores.get)
         for label, p in scores.items():
             assert out.loc[i, f"emotion_{label}"] == pytest.approx(p, abs=0.02)
+
+
+def test_nrc_flags_texts_that_are_not_in_english_without_a_new_result_column():
+    from tests.test_sentiment import MIXED
+
+    predictor = emotion.TASK.load(EmotionConfig(backend="offline"))
+    out = predictor.predict([t for t in MIXED if t])
+    assert out["_non_english"].tolist() == [False, False, True, True, False, False]
+    assert "_non_english" not in emotion.run(MIXED, EmotionConfig(backend="offline")).columns
+
+
+def test_emotion_page_shows_the_lexicon_note_the_validate_link_and_the_non_english_count(home):
+    from tests.test_sentiment import assert_honest_offline_page, offline_result_page
+
+    at, project, run = offline_result_page("emotion", {}, "pages/emotion.py")
+    assert_honest_offline_page(at, project, run, note=["GoEmotions", "24.4"], method="NRC")

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from streamlit.testing.v1 import AppTest
 from transformers import pipeline
 
 from analysis.errors import ModelNotAvailable, TextlabError
@@ -11,6 +12,7 @@ from analysis.tasks import sentiment
 from analysis.tasks.sentiment import SentimentConfig, map_labels, vader_compound
 from analysis.workspace import Workspace
 from analysis.corpus import build_corpus
+from tests.conftest import ROOT
 from tests.tiny_models import make_tiny_classifier
 
 POSITIVE = ["I love the new bus line, it is fantastic!", "Great job on the clinic, staff were kind and helpful 😊",
@@ -18,6 +20,12 @@ POSITIVE = ["I love the new bus line, it is fantastic!", "Great job on the clini
 NEGATIVE = ["The rent is outrageous and the landlord is awful.", "Terrible service, I hate waiting two hours 😡",
             "This policy is a disaster. Nobody trusts them anymore."]
 NEUTRAL = ["The bus leaves at 9.", "I live in the north of the city.", "My answer is about housing."]
+GERMAN = "Die Busse kommen jeden Morgen zu spät und niemand kümmert sich darum."
+FRENCH = "Les loyers ont encore augmenté, nous ne pouvons plus rester dans cette ville."
+# English answers (two short ones that a language detector would guess wildly on), two that are not.
+MIXED = ["The buses are late every single morning and nobody seems to care about it.",
+         "Thank you so much for finally fixing the heating, we are all very grateful.", GERMAN, "", FRENCH,
+         "ok thanks", "Merci beaucoup"]
 
 
 @pytest.fixture(autouse=True)
@@ -209,3 +217,49 @@ def test_a_dead_vader_worker_falls_back_to_one_process_with_the_same_scores(monk
     assert "worker process stopped" in caplog.text and predictor.workers == 1
     pd.testing.assert_series_equal(fallen_back["sentiment_score"], serial["sentiment_score"].reset_index(drop=True),
                                    check_names=False)
+
+
+def test_vader_flags_texts_that_are_not_in_english_without_a_new_result_column():
+    predictor = sentiment.TASK.load(SentimentConfig(backend="offline"))
+    out = predictor.predict([t for t in MIXED if t])
+    assert out["_non_english"].tolist() == [False, False, True, True, False, False]
+    assert list(sentiment.run(MIXED, SentimentConfig(backend="offline")).columns) == ["sentiment_label",
+                                                                                       "sentiment_score"]
+
+
+def offline_result_page(task: str, config: dict, page: str, texts: list[str] = MIXED):
+    """A project of English and non-English texts, an offline ``task`` run done, and its result page open."""
+    ws = Workspace()
+    project = ws.create_project("mixed", build_corpus(pd.DataFrame({"text": texts}), "text"))
+    manager = JobManager(ws)
+    run = manager.submit(project, task, {"backend": "offline", **config})
+    assert manager.wait(180)
+    assert ws.run(run.id).status == "done", ws.run(run.id).error
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["project"] = project.id
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at, project, run
+
+
+def assert_honest_offline_page(at, project, run, *, note: list[str], method: str):
+    """The method note with its figures, the Validate link and the non-English count with examples."""
+    infos = " ".join(str(e.value) for e in at.info)
+    assert "Good at" in infos and "Bad at" in infos and all(n in infos for n in note), infos
+    assert any("validate" in link.proto.page for link in at.page_link), [link.proto.page for link in at.page_link]
+    warning = " ".join(str(e.value) for e in at.warning)
+    assert "2 texts" in warning and "English" in warning and method in warning, warning
+    shown = " ".join(df.value.to_string() for df in at.dataframe)
+    assert GERMAN[:20] in shown and FRENCH[:20] in shown
+    manifest = project.manifest(run.id)
+    ids = project.result(run.id)["doc_id"].tolist()
+    assert manifest["rows"]["non_english"] == 2
+    assert manifest["row_examples"]["non_english"] == [ids[2], ids[4]]
+
+
+def test_non_english_texts_are_counted_in_the_manifest_and_on_the_page_with_the_method_note(home):
+    at, project, run = offline_result_page("sentiment", {}, "pages/sentiment.py")
+    assert_honest_offline_page(at, project, run, note=["r = 0.43", "r = 0.87", "movie-review"], method="VADER")
+    assert "_non_english" not in project.result(run.id).columns

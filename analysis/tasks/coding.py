@@ -60,6 +60,7 @@ from .. import models
 from ..codebook import Codebook, as_codebook
 from ..errors import CodebookError, TextlabError
 from ..fewshot import CLASSIFIERS
+from ..method_notes import non_english
 from ..textutil import slug
 from .base import BaseConfig, Predictor, RunContext, Task, column_fingerprint
 from .classifier import choose_backend
@@ -213,6 +214,8 @@ class SimilarityCoder(Predictor):
         probs, none = self.scores(vectors)
         frame = _output_frame(probs, self.book.labels, self.multi, self.config.threshold, self.book.none_label, none)
         frame["_split"] = self.embedder.split
+        # all-MiniLM-L6-v2 is an English model: the manifest counts the texts it could not read.
+        frame["_non_english"] = non_english(texts)
         return frame
 
     def describe(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TextlabError
+from ..method_notes import non_english
 from ..textutil import words
 from .base import BaseConfig, Predictor, Task
 from .classifier import TransformerClassifier, choose_backend, slug
@@ -108,6 +109,8 @@ class NrcPredictor(Predictor):
             labels.append(top_emotion(counts))
         frame = pd.DataFrame(scores.round(4), columns=self.columns)
         frame.insert(0, "emotion_label", labels)
+        # The NRC lexicon is English: the manifest counts the texts it could not read.
+        frame["_non_english"] = non_english(texts)
         return frame
 
     def describe(self) -> dict[str, Any]:

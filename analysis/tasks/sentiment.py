@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TextlabError
+from ..method_notes import non_english
 from ..textutil import split_sentences
 from .base import BaseConfig, Predictor, Task, cpu_count, exit_with_parent
 from .classifier import TransformerClassifier, choose_backend, slug
@@ -169,6 +170,8 @@ class VaderPredictor(Predictor):
         return pd.DataFrame({
             "sentiment_label": _labels_from_scores(scores, c.negative_threshold, c.positive_threshold),
             "sentiment_score": scores.round(4),
+            # VADER's lexicon is English: the manifest counts the texts it could not read.
+            "_non_english": non_english(texts),
         })
 
     def describe(self) -> dict[str, Any]:

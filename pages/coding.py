@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis import aggregate, charts
+from analysis import aggregate, charts, method_notes
 from analysis.codebook import Codebook, codebook_bytes, read_codebook
 from analysis.errors import TextlabError
 from analysis.textutil import slug
@@ -254,6 +254,14 @@ if book is not None and run_book and Codebook.from_dict(run_book).version_tag() 
 elif manifest.get("method", "").startswith("zero-shot"):
     st.caption("Zero-shot codes are unvalidated until compared with human codes: hand-code a sample on the "
                "Validate page and report the agreement with the shares.")
+note = method_notes.note_for(manifest)
+if note is not None:
+    st.info(note.markdown(), icon=":material/rule:")
+notice = method_notes.non_english_notice(manifest, frame, info.text_column)
+if notice is not None:
+    st.warning(notice.message, icon=":material/translate:")
+    st.dataframe(notice.examples, hide_index=True, key="coding_non_english",
+                 column_config={info.text_column: st.column_config.TextColumn(width="large")})
 
 
 def shares(group: str | None = None) -> pd.DataFrame:

@@ -219,7 +219,7 @@ def cmd_analyze(args) -> int:
     manifests = [project.manifest(r.id) for r in runs.values()]
     codebook = next((m.get("codebook") for m in manifests if m.get("task") == "coding"), None)
     result = write_table(frame, output, bom=args.bom, neutralize=not args.no_neutralize, runs=manifests,
-                         codebook=codebook)
+                         codebook=codebook, date_columns=[info.date_column] if info.date_column else None)
     for warning in result.warnings:
         print(f"textlab: warning: {warning}", file=sys.stderr)
     manifest_path = output.with_name(output.stem + ".manifest.json")

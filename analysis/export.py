@@ -924,24 +924,17 @@ def _label_columns(df: pd.DataFrame, wanted: tuple[str, ...], original: list[str
 
 
 def _declared_labels(runs: list[dict] | None) -> dict[str, list[str]]:
-    """Label columns and their fixed label order, as each run's task declares them.
-
-    The task registry is imported lazily: only Stata/SPSS exports with runs need it, and
-    the declaration lives with the task (one place), read from the run's manifest.
-    """
+    """Label columns and their fixed label order, as each run's task declared them when the
+    run finished (``label_sets`` in its manifest, written by ``analysis.jobs``; export reads
+    the record and never asks the task layer above it)."""
     declared: dict[str, list[str]] = {}
     for manifest in runs or ():
-        if not isinstance(manifest, dict) or not manifest.get("task"):
-            continue
-        try:
-            from analysis.tasks import get_task
-
-            sets = get_task(str(manifest["task"])).label_sets(manifest)
-        except (TextlabError, ImportError, AttributeError, KeyError, TypeError):
-            continue  # a task this version does not know, or an old manifest: sorted values then
+        sets = manifest.get("label_sets") if isinstance(manifest, dict) else None
+        if not isinstance(sets, dict):
+            continue  # an older manifest: sorted values then, with a warning
         for column, labels in sets.items():
-            if labels:
-                declared.setdefault(column, list(dict.fromkeys(str(v) for v in labels)))
+            if isinstance(labels, list) and labels:
+                declared.setdefault(str(column), list(dict.fromkeys(str(v) for v in labels)))
     return declared
 
 

@@ -360,6 +360,8 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
         "row_examples": row_examples,
         "columns": value_columns,
     }
+    # Every value each label column can take, in a fixed order: exports number labels by it.
+    manifest["label_sets"] = task.label_sets(manifest)
     project.write_result(run.id, result, manifest)
     workspace.update_run(run.id, status="done", finished=finished, n_done=len(todo), heartbeat=finished, stage=None)
     return workspace.run(run.id)

@@ -175,3 +175,20 @@ def test_few_shot_run_is_not_reused_when_the_human_codes_change(home, tmp_path, 
     assert "reusing the finished run" not in capsys.readouterr().err
     assert main(["analyze", str(tmp_path / "two.csv"), "-o", str(tmp_path / "c.csv"), *argv]) == 0
     assert "reusing the finished run" in capsys.readouterr().err
+
+
+def test_analyze_to_stata_writes_real_dates_and_fixed_label_codes(home, tmp_path):
+    import pyreadstat
+
+    source = tmp_path / "dated.csv"
+    source.write_text("id,date,text\na,2026-01-05,What a lovely day in the park.\n"
+                      "b,2026-02-11,It is fine I suppose.\n", encoding="utf-8")
+    out = tmp_path / "out.dta"
+    assert main(["analyze", str(source), "-o", str(out), "--id-column", "id", "--date-column", "date",
+                 "--task", "sentiment"]) == 0
+    data, meta = pyreadstat.read_dta(out)
+    assert meta.original_variable_types["date"].startswith("%td")
+    # No text is negative here, and still negative = 1: the codes come from the task's label set.
+    assert meta.variable_value_labels["sentiment_label"] == {1: "negative", 2: "neutral", 3: "positive"}
+    manifest = json.loads((tmp_path / "out.manifest.json").read_text())
+    assert manifest[0]["label_sets"] == {"sentiment_label": ["negative", "neutral", "positive"]}

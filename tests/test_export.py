@@ -640,7 +640,14 @@ def test_missing_and_empty_text_merge_is_reported(fmt, tmp_path):
     assert not any("missing" in w and "empty" in w for w in export_table(df, "parquet").warnings)
 
 
-SENTIMENT_RUN = {"task": "sentiment", "backend": "offline", "labels": ["negative", "neutral", "positive"]}
+def finished(manifest: dict) -> dict:
+    """A manifest as a finished run writes it: with the label sets its task declares."""
+    from analysis.tasks import get_task
+
+    return {**manifest, "label_sets": get_task(manifest["task"]).label_sets(manifest)}
+
+
+SENTIMENT_RUN = finished({"task": "sentiment", "backend": "offline", "labels": ["negative", "neutral", "positive"]})
 
 
 @pytest.mark.parametrize("fmt", ["dta", "sav"])
@@ -670,9 +677,9 @@ def test_value_labels_follow_codebook_order_and_emotion_backend_labels(tmp_path)
                        "emotion_label": ["joy", "neutral", "joy"],
                        "topic_label": ["1_rent", "0_buses", "1_rent"]})
     runs = [
-        {"task": "coding", "multi_label": False, "labels": ["rent", "transport", "none"],
-         "codebook": {"codes": [{"label": "rent"}, {"label": "transport"}], "none_label": "none"}},
-        {"task": "emotion", "backend": "transformers", "labels": ["Anger", "Joy", "Neutral"]},
+        finished({"task": "coding", "multi_label": False, "labels": ["rent", "transport", "none"],
+                  "codebook": {"codes": [{"label": "rent"}, {"label": "transport"}], "none_label": "none"}}),
+        finished({"task": "emotion", "backend": "transformers", "labels": ["Anger", "Joy", "Neutral"]}),
     ]
     res = export_table(df, "sav", runs=runs)
     _, meta = _sav_back(res.data, tmp_path)

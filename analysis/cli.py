@@ -218,6 +218,7 @@ def cmd_analyze(args) -> int:
     frame = project.results_frame(runs)
     manifests = [project.manifest(r.id) for r in runs.values()]
     codebook = next((m.get("codebook") for m in manifests if m.get("task") == "coding"), None)
+    info = project.info
     result = write_table(frame, output, bom=args.bom, neutralize=not args.no_neutralize, runs=manifests,
                          codebook=codebook, date_columns=[info.date_column] if info.date_column else None)
     for warning in result.warnings:

@@ -560,7 +560,11 @@ def _require_text(text: str, name: str) -> None:
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _EXCEL_SEPARATOR_HINT = re.compile(r"sep=(.)\r?\n|sep=(.)\r")
-_NO_DELIMITER = "\x1f"
+_BARE_CR = re.compile(r"\r(?!\n)")
+# Stand-ins for characters the csv module would act on: the "delimiter" of a one-column
+# file and a bare carriage return kept inside a cell. The first one not in the file is used.
+_STAND_INS = ("\x1f", "\x1e", "\x1d", "\x1c", "\ue000", "\ue001", "\ue002", "\ue003")
+_MAX_TITLE_LINES = 3
 
 
 def _lines(text: str) -> Iterator[str]:
@@ -589,28 +593,57 @@ def _read_delimited(
         delimiter = delimiter or hint.group(1) or hint.group(2)
         text = text[hint.end() :]
         line_offset = 1
+    stand_ins = iter(c for c in _STAND_INS if c not in text)
+    kept_cr = None
+    if "\n" in text and _BARE_CR.search(text):
+        # The lines end with \n, so a lone \r is part of a cell (a line break typed in Excel
+        # or on an old Mac), not the end of a row: keep it in its cell instead of splitting.
+        kept_cr = next(stand_ins)
+        cr_lines = _bare_cr_lines(text)
+        text = _BARE_CR.sub(kept_cr, text)
+        report.warnings.append(
+            f"{cr_lines[0]} line(s) hold a carriage return (\\r) that does not end the line ({_lines_listed(cr_lines[1])}); "
+            "the file's lines end with \\n, so it was kept inside its cell as a line break. Check those rows."
+        )
+    titles = 0
     if delimiter is None:
-        delimiter = _sniff_delimiter(text[:_SNIFF_CHARS], truncated=len(text) > _SNIFF_CHARS,
-                                     preferred="\t" if extension in (".tsv", ".tab") else ",")
+        delimiter, titles = _sniff_delimiter(text[:_SNIFF_CHARS], truncated=len(text) > _SNIFF_CHARS,
+                                             preferred="\t" if extension in (".tsv", ".tab") else ",")
     report.delimiter = delimiter
     _allow_huge_csv_fields()
 
-    # A one-column file still needs csv quoting rules, but no cell may be split: use the
-    # ASCII unit separator, which does not occur in text.
-    split_on = delimiter or _NO_DELIMITER
+    # A one-column file still needs csv quoting rules, but no cell may be split: use a
+    # character that does not occur in the file as the delimiter.
+    split_on = delimiter or next(stand_ins)
     reader = csv.reader(_lines(text), delimiter=split_on)
     header: list[str] | None = None
     records: list[list[str]] = []
     padded_lines: list[int] = []
+    title_lines: list[tuple[int, str]] = []
+    repeated_headers: list[int] = []
+    bom_lines: list[int] = []
+    header_line = 0
     record_start = record_end = line_offset
     for fields in reader:
         record_start, record_end = record_end + 1, line_offset + reader.line_num
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # blank line
+        bom = fields[0].startswith("\ufeff")
+        if bom:  # a byte-order mark inside the file: another file starts here
+            fields[0] = fields[0].lstrip("\ufeff")
+            bom_lines.append(record_start)
+        if kept_cr:
+            fields = [cell.replace(kept_cr, "\r") if kept_cr in cell else cell for cell in fields]
         if header is None:
+            if len(title_lines) < titles:
+                title_lines.append((record_start, " ".join(cell for cell in fields if cell.strip())))
+                continue
             if len(fields) > MAX_COLUMNS:  # refuse before building rows of a million cells
                 raise CorpusError(_too_wide(name, f"{len(fields):,} columns in its header (line {record_start})"))
-            header = fields
+            header, header_line = fields, record_start
+            continue
+        if fields == header and (len(header) > 1 or bom):  # (one word alone may be an answer)
+            repeated_headers.append(record_start)
             continue
         if len(fields) > len(header):
             extra = fields[len(header) :]
@@ -633,6 +666,21 @@ def _read_delimited(
             f"lines {record_start}-{record_end} would become one cell. Fix or remove that quote, "
             "or export the file again with quoting."
         )
+    if title_lines:
+        shown = "; ".join(f"line {number}: {_snippet(line, 60)!r}" for number, line in title_lines)
+        report.warnings.append(
+            f"Skipped {len(title_lines)} title line(s) above the header ({shown}); the header is line {header_line}."
+        )
+    if bom_lines:
+        report.warnings.append(
+            f"A byte-order mark starts {_lines_listed(bom_lines)}: the file looks like several exports joined "
+            "together. The mark was removed."
+        )
+    if repeated_headers:
+        report.warnings.append(
+            f"The header row is repeated on {_lines_listed(repeated_headers)} (several exports joined together?); "
+            "the repeated header row(s) were dropped, not read as data."
+        )
     if padded_lines:
         report.warnings.append(
             f"{len(padded_lines)} row(s) have fewer fields than the header and were padded with empty cells "
@@ -646,8 +694,24 @@ def _read_delimited(
     return pd.DataFrame(records, columns=header or [])
 
 
+def _bare_cr_lines(text: str) -> tuple[int, list[int]]:
+    """How many lines hold a bare \\r, and the first of them (1-based, counting \\n)."""
+    lines = []
+    count = 0
+    last_line = None
+    for match in _BARE_CR.finditer(text):
+        if len(lines) >= _MAX_LISTED + 1:
+            count += 1  # counted, not located: finding line numbers costs a scan each
+            continue
+        line = text.count("\n", 0, match.start()) + 1
+        if line != last_line:
+            lines.append(line)
+            last_line = line
+    return len(lines) + count, lines
+
+
 def _delimiter_name(delimiter: str | None) -> str:
-    return _DELIMITER_NAMES.get(delimiter, repr(delimiter))
+    return _DELIMITER_NAMES.get(delimiter, repr(delimiter)) if delimiter else "separator"
 
 
 def _lines_listed(lines: list[int]) -> str:
@@ -667,14 +731,18 @@ def _ends_inside_quotes(text: str, start_line: int, delimiter: str) -> bool:
     return False
 
 
-def _sniff_delimiter(sample: str, *, truncated: bool, preferred: str) -> str | None:
-    """Choose the delimiter that splits the header and the sample rows most consistently.
+def _sniff_delimiter(sample: str, *, truncated: bool, preferred: str) -> tuple[str | None, int]:
+    """Choose the delimiter that splits the header and the sample rows most consistently,
+    and count title lines above the header.
 
     Each candidate is scored by (share of rows with as many fields as the header, number of
     header fields); csv.Sniffer's answer, then the extension's usual delimiter, break ties.
-    None when no candidate splits the header: the file is one column.
+    A header may sit below up to _MAX_TITLE_LINES lines of one cell each ("Survey export,
+    March 2024") when the rows below it agree with it. None when no candidate splits the
+    header: the file is one column.
     """
-    scores = {}
+    scores: dict[str, tuple[float, int]] = {}
+    titles_of: dict[str, int] = {}
     for candidate in DELIMITERS:
         rows = []
         try:
@@ -685,23 +753,37 @@ def _sniff_delimiter(sample: str, *, truncated: bool, preferred: str) -> str | N
             pass
         if truncated and len(rows) > 1:
             rows = rows[:-1]  # the last row may be cut off by the sample
-        if not rows or len(rows[0]) < 2:
-            continue
-        width = len(rows[0])
-        body = rows[1:]
-        consistency = sum(len(row) == width for row in body) / len(body) if body else 1.0
-        scores[candidate] = (consistency, width)
+        for titles in range(min(_MAX_TITLE_LINES, max(len(rows) - 2, 0)) + 1):
+            if titles and _filled(rows[titles - 1]) > 1:
+                break  # a title line has one cell
+            header, body = rows[titles] if rows else [], rows[titles + 1 :]
+            if len(header) < 2:
+                continue
+            # "Title,,," above a full header: the title is not the header.
+            if titles == 0 and _filled(header) == 1 and body and _filled(body[0]) == len(body[0]) >= 2:
+                continue
+            width = len(header)
+            consistency = sum(len(row) == width for row in body) / len(body) if body else 1.0
+            if titles and consistency < 0.8:
+                continue
+            scores[candidate], titles_of[candidate] = (consistency, width), titles
+            break
     if not scores:
-        return None
+        return None, 0
     best = max(scores.values())
     tied = [candidate for candidate in DELIMITERS if scores.get(candidate) == best]
     if len(tied) == 1:
-        return tied[0]
+        return tied[0], titles_of[tied[0]]
     try:
         sniffed = csv.Sniffer().sniff(sample, delimiters="".join(tied)).delimiter
     except csv.Error:
         sniffed = None
-    return max(tied, key=lambda c: (c == sniffed, c == preferred, -DELIMITERS.index(c)))
+    chosen = max(tied, key=lambda c: (c == sniffed, c == preferred, -DELIMITERS.index(c)))
+    return chosen, titles_of[chosen]
+
+
+def _filled(row: list[str]) -> int:
+    return sum(1 for cell in row if cell.strip())
 
 
 # --------------------------------------------------------------------------------------

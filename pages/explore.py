@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import charts
+from analysis.tasks import get_task
 from ui.widgets import require_project
 
 st.title("Explore")
@@ -14,22 +15,43 @@ if not latest:
     st.info("No finished analysis in this project yet. Run one from the Analyse pages.")
     st.stop()
 
+# The columns each task declares for charts (no free text, no ids), newest run first, so the
+# default is the label column of the analysis run last.
+options: dict[str, str] = {}
+for task, run in sorted(latest.items(), key=lambda item: item[1].finished or "", reverse=True):
+    manifest = project.manifest(run.id)
+    for column in get_task(task).chart_columns(manifest):
+        options.setdefault(column, get_task(task).title)
 frame = project.results_frame(latest)
-result_columns = [c for c in frame.columns if any(c.startswith(f"{task}_") for task in latest) or c in ("summary",)]
-column = st.selectbox("Result", result_columns, key="explore_column")
+options = {c: t for c, t in options.items() if c in frame.columns}
+if not options:
+    st.info("The finished analyses have no result to chart here (summaries are read on the Summaries page).")
+    st.stop()
+column = st.selectbox("Result", list(options), key="explore_column",
+                      format_func=lambda c: f"{options[c]}: {charts.describe_column(c)}")
 values = frame[column]
-numeric = pd.api.types.is_numeric_dtype(values)
+numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+multi = column.endswith("_labels")  # several codes per text, ";"-joined
+if multi:  # one row per (text, code): each code counts once per text
+    exploded = values.fillna("").astype(str).str.split(";").explode().str.strip()
+    values_for_counts = exploded.where(exploded != "")
+else:
+    values_for_counts = values
 
 if numeric:
     st.plotly_chart(charts.histogram(values, column))
 else:
-    st.plotly_chart(charts.category_counts(values, f"{charts.describe_column(column)}: counts", column))
+    st.plotly_chart(charts.category_counts(values_for_counts, f"{charts.describe_column(column)}: counts", column))
 if info.group_column:
     if numeric:
         st.plotly_chart(charts.numeric_by_group(frame, column, info.group_column))
     else:
-        table = pd.crosstab(frame[info.group_column].astype(str), values.fillna("(missing)").astype(str), normalize="index")
-        st.caption(f"Share of each value within each {info.group_column}")
+        groups = frame[info.group_column].astype(str)
+        if multi:
+            groups = groups.reindex(values_for_counts.index)
+        table = pd.crosstab(groups, values_for_counts.fillna("(missing)").astype(str), normalize="index")
+        st.caption(f"Share of each value within each {info.group_column}" +
+                   (" (a text with several codes counts for each)" if multi else ""))
         st.dataframe(table.style.format("{:.1%}"))
 
 st.subheader("Texts behind the numbers")
@@ -38,15 +60,19 @@ if numeric:
     chosen = st.slider("Range", lo, hi, (lo, hi), key="explore_range") if hi > lo else (lo, hi)
     selected = frame[values.between(*chosen)]
 else:
-    options = sorted(values.dropna().astype(str).unique())
-    picked = st.multiselect("Values", options, default=options[:1], key="explore_values")
-    selected = frame[values.astype(str).isin(picked)]
+    options_values = sorted(values_for_counts.dropna().astype(str).unique())
+    picked = st.multiselect("Values", options_values, default=options_values[:1], key="explore_values")
+    if multi:
+        has = values.fillna("").astype(str).str.split(";").map(lambda codes: any(c.strip() in picked for c in codes))
+        selected = frame[has]
+    else:
+        selected = frame[values.astype(str).isin(picked)]
 if info.group_column:
     groups = sorted(frame[info.group_column].dropna().astype(str).unique())
     picked_groups = st.multiselect(f"{info.group_column}", groups, key="explore_groups")
     if picked_groups:
         selected = selected[selected[info.group_column].astype(str).isin(picked_groups)]
 st.caption(f"{len(selected):,} texts")
-show = ["doc_id", info.text_column, column] + ([info.group_column] if info.group_column else [])
+show = list(dict.fromkeys(["doc_id", info.text_column, column] + ([info.group_column] if info.group_column else [])))
 st.dataframe(selected[show].head(500), hide_index=True,
              column_config={info.text_column: st.column_config.TextColumn(width="large")})

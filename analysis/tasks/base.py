@@ -164,6 +164,20 @@ class Task:
         """Result values for an empty text (the contract: empty texts get empty results)."""
         return {}
 
+    # Result columns a chart cannot use as a category or a number: free text (summaries) and
+    # ids that another column names (topic_id beside topic_label).
+    not_for_charts: ClassVar[tuple[str, ...]] = ()
+
+    def main_column(self, manifest: dict[str, Any]) -> str | None:
+        """The result column a reader looks at first (default: the first label column)."""
+        return next(iter(self.label_sets(manifest)), None)
+
+    def chart_columns(self, manifest: dict[str, Any]) -> list[str]:
+        """The run's result columns that charts can show, the main one first."""
+        columns = [c for c in manifest.get("columns") or [] if c not in self.not_for_charts]
+        first = self.main_column(manifest)
+        return sorted(columns, key=lambda c: c != first)
+
     def label_sets(self, manifest: dict[str, Any]) -> dict[str, list[str]]:
         """The label columns of a run (described by its manifest) and every value each can
         take, in a fixed order. Exports number the labels 1, 2, ... in this order, so a code

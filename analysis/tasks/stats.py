@@ -83,6 +83,9 @@ class StatsTask(Task):
     Config = StatsConfig
     chunk_size = 5000
 
+    def main_column(self, manifest: dict[str, Any]) -> str | None:
+        return "stats_words"
+
     def validate(self, config: StatsConfig) -> None:
         super().validate(config)
         if config.backend not in ("auto", "offline"):

@@ -93,6 +93,7 @@ class SummaryTask(Task):
     description = "A summary of every text; summaries of groups, codes and topics with their sources."
     Config = SummaryConfig
     chunk_size = 1024
+    not_for_charts = ("summary",)  # free text: read on the Summaries page
 
     def validate(self, config: SummaryConfig) -> None:
         super().validate(config)

@@ -183,6 +183,10 @@ class TopicsTask(Task):
     description = "Topics found in the texts (BERTopic), with keywords and example texts."
     Config = TopicsConfig
     chunk_size = 10**9  # one chunk: clustering needs all documents at once
+    not_for_charts = ("topic_id",)  # topic_label names the same topic
+
+    def main_column(self, manifest: dict[str, Any]) -> str | None:
+        return "topic_label"
 
     def validate(self, config: TopicsConfig) -> None:
         super().validate(config)

@@ -444,6 +444,9 @@ def _decode(data: bytes, name: str, encoding: str | None = None) -> tuple[str, s
         return data.decode("utf-8"), "utf-8", notes
     except UnicodeDecodeError:
         pass
+    mixed = _decode_mixed_lines(data)
+    if mixed:
+        return mixed[0], "mixed (utf-8, cp1252)", notes + [mixed[1]]
     text = data.decode("utf-8", errors="replace")
     bad = text.count("\ufffd") - data.count("\ufffd".encode())
     valid_non_ascii = len(text) - len(text.encode("ascii", errors="ignore")) - bad
@@ -454,6 +457,39 @@ def _decode(data: bytes, name: str, encoding: str | None = None) -> tuple[str, s
         return text, "utf-8", notes
     codec = _guess_legacy_encoding(data)
     return data.decode(codec), codec, notes
+
+
+_CP1252_IN_WORD = re.compile(r"[A-Za-z][\u00c0-\u00ff]|[\u00c0-\u00ff][A-Za-z]|[€’‘“”–—…]")
+
+
+def _decode_mixed_lines(data: bytes) -> tuple[str, str] | None:
+    """Text that joins UTF-8 lines and Windows-1252 lines (two exports appended): decode
+    each line on its own, or None when the file is not like that.
+
+    A line counts as cp1252 when it is not valid UTF-8 and its cp1252 reading puts accented
+    letters inside words (or typographic quotes, dashes, €); a lone stray byte is damage
+    (replaced with U+FFFD later), not another code page.
+    """
+    lines = data.splitlines(keepends=True)
+    decoded: list[str] = []
+    legacy: list[int] = []
+    utf8_non_ascii = 0
+    for number, line in enumerate(lines, start=1):
+        try:
+            text = line.decode("utf-8")
+            utf8_non_ascii += not text.isascii()
+        except UnicodeDecodeError:
+            text = _try_decode(line, "cp1252")
+            if text is None or not _CP1252_IN_WORD.search(text):
+                return None
+            legacy.append(number)
+        decoded.append(text)
+    if not legacy or not utf8_non_ascii:
+        return None
+    note = (f"The file mixes UTF-8 with Windows-1252 (cp1252) lines, as when two exports are joined; "
+            f"{len(legacy)} line(s) were read as cp1252 ({_lines_listed(legacy)}) and the rest as UTF-8. "
+            "Check those lines' accented letters.")
+    return "".join(decoded), note
 
 
 def _decode_with_replacement(data: bytes, codec: str, label: str) -> tuple[str, str, list[str]]:

@@ -269,6 +269,10 @@ CASES = [
          warnings=("header row is repeated on line 3",), check=texts_are("a", "b")),
     Case("bare-cr-in-unquoted-cell", "data.csv", text("id,text\n1,first part\rsecond part\n2,fine\n"), rows=2,
          warnings=("carriage return", "line 2", "kept inside its cell"), check=texts_are("first part\rsecond part", "fine")),
+    Case("utf-8-and-cp1252-lines", "data.csv",
+         raw("id;text\n1;Grüße aus München\n".encode() + "2;Très bien, café\n".encode("cp1252") + "3;naïve ✓\n".encode()),
+         rows=3, warnings=("mixes UTF-8 with Windows-1252", "line 3"),
+         check=encoding_is("mixed (utf-8, cp1252)", texts=("Grüße aus München", "Très bien, café", "naïve ✓"))),
     # Finding 18: messages say what really happened.
     Case("unit-separator-in-one-column-csv", "data.csv", text("text\nhello\x1fworld\nfine\n"), rows=2,
          check=texts_are("hello\x1fworld", "fine")),

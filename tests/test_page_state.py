@@ -76,3 +76,23 @@ def test_the_open_project_stays_in_the_url_on_every_page(home):
     links = [el.proto for el in first_run.sidebar if getattr(el, "type", None) == "page_link"]
     assert len(links) == 10  # every page, each link carrying the open project
     assert all(f"project={pid}" in link.query_string for link in links)
+
+
+def test_two_projects_with_the_same_name_and_size_stay_apart(home):
+    from analysis.corpus import load_corpus
+
+    corpus, _ = load_corpus(ROOT / "sample_data" / "policy_survey.csv")
+    ws = Workspace(home)
+    first = ws.create_project("Survey", corpus)
+    second = ws.create_project("Survey", corpus)
+    at = reopened(first.id, "pages/stats.py")
+    at.button(key="submit_stats").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params.get("project") in (first.id, [first.id])
+    assert [r.task for r in first.runs()] == ["stats"] and second.runs() == []
+    # The browser reports the picked entry by its label: equal labels swap projects on a rerun.
+    first_run = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    first_run.query_params["project"] = first.id
+    first_run.run()  # (AppTest keeps the sidebar of a session's first run only)
+    labels = first_run.selectbox(key="sidebar_project").options
+    assert len(labels) == 2 and len(set(labels)) == 2

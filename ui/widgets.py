@@ -34,6 +34,13 @@ def sidebar(pages: dict[str, list] | None = None) -> None:
                 st.page_link(page, label=page.title, icon=page.icon, query_params=state.url_params())
             ids = [p.id for p in projects]
             names = {p.id: f"{p.name} · {p.rows:,} rows" for p in projects}
+            # The browser tells the server which entry was picked by its label: two equal labels
+            # made it switch to the other project on every rerun (and swallow button clicks).
+            seen: dict[str, int] = {}
+            for label in names.values():
+                seen[label] = seen.get(label, 0) + 1
+            names = {p.id: names[p.id] + (f" · imported {p.created[:16].replace('T', ' ')} · {p.id[-6:]}"
+                                          if seen[names[p.id]] > 1 else "") for p in projects}
             index = ids.index(current.id) if current and current.id in ids else None
             chosen = st.selectbox("Project", ids, index=index, format_func=names.get, key="sidebar_project",
                                   placeholder="Choose a project", label_visibility="collapsed")
@@ -46,7 +53,7 @@ def sidebar(pages: dict[str, list] | None = None) -> None:
             info = current.info
             roles = [f"text: `{info.text_column}`"]
             roles += [f"{k}: `{v}`" for k, v in (("id", info.id_column), ("group", info.group_column), ("date", info.date_column)) if v]
-            st.caption(f"**{info.rows:,}** texts · " + " · ".join(roles))
+            st.caption(f"**{info.rows:,}** rows · " + " · ".join(roles))
         st.divider()
         st.caption(f"Device: {state.device_summary()}")
         st.caption(

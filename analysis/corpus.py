@@ -133,6 +133,8 @@ class Corpus:
     source: str = ""
     # What build_corpus decided on its own (e.g. the file's doc_id column became the ids).
     notes: list[str] = field(default_factory=list)
+    # "day-first" or "month-first" for numeric dates; None: as the column shows.
+    date_order: str | None = None
 
     @property
     def texts(self) -> list[str]:
@@ -152,11 +154,14 @@ class Corpus:
 
         Time-zone offsets are dropped after parsing, keeping local wall time (the local
         calendar day is what comparisons over time group by); a column mixing offsets is
-        converted to UTC first.
+        converted to UTC first. Numeric dates (04.03.2021) are read in ``date_order``, or
+        in the order the whole column shows (a day above 12); a column that shows no order
+        and is not written with dots is refused with a CorpusError that asks for the order.
+        Whole numbers are years (2019) or Unix times (seconds or milliseconds).
         """
         if self.date_column is None:
             raise CorpusError("No date column is chosen for this corpus; choose the column that holds the dates.")
-        return _parse_dates(self.data[self.date_column]).rename(self.date_column)
+        return _parse_dates(self.data[self.date_column], self.date_order, self.date_column).rename(self.date_column)
 
 
 @dataclass
@@ -1495,6 +1500,7 @@ class _ColumnProfile:
     spaced_share: float
     numeric_share: float
     date_share: float
+    epoch: bool = False  # whole numbers that read as Unix times
 
 
 def suggest_columns(df: pd.DataFrame) -> ColumnRoles:
@@ -1519,7 +1525,8 @@ def suggest_columns(df: pd.DataFrame) -> ColumnRoles:
         return max(candidates, key=lambda p: (bool(p.words & preferred), -profiles.index(p))).name
 
     dates = [p for p in profiles if p.is_datetime or (p.is_string and p.date_share >= 0.8)
-             or (p.is_integer and p.words & {"year"} and p.date_share >= 0.8)]
+             or (p.is_integer and p.words & {"year"} and p.date_share >= 0.8)
+             or (p.epoch and p.words & _DATE_WORDS)]
     roles.date = best(dates, _DATE_WORDS)
 
     texts = [p for p in profiles
@@ -1602,6 +1609,8 @@ def _profile(name: str, column: pd.Series) -> _ColumnProfile:
         spaced_share=_share(sample.str.contains(r"\s", regex=True)) if is_string and nonempty else 0.0,
         numeric_share=numeric_share,
         date_share=date_share,
+        epoch=(is_integer or (is_string and numeric_share == 1.0))
+        and _numbers_as_dates(pd.to_numeric(sample, errors="coerce")) in ("s", "ms"),
     )
 
 
@@ -1637,14 +1646,121 @@ def _parse_date_strings(values: pd.Series) -> pd.Series:
     return parsed
 
 
-def _parse_dates(column: pd.Series) -> pd.Series:
+DATE_ORDERS = ("day-first", "month-first")
+# 04.03.2021, 4/3/21, 04-03-2021 14:30: day and month in an order the value does not say.
+_NUMERIC_DATE = r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})((?:[ T].*)?)$"
+# Whole numbers that are dates: years, and Unix times in seconds or milliseconds (1973-2286).
+_EPOCH_UNITS = (("s", 1e8, 1e10), ("ms", 1e11, 1e13))
+
+
+@dataclass
+class _DateReading:
+    order: str | None  # day-first, month-first, or None (no numeric d/m/y dates)
+    why: str  # for the note
+    ambiguous: bool = False
+    unit: str | None = None  # year, s, ms for whole numbers
+
+
+def _numbers_as_dates(numbers: pd.Series) -> str | None:
+    """'year', 's' or 'ms' when every whole number of the column reads as that, else None."""
+    present = numbers.dropna()
+    if not len(present) or not bool((present % 1 == 0).all()):
+        return None
+    if present.between(1000, 2999).all():
+        return "year"
+    for unit, low, high in _EPOCH_UNITS:
+        if present.between(low, high).all():
+            return unit
+    return None
+
+
+def _date_strings(column: pd.Series) -> pd.Series:
+    strings = column.astype(object).where(column.notna(), None).map(lambda v: v if v is None else str(v).strip())
+    return strings.where(strings != "", None)
+
+
+def _numeric_date_parts(strings: pd.Series) -> pd.DataFrame:
+    return strings.astype("string").str.extract(_NUMERIC_DATE)
+
+
+def _date_reading(column: pd.Series, order: str | None = None) -> _DateReading:
+    """How the column's dates are read: the day/month order (from the whole column), or
+    the unit of whole numbers."""
+    if order is not None and order not in DATE_ORDERS:
+        raise CorpusError(f"Unknown date order {order!r}; choose one of: {', '.join(DATE_ORDERS)}.")
+    if pd.api.types.is_datetime64_any_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        return _DateReading(None, "")
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return _DateReading(None, "", unit=_numbers_as_dates(column))
+    strings = _date_strings(column).dropna()
+    if len(strings) and strings.str.fullmatch(r"\d+").all():
+        return _DateReading(None, "", unit=_numbers_as_dates(pd.to_numeric(strings)))
+    parts = _numeric_date_parts(strings).dropna(subset=[0])
+    if parts.empty:
+        return _DateReading(order, "")
+    first, second = parts[0].astype(int), parts[2].astype(int)
+    day_first, month_first = strings[parts.index][first > 12], strings[parts.index][second > 12]
+    if order:
+        return _DateReading(order, "as chosen")
+    if len(day_first) and len(month_first):
+        chosen = "day-first" if len(day_first) >= len(month_first) else "month-first"
+        other = month_first if chosen == "day-first" else day_first
+        return _DateReading(chosen, f"most values show it ({day_first.iloc[0]!r} vs {month_first.iloc[0]!r}); "
+                                    f"{len(other)} value(s) only fit the other order and are not read as dates")
+    if len(day_first):
+        return _DateReading("day-first", f"{day_first.iloc[0]!r} has no month {int(first[first > 12].iloc[0])}")
+    if len(month_first):
+        return _DateReading("month-first", f"{month_first.iloc[0]!r} has no month {int(second[second > 12].iloc[0])}")
+    if (parts[1] == ".").all():
+        return _DateReading("day-first", "no day is above 12, and dates written with dots are day-first "
+                                         f"wherever they are used ({strings[parts.index].iloc[0]!r})")
+    return _DateReading(None, f"no day is above 12, e.g. {strings[parts.index].iloc[0]!r}", ambiguous=True)
+
+
+def _date_note(column: pd.Series, name: str, order: str | None) -> str | None:
+    """What the import says about a date column: the order or unit used, or that it must be chosen."""
+    try:
+        reading = _date_reading(column, order)
+    except CorpusError as exc:
+        return str(exc)
+    if reading.ambiguous:
+        return (f"The dates in {name!r} could be day-first or month-first: {reading.why}. They stay as text until "
+                f"you choose the order (date_order {DATE_ORDERS[0]!r} or {DATE_ORDERS[1]!r}).")
+    if reading.unit in ("s", "ms"):
+        unit = "seconds" if reading.unit == "s" else "milliseconds"
+        return f"The dates in {name!r} are whole numbers; they were read as Unix time in {unit} since 1970 (UTC)."
+    if reading.order and reading.why != "as chosen":
+        example = "04.03.2021 = 4 March 2021" if reading.order == "day-first" else "04/03/2021 = 3 April 2021"
+        return f"The dates in {name!r} were read {reading.order} ({example}): {reading.why}."
+    return None
+
+
+def _parse_dates(column: pd.Series, order: str | None = None, name: str = "the date column") -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(column.dtype):
         return column.dt.tz_localize(None) if column.dt.tz is not None else column
-    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
-        years = column.where(column.between(1000, 2999) & (column % 1 == 0))
+    reading = _date_reading(column, order)
+    if reading.ambiguous:
+        raise CorpusError(f"The dates in {name!r} could be day-first or month-first ({reading.why}); "
+                          f"choose the order ({DATE_ORDERS[0]} or {DATE_ORDERS[1]}).")
+    numeric = pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype)
+    if numeric or reading.unit:
+        numbers = pd.to_numeric(column if numeric else _date_strings(column), errors="coerce")
+        if reading.unit in ("s", "ms"):
+            return pd.to_datetime(numbers, unit=reading.unit, errors="coerce").astype("datetime64[ns]")
+        years = numbers.where(numbers.between(1000, 2999) & (numbers % 1 == 0))
         return pd.to_datetime(years.astype("Int64").astype(str), format="%Y", errors="coerce")
-    strings = column.astype(object).where(column.notna(), None).map(lambda v: v if v is None else str(v).strip())
-    strings = strings.where(strings != "", None)
+    strings = _date_strings(column)
+    if reading.order:
+        # Rewrite d/m/y (or m/d/y) as ISO first: dateutil's dayfirst would also swap ISO dates.
+        parts = _numeric_date_parts(strings)
+        matched = parts[0].notna()
+        day, month = (parts[0], parts[2]) if reading.order == "day-first" else (parts[2], parts[0])
+        year = parts[3].where(parts[3].str.len() == 4, None)
+        short = parts[3][parts[3].str.len() == 2].astype(int)
+        year = year.fillna(((short < 70) * 2000 + (short >= 70) * 1900 + short).astype(str))
+        valid = matched & (month.astype(float) <= 12)
+        iso = year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + parts[4].fillna("")
+        strings = strings.where(~matched, iso.where(valid, None))
     parsed = _parse_date_strings(strings)
     return parsed.astype("datetime64[ns]") if parsed.dtype == object else parsed
 
@@ -1660,6 +1776,8 @@ def build_corpus(
     group_column: str | None = None,
     date_column: str | None = None,
     source: str = "",
+    *,
+    date_order: str | None = None,
 ) -> Corpus:
     """Validate the chosen columns and return a Corpus with ``doc_id`` first.
 
@@ -1670,7 +1788,8 @@ def build_corpus(
     A table with its own ``doc_id`` column: without an id column chosen, that column holds
     the ids when it is unique and non-empty; otherwise (another id column, ``ROW_IDS``, or
     a ``doc_id`` that cannot be ids) it is kept, renamed ``file_doc_id``. ``Corpus.notes``
-    says which happened.
+    says which happened, and how the date column's dates are read (``date_order``:
+    "day-first" or "month-first" for numeric dates; None reads the order the column shows).
     """
     duplicated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
     if duplicated:
@@ -1713,8 +1832,12 @@ def build_corpus(
     if id_column == "doc_id":
         data = data.drop(columns="doc_id")
     data.insert(0, "doc_id", doc_ids)
+    if date_column is not None:
+        note = _date_note(data[date_column], date_column, date_order)
+        if note:
+            notes.append(note)
     return Corpus(data=data, text_column=text_column, id_column=id_column, group_column=group_column,
-                  date_column=date_column, source=source, notes=notes)
+                  date_column=date_column, source=source, notes=notes, date_order=date_order)
 
 
 def _check_textual(df: pd.DataFrame, column: str) -> None:
@@ -1803,6 +1926,7 @@ def load_corpus(
     id_column: str | None = None,
     group_column: str | None = None,
     date_column: str | None = None,
+    date_order: str | None = None,
     **read_kwargs: Any,
 ) -> tuple[Corpus, ImportReport]:
     """Read a file and build a corpus in one step.
@@ -1812,7 +1936,7 @@ def load_corpus(
     non-empty, else row numbers; ``ROW_IDS`` ("none") always numbers the rows
     (``doc-000001``, ...). ``group_column`` and ``date_column`` None leave the role unused;
     "auto" uses the suggestion (which may be None). Which id column was used, and why, is
-    noted in ``report.warnings``.
+    noted in ``report.warnings``, and so is how the dates are read (``date_order``).
     """
     frame, report = read_file(source, name, **read_kwargs)
     id_column = "auto" if id_column is None else id_column
@@ -1838,7 +1962,8 @@ def load_corpus(
             )
     group_column = suggested.group if group_column == "auto" else group_column
     date_column = suggested.date if date_column == "auto" else date_column
-    corpus = build_corpus(frame, text_column, id_column, group_column, date_column, source=report.source)
+    corpus = build_corpus(frame, text_column, id_column, group_column, date_column, source=report.source,
+                          date_order=date_order)
     report.warnings.extend(corpus.notes)
     return corpus, report
 

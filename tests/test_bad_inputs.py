@@ -273,6 +273,21 @@ CASES = [
          raw("id;text\n1;Grüße aus München\n".encode() + "2;Très bien, café\n".encode("cp1252") + "3;naïve ✓\n".encode()),
          rows=3, warnings=("mixes UTF-8 with Windows-1252", "line 3"),
          check=encoding_is("mixed (utf-8, cp1252)", texts=("Grüße aus München", "Très bien, café", "naïve ✓"))),
+    Case("dates-day-first-from-the-column", "data.csv", text("date,text\n04.03.2021,a\n13.03.2021,b\n2021-03-20,c\n"),
+         options={"text_column": "text", "date_column": "date"}, rows=3, warnings=("read day-first", "'13.03.2021' has no month 13"),
+         check=lambda c, r: (c.dates().tolist() == [pd.Timestamp("2021-03-04"), pd.Timestamp("2021-03-13"), pd.Timestamp("2021-03-20")])
+         or pytest.fail(str(c.dates().tolist()))),
+    Case("dates-with-dots-are-day-first", "data.csv", text("date,text\n04.03.2021,a\n05.03.2021,b\n"),
+         options={"text_column": "text", "date_column": "date"}, rows=2, warnings=("read day-first", "written with dots"),
+         check=lambda c, r: (c.dates().tolist() == [pd.Timestamp("2021-03-04"), pd.Timestamp("2021-03-05")]) or pytest.fail("")),
+    Case("dates-ambiguous-order", "data.csv", text("date,text\n04/03/2021,a\n05/03/2021,b\n"),
+         options={"text_column": "text", "date_column": "date"}, rows=2, warnings=("could be day-first or month-first", "choose the order"),
+         check=lambda c, r: (c.data["date"].tolist() == ["04/03/2021", "05/03/2021"]
+                             and pytest.raises(CorpusError, c.dates)) or pytest.fail("")),
+    Case("dates-as-unix-time", "data.csv", text("created_at,text\n1614816000,hello there\n1614902400,fine thanks\n"),
+         options={"text_column": "text", "date_column": "auto"}, rows=2, warnings=("Unix time in seconds",),
+         check=lambda c, r: (c.date_column == "created_at"
+                             and c.dates().tolist() == [pd.Timestamp("2021-03-04"), pd.Timestamp("2021-03-05")]) or pytest.fail("")),
     # Finding 18: messages say what really happened.
     Case("unit-separator-in-one-column-csv", "data.csv", text("text\nhello\x1fworld\nfine\n"), rows=2,
          check=texts_are("hello\x1fworld", "fine")),

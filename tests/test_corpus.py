@@ -450,9 +450,14 @@ def test_dates_are_parsed_with_nat_for_bad_values():
     table = pd.DataFrame(
         {"text": list("abcde"), "when": ["2024-01-03", "03/02/2024", "not a date", "", "2024-01-05T10:00:00+02:00"]}
     )
-    dates = build_corpus(table, "text", date_column="when").dates()
+    # "03/02/2024" alone does not say its order: the corpus asks for it, then uses it.
+    with pytest.raises(CorpusError, match="could be day-first or month-first"):
+        build_corpus(table, "text", date_column="when").dates()
+    dates = build_corpus(table, "text", date_column="when", date_order="month-first").dates()
     assert pd.api.types.is_datetime64_any_dtype(dates) and dates.name == "when"
     assert dates.tolist()[:2] == [pd.Timestamp("2024-01-03"), pd.Timestamp("2024-03-02")]
+    day_first = build_corpus(table, "text", date_column="when", date_order="day-first").dates()
+    assert day_first.tolist()[:2] == [pd.Timestamp("2024-01-03"), pd.Timestamp("2024-02-03")]  # ISO stays ISO
     assert dates.isna().tolist() == [False, False, True, True, False]
     years = build_corpus(pd.DataFrame({"text": ["a", "b"], "year": [2019, 2020]}), "text", date_column="year")
     assert years.dates().tolist() == [pd.Timestamp("2019-01-01"), pd.Timestamp("2020-01-01")]

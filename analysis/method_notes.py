@@ -60,7 +60,7 @@ METHOD_NOTES: dict[str, MethodNote] = {
                 "scores positive), edited or comparative prose, and the neutral class (one valenced word makes "
                 "a text positive or negative). English only."),
         figures=(
-            Figure("r =", "0.87", "tweets (n = 4,200)", "sentiment_vader_tweets.csv"),
+            Figure("r =", "0.87", "tweets (correlation with the mean human rating; n = 4,200)", "sentiment_vader_tweets.csv"),
             Figure("r =", "0.43", "movie-review snippets (n = 10,605)",
                    "sentiment_vader_movieReviewSnippets.csv"),
             Figure("three-class macro-recall", "59.8", "TweetEval tweets (neutral recall 38.8)",

@@ -905,9 +905,67 @@ def _read_xlsx(data: bytes, name: str, report: ImportReport, sheet: str | int | 
             f"The workbook has {len(names)} sheets ({listed}); read {chosen!r}{note}. "
             "Choose another sheet to read it instead."
         )
-    # The first non-empty row is the header; types are inferred per column after it.
+    # The first non-empty row is the header (after title rows); types are inferred per
+    # column after it.
+    titles = _xlsx_title_rows(grid)
+    if titles:
+        shown = "; ".join(f"{_snippet(str(value), 60)!r}" for value in titles)
+        report.warnings.append(f"Skipped {len(titles)} title row(s) above the header in sheet {chosen!r} ({shown}).")
+        grid = grid.iloc[len(titles):].dropna(axis=1, how="all")
+    lost = _formulas_without_values(data, chosen)
+    if lost:
+        cells = ", ".join(lost[:_MAX_LISTED]) + (", ..." if len(lost) > _MAX_LISTED else "")
+        report.warnings.append(
+            f"{len(lost)} formula cell(s) in sheet {chosen!r} have no saved value, so they are empty here ({cells}): "
+            "the workbook was saved by a program that does not calculate formulas. Open it in Excel or LibreOffice "
+            "and save it again, or export the sheet as CSV."
+        )
     frame = pd.DataFrame(grid.iloc[1:].to_numpy(), columns=list(grid.iloc[0]))
     return frame.infer_objects()
+
+
+def _xlsx_title_rows(grid: pd.DataFrame) -> list[Any]:
+    """Leading rows of one cell ("Survey results 2024") above a header that fills the sheet's columns."""
+    filled = grid.notna().sum(axis=1).tolist()
+    width = grid.shape[1]
+    titles: list[Any] = []
+    for position in range(min(_MAX_TITLE_LINES, len(filled) - 2)):
+        if filled[position] != 1:
+            break
+        following = filled[position + 1]
+        titles.append(grid.iloc[position].dropna().iloc[0])
+        if following >= 2 and following >= 0.8 * width:
+            return titles
+    return []
+
+
+_XML_FORMULA = re.compile(rb"<(?:\w+:)?f[ >/]")
+
+
+def _formulas_without_values(data: bytes, sheet: str) -> list[str]:
+    """Cells of the sheet that hold a formula but no cached value (openpyxl, pandas and
+    every reader see them as empty). Only workbooks with formulas pay for the extra pass."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            sheets = [n for n in archive.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+            if not any(_XML_FORMULA.search(archive.read(n)) for n in sheets):
+                return []
+        import openpyxl
+
+        formulas = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+        values = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            lost = []
+            for formula_row, value_row in zip(formulas[sheet].iter_rows(), values[sheet].iter_rows()):
+                for formula, value in zip(formula_row, value_row):
+                    if getattr(formula, "data_type", None) == "f" and value.value is None:
+                        lost.append(formula.coordinate)
+            return lost
+        finally:
+            formulas.close()
+            values.close()
+    except Exception:  # the data itself was read; this check is only a warning
+        return []
 
 
 # --------------------------------------------------------------------------------------

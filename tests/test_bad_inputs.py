@@ -288,6 +288,14 @@ CASES = [
          options={"text_column": "text", "date_column": "auto"}, rows=2, warnings=("Unix time in seconds",),
          check=lambda c, r: (c.date_column == "created_at"
                              and c.dates().tolist() == [pd.Timestamp("2021-03-04"), pd.Timestamp("2021-03-05")]) or pytest.fail("")),
+    Case("xlsx-formulas-without-values", "data.xlsx", workbook([["id", "text"], [1, "plain"], [2, '=CONCATENATE("a","b")'], [3, "=A3&A4"]]),
+         options={"text_column": "text"}, rows=3, warnings=("2 formula cell(s)", "no saved value", "B3, B4", "save it again"),
+         check=texts_are("plain", "", "")),
+    Case("xlsx-title-row-above-header", "data.xlsx", workbook([["Survey results 2024"], [], ["id", "text", "region"],
+                                                               [1, "hello there", "N"], [2, "fine thanks", None]]),
+         options={"text_column": "text"}, rows=2, warnings=("Skipped 1 title row(s)", "'Survey results 2024'"),
+         check=lambda c, r: (r.columns == ["id", "text", "region"] and c.texts == ["hello there", "fine thanks"])
+         or pytest.fail(str(r))),
     # Finding 18: messages say what really happened.
     Case("unit-separator-in-one-column-csv", "data.csv", text("text\nhello\x1fworld\nfine\n"), rows=2,
          check=texts_are("hello\x1fworld", "fine")),

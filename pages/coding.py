@@ -110,11 +110,11 @@ else:
     except TextlabError as exc:
         show_error(exc)
 if book is not None:
+    project.save_settings("coding", {**project.settings("coding"), "codebook": book.to_dict()})
     st.caption(f"{len(book.codes)} codes · version `{book.version_tag()}` (a fingerprint of the content; "
                "each run records it)")
     d1, d2, d3, _ = st.columns([1, 1, 1, 3])
     base = slug(book.name) or "codebook"
-    project.save_settings("coding", {**project.settings("coding"), "codebook": book.to_dict()})
     d1.download_button("JSON", codebook_bytes(book, "json"), f"{base}.json", "application/json", key="cb_dl_json")
     d2.download_button("YAML", codebook_bytes(book, "yaml"), f"{base}.yaml", "text/yaml", key="cb_dl_yaml")
     d3.download_button("CSV", codebook_bytes(book, "csv"), f"{base}.csv", "text/csv", key="cb_dl_csv")
@@ -220,12 +220,12 @@ elif book is not None and book.codes and all(c.label for c in book.codes):
     config["codebook"] = book.to_dict()
 config["method"] = method
 config["multi_label"] = multi
+project.save_settings("coding", {**project.settings("coding"), "method": method,
+                                 "labels_column": config.get("labels_column"), "classifier": config.get("classifier")})
 submit_button(project, "coding", "Run coding", lambda: config)
 job_status(project, "coding")
 
 # ---------------------------------------------------------------------- results
-project.save_settings("coding", {**project.settings("coding"), "method": method,
-                                 "labels_column": config.get("labels_column"), "classifier": config.get("classifier")})
 
 if latest is None:
     st.info("No coding results yet: write or load a codebook, choose the method and press **Run coding**.")
@@ -236,15 +236,15 @@ st.subheader("3 · Results")
 frame = project.results_frame({"coding": latest})
 manifest = project.manifest(latest.id)
 run_summary(manifest)
-labels: list[str] = manifest.get("labels") or []
-is_multi = "code_labels" in frame.columns
-label_col = "code_labels" if is_multi else "code_label"
-if manifest.get("cross_validation"):
 run_book = manifest.get("codebook")
 if book is not None and run_book and Codebook.from_dict(run_book).version_tag() != book.version_tag():
     st.warning(f"These results were coded with codebook version `{Codebook.from_dict(run_book).version_tag()}`; "
                f"the editor above holds version `{book.version_tag()}`, which has not been run. Press **Run coding** "
                "to code with it, or reopen the run's codebook under *Load a codebook*.", icon=":material/history:")
+labels: list[str] = manifest.get("labels") or []
+is_multi = "code_labels" in frame.columns
+label_col = "code_labels" if is_multi else "code_label"
+if manifest.get("cross_validation"):
     cv = manifest["cross_validation"]["metrics"]
     f1 = cv.get("macro_f1", {})
     if f1.get("value") is not None:

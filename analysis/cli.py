@@ -480,8 +480,8 @@ APP_FLAGS = {
     "server.fileWatcherType": "none",
     "runner.postScriptGC": "false",  # see .streamlit/config.toml: a full GC per rerun halved job speed
     "client.toolbarMode": "minimal",
-    "client.showErrorDetails": "none",
     "client.showSidebarNavigation": "false",
+    "client.showErrorDetails": "none",
     "theme.base": "light",
     "theme.primaryColor": "#2563eb",
 }

@@ -26,12 +26,12 @@ def sidebar(pages: dict[str, list] | None = None) -> None:
     projects = ws.list_projects()
     current = state.current_project()
     with st.sidebar:
-        st.markdown("### Project")
-        if projects:
         for section, entries in (pages or {}).items():
             st.caption(section)
             for page in entries:
                 st.page_link(page, label=page.title, icon=page.icon, query_params=state.url_params())
+        st.markdown("### Project")
+        if projects:
             ids = [p.id for p in projects]
             names = {p.id: f"{p.name} · {p.rows:,} rows" for p in projects}
             # The browser tells the server which entry was picked by its label: two equal labels

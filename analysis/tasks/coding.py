@@ -661,12 +661,12 @@ class CodingTask(Task):
     def empty_row(self) -> dict[str, Any]:
         return {}
 
-    def label_sets(self, manifest: dict[str, Any]) -> dict[str, list[str]]:
-        if manifest.get("multi_label"):
-            return {}  # code_labels joins several codes: no single label per text
     def main_column(self, manifest: dict[str, Any]) -> str | None:
         return "code_labels" if manifest.get("multi_label") else "code_label"
 
+    def label_sets(self, manifest: dict[str, Any]) -> dict[str, list[str]]:
+        if manifest.get("multi_label"):
+            return {}  # code_labels joins several codes: no single label per text
         book = manifest.get("codebook") or {}
         none_label = str(book.get("none_label") or "").strip()
         # Codebook order, then the none label, then labels the run has beyond them (few-shot

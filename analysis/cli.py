@@ -368,14 +368,16 @@ def _info_summary(info: dict, corpus) -> str:
             if len(items) > 20:
                 lines.append(f"  ... and {len(items) - 20} more (--json lists them all)")
     words, tokens = quality["words"], quality["tokens"]
-    empty = f", {quality['empty']:,} empty ({_listed(quality['empty_ids'], 5)})" if quality["empty"] else ", none empty"
+    empty = (f", {quality['empty']:,} empty ({_listed(quality['empty_ids'], 5, quality['empty'])})"
+             if quality["empty"] else ", none empty")
     duplicates = f"{quality['duplicates']:,}"
     if quality["duplicate_examples"]:
         snippet, count = quality["duplicate_examples"][0]
         duplicates += f' (most often: "{snippet}" ×{count})'
     long = f"{quality['long_texts']:,}"
     if quality["long_texts"]:
-        long += f" ({_listed(quality['long_ids'], 5)}): a model reading {quality['long_threshold']} tokens cuts them"
+        long += (f" ({_listed(quality['long_ids'], 5, quality['long_texts'])}): "
+                 f"a model reading {quality['long_threshold']} tokens cuts them")
 
     def spread(d: dict) -> str:
         return f"median {d['median']:,.0f}, mean {d['mean']:,.1f}, 95% at most {d['p95']:,.0f}, longest {d['max']:,}"
@@ -392,9 +394,10 @@ def _info_summary(info: dict, corpus) -> str:
     return "\n".join(lines)
 
 
-def _listed(values: list, limit: int) -> str:
+def _listed(values: list, limit: int, total: int | None = None) -> str:
+    total = len(values) if total is None else total
     shown = ", ".join(map(str, values[:limit]))
-    return shown + (f", … ({len(values)} in all)" if len(values) > limit else "")
+    return shown + (f", … ({total:,} in all)" if total > limit else "")
 
 
 def cmd_models(args) -> int:

@@ -1858,7 +1858,7 @@ def build_corpus(
             available = ", ".join(repr(str(c)) for c in df.columns[:30])
             raise CorpusError(f"The {role} column {column!r} is not in the table; the columns are: {available}.")
     notes: list[str] = []
-    data = df.reset_index(drop=True).copy()
+    data = df.reset_index(drop=True).copy(deep=False)  # copy-on-write: the input stays as it is
     if "doc_id" in data.columns and id_column != "doc_id":
         other_role = "doc_id" in (text_column, group_column, date_column)
         problem = _id_problem(data["doc_id"], "doc_id") if id_column is None and not other_role else None
@@ -2067,7 +2067,7 @@ def quality_report(corpus: Corpus, long_threshold_tokens: int = 512) -> QualityR
 # tokenizer.json (what transformers' fast tokenizer wraps) loads in 0.1 s, where importing
 # transformers (and torch) took seconds. Texts are fed in slices of a bounded size, so memory
 # stays flat and a single huge text cannot overflow the tokenizer.
-_TOKEN_BATCH_CHARS = 2_000_000
+_TOKEN_BATCH_CHARS = 1_000_000
 _TOKEN_PIECE_CHARS = 100_000
 _SPACE = re.compile(r"\s")
 
@@ -2108,8 +2108,11 @@ def minilm_token_counts(texts: list[str]) -> np.ndarray:
     batch: list[str] = []
     size = 0
 
+    # encode_batch_fast (tokenizers >= 0.21) skips the character offsets we do not need.
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+
     def flush() -> None:
-        for owner, encoding in zip(owners, tokenizer.encode_batch(batch, add_special_tokens=False)):
+        for owner, encoding in zip(owners, encode(batch, add_special_tokens=False)):
             counts[owner] += len(encoding.ids)
         owners.clear()
         batch.clear()

@@ -795,13 +795,16 @@ def _sniff_delimiter(sample: str, *, truncated: bool, preferred: str) -> tuple[s
         if truncated and len(rows) > 1:
             rows = rows[:-1]  # the last row may be cut off by the sample
         for titles in range(min(_MAX_TITLE_LINES, max(len(rows) - 2, 0)) + 1):
-            if titles and _filled(rows[titles - 1]) > 1:
-                break  # a title line has one cell
+            if titles and not _title_like(rows[titles - 1]):
+                break
             header, body = rows[titles] if rows else [], rows[titles + 1 :]
             if len(header) < 2:
                 continue
+            if titles and not _names_like(header):
+                break  # "1,hello" below a one-cell line is data, not a header
             # "Title,,," above a full header: the title is not the header.
-            if titles == 0 and _filled(header) == 1 and body and _filled(body[0]) == len(body[0]) >= 2:
+            if titles == 0 and _title_like(header) and body and _filled(body[0]) == len(body[0]) >= 2 \
+                    and _names_like(body[0]):
                 continue
             width = len(header)
             consistency = sum(len(row) == width for row in body) / len(body) if body else 1.0
@@ -825,6 +828,19 @@ def _sniff_delimiter(sample: str, *, truncated: bool, preferred: str) -> tuple[s
 
 def _filled(row: list[str]) -> int:
     return sum(1 for cell in row if cell.strip())
+
+
+def _title_like(row: list[str]) -> bool:
+    # One text in the first cell; ",text" (a pandas index column) is a header, not a title.
+    return bool(row) and bool(row[0].strip()) and _filled(row) == 1
+
+
+_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
+
+
+def _names_like(row: list[str]) -> bool:
+    # Column names are not numbers (data rows usually hold some: ids, scores, years).
+    return not any(_NUMBER.fullmatch(cell.strip()) for cell in row)
 
 
 # --------------------------------------------------------------------------------------

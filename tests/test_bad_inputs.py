@@ -262,6 +262,9 @@ CASES = [
          check=lambda c, r: (r.columns == ["id", "text"] and c.texts == ["hello there", "fine"]) or pytest.fail(str(r))),
     Case("title-line-with-empty-cells", "data.csv", text("Survey export;;\n\nid;text;region\n1;hello;N\n2;fine;S\n"), rows=2,
          warnings=("title line", "header is line 3"), check=texts_are("hello", "fine")),
+    Case("pandas-index-header-is-not-a-title", "data.csv", text(",text\n0,hello there\n1,fine thanks\n"), rows=2,
+         check=lambda c, r: (r.columns == ["Unnamed: 0", "text"] and c.texts == ["hello there", "fine thanks"])
+         or pytest.fail(str(r))),
     Case("bom-in-the-middle", "data.csv", raw("id,text\n1,first file\n".encode() + codecs.BOM_UTF8 + "id,text\n2,second file\n".encode()),
          rows=2, warnings=("byte-order mark starts line 3", "header row is repeated on line 3", "dropped"),
          check=texts_are("first file", "second file")),

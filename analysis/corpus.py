@@ -1378,7 +1378,7 @@ def _read_zip(data: bytes, name: str, report: ImportReport, options: dict[str, A
             parts = PurePosixPath(path).parts
             suffix = PurePosixPath(path).suffix.lower()
             where = f"archive member {path}"
-            if path.startswith("/") or ".." in parts or re.match(r"[A-Za-z]:", path):
+            if path.startswith("/") or ".." in parts or re.match(r"[A-Za-z]:[/\\]", path):
                 # Unpacked naively, such a member would land outside the folder ("zip slip").
                 report.skipped.append(SkippedItem(where, "unsafe path outside the archive, skipped"))
             elif parts[0] == "__MACOSX" or any(part.startswith(".") for part in parts):

@@ -490,6 +490,21 @@ APP_FLAGS = {
 }
 
 
+def _use_the_router_for_every_url() -> None:
+    """Make a fresh server run app.py (the router) for deep links too.
+
+    Until app.py has called st.navigation once, Streamlit serves a URL like /coding by
+    running pages/coding.py on its own (the old multipage mode for a pages/ folder): after a
+    restart, a bookmarked page came up without its sidebar, page setup or job worker.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without it has no such mode
+        return
+    if hasattr(PagesManager, "uses_pages_directory"):
+        PagesManager.uses_pages_directory = False
+
+
 def cmd_app(args) -> int:
     import os
 
@@ -503,6 +518,7 @@ def cmd_app(args) -> int:
 
     from .jobs import manager_for
 
+    _use_the_router_for_every_url()
     # Start the worker with the server, not with the first page view: a run cut off by a
     # restart carries on even if nobody opens the app.
     manager = manager_for(os.environ.get("TEXTLAB_HOME") or "workspace")

@@ -1,7 +1,9 @@
-"""One real-browser walk: Debian's Chromium (driven by Playwright) against `streamlit run`.
+"""One real-browser walk: Debian's Chromium (driven by Playwright) against `textlab app`.
 
-Loads the sample data, sees the preview, runs text statistics and sentiment, sees their
-charts, codes the sample with its codebook and sees the agreement with the human coders, finds
+Loads the sample data, sees the preview, runs text statistics (and reloads the page: the
+project stays open) and sentiment, sees their charts, codes the sample with its codebook
+(killing the server mid-run and starting it again: the run resumes by itself), sees the codes
+on Explore and the agreement with the human coders, finds
 topics and sees the document map, sees a group summary with its sources,
 downloads the CSV export and checks its rows.
 """
@@ -30,36 +32,67 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Server:
+    """`textlab app` on a fixed port and workspace; can be killed (-9) and started again."""
+
+    def __init__(self, tmp_path):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.home = tmp_path / "workspace"
+        self.env = {**os.environ, "TEXTLAB_HOME": str(self.home), "HF_HUB_OFFLINE": "1"}
+        self.proc = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "analysis.cli", "app", "--port", str(self.port), "--address", "127.0.0.1"],
+            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/_stcore/health", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.3)
+        self.proc.kill()
+        pytest.fail("textlab app did not start: " + self.proc.stdout.read().decode(errors="replace")[-2000:])
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
 @pytest.fixture
 def server(tmp_path):
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail("Debian's chromium is not installed; .ci/run installs it (apt-get install chromium)")
         pytest.skip("needs Debian's chromium (apt-get install chromium chromium-driver)")
-    port = _free_port()
-    env = {**os.environ, "TEXTLAB_HOME": str(tmp_path / "workspace"), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    srv = Server(tmp_path)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _wait_for_run(home, task: str, statuses: tuple[str, ...], timeout: float):
+    """The newest run of a task once it has one of these statuses (read from the workspace)."""
+    from analysis.workspace import Workspace
+
+    deadline = time.time() + timeout
     while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        runs = [r for r in Workspace(home).runs_with_status(*statuses) if r.task == task]
+        if runs:
+            return runs[-1]
+        time.sleep(0.05)
+    raise AssertionError(f"no {task} run became {statuses} within {timeout} s")
 
 
 @pytest.mark.timeout(2400)  # one long walk through every analysis; each step has its own wait below
@@ -77,68 +110,100 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
         # Charts render a moment after the numbers; on a loaded 2-core CI machine that can take
         # longer than Playwright's 5 s default for expect().
         expect.set_options(timeout=60_000)
-        page.goto(server)
+        page.goto(server.url)
+        try:
+            _walk(page, expect, server, tmp_path)
+        except Exception:  # what the page showed, for the report
+            os.makedirs(ROOT / "tests" / "_artifacts", exist_ok=True)
+            page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    _check_export(tmp_path / "export.csv")
 
-        # Data: load the sample and see the preview.
-        page.get_by_role("tab", name="Sample data").click()
-        page.get_by_role("button", name="Load sample data").click()
-        expect(page.get_by_text("Loaded the sample data")).to_be_visible()
-        expect(page.get_by_text("Open project: Policy survey (sample)")).to_be_visible()
-        expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible()
 
-        # Text statistics: run the job and see a chart.
-        page.get_by_role("link", name="Text statistics").click()
-        page.get_by_role("button", name="Run text statistics").click()
-        expect(page.get_by_text("Median tokens")).to_be_visible(timeout=300_000)
-        expect(page.locator(".js-plotly-plot").first).to_be_visible()
-        os.makedirs(ROOT / "tests" / "_artifacts", exist_ok=True)
-        page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "stats.png"), full_page=False)
+def _walk(page, expect, server, tmp_path) -> None:
+    from analysis.workspace import Workspace
 
-        # Sentiment (auto: VADER here, as no transformer model is downloaded): run and see charts.
-        page.get_by_role("link", name="Sentiment").click()
-        page.get_by_role("button", name="Run sentiment").click()
-        expect(page.get_by_text("Mean score")).to_be_visible(timeout=300_000)
-        expect(page.get_by_text("Mean sentiment by region")).to_be_visible()
-        page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "sentiment.png"), full_page=True)
 
-        # Codebook coding: the sample codebook is loaded with the sample data; code zero-shot
-        # (offline here), then check the codes against the two human coders.
-        page.get_by_role("link", name="Codebook coding").click()
-        expect(page.get_by_text("5 codes · version")).to_be_visible()
-        page.get_by_role("button", name="Run coding").click()
-        expect(page.get_by_text("Share of texts per code")).to_be_visible(timeout=600_000)
-        page.get_by_role("link", name="Validate").click()
-        expect(page.get_by_text("texts compared").first).to_be_visible(timeout=60_000)
-        expect(page.get_by_role("heading", name="Per code")).to_be_visible()
-        page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "validate.png"), full_page=False)
+    # Data: load the sample and see the preview.
+    page.get_by_role("tab", name="Sample data").click()
+    page.get_by_role("button", name="Load sample data").click()
+    expect(page.get_by_text("Loaded the sample data")).to_be_visible()
+    expect(page.get_by_text("Open project: Policy survey (sample)")).to_be_visible()
+    expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible()
 
-        # Topics: five topics (KMeans), then the document map.
-        page.get_by_role("link", name="Topics").click()
-        number = page.get_by_role("spinbutton", name="Number of topics (0 = find automatically)")
-        number.fill("5")
-        number.press("Enter")
-        page.get_by_role("button", name="Find topics").click()
-        expect(page.get_by_role("tab", name="Document map")).to_be_visible(timeout=600_000)
-        page.get_by_role("tab", name="Document map").click()
-        expect(page.get_by_text("Document map (UMAP of the embeddings")).to_be_visible()
-        page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "topics.png"), full_page=False)
+    # Text statistics: run the job and see a chart.
+    page.get_by_role("link", name="Text statistics").click()
+    page.get_by_role("button", name="Run text statistics").click()
+    expect(page.get_by_text("Median tokens")).to_be_visible(timeout=300_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    # F5 keeps the page and the open project (both are in the URL).
+    assert "project=" in page.url
+    page.reload()
+    expect(page.get_by_text("Median tokens")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("No project is open")).to_have_count(0)
+    os.makedirs(ROOT / "tests" / "_artifacts", exist_ok=True)
+    page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "stats.png"), full_page=False)
 
-        # Summaries: a group summary with its sources (no per-text run needed).
-        page.get_by_role("link", name="Summaries").click()
-        page.get_by_role("button", name="Summarise groups").click()
-        expect(page.get_by_text("Representative sentences")).to_be_visible(timeout=600_000)
-        expect(page.get_by_text("characters").first).to_be_visible()
+    # Sentiment (auto: VADER here, as no transformer model is downloaded): run and see charts.
+    page.get_by_role("link", name="Sentiment").click()
+    page.get_by_role("button", name="Run sentiment").click()
+    expect(page.get_by_text("Mean score")).to_be_visible(timeout=300_000)
+    expect(page.get_by_text("Mean sentiment by region")).to_be_visible()
+    page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "sentiment.png"), full_page=True)
 
-        # Export: download the CSV and check its rows.
-        page.get_by_role("link", name="Export").click()
-        expect(page.get_by_role("heading", name="Export")).to_be_visible()
-        with page.expect_download() as info:
-            # The data file's button (not the previous page's, which may linger during the switch).
-            page.get_by_role("button", name=re.compile(r"^Download .+\.csv$")).click()
-        target = tmp_path / "export.csv"
-        info.value.save_as(target)
-        browser.close()
+    # Codebook coding: the sample codebook is loaded with the sample data; code zero-shot
+    # (offline here), then check the codes against the two human coders.
+    page.get_by_role("link", name="Codebook coding").click()
+    expect(page.get_by_text("5 codes · version")).to_be_visible()
+    page.get_by_role("button", name="Run coding").click()
+    # The server dies mid-run (kill -9) and is started again: the run resumes by itself,
+    # before anyone opens a page, and the reloaded page shows its result.
+    running = _wait_for_run(server.home, "coding", ("running",), 120)
+    server.kill()
+    assert Workspace(server.home).run(running.id).status == "running"
+    server.start()
+    _wait_for_run(server.home, "coding", ("done",), 600)
+    page.reload()
+    expect(page.get_by_text("Share of texts per code")).to_be_visible(timeout=120_000)
+    # Explore shows the codes by default (the newest run's label column).
+    page.get_by_role("link", name="Explore").click()
+    expect(page.get_by_text("Codebook coding: Code").first).to_be_visible()
+    expect(page.get_by_text("Code: counts")).to_be_visible()
+    page.get_by_role("link", name="Validate").click()
+    expect(page.get_by_text("texts compared").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("heading", name="Per code")).to_be_visible()
+    page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "validate.png"), full_page=False)
 
+    # Topics: five topics (KMeans), then the document map.
+    page.get_by_role("link", name="Topics").click()
+    number = page.get_by_role("spinbutton", name="Number of topics (0 = find automatically)")
+    number.fill("5")
+    number.press("Enter")
+    page.get_by_role("button", name="Find topics").click()
+    expect(page.get_by_role("tab", name="Document map")).to_be_visible(timeout=600_000)
+    page.get_by_role("tab", name="Document map").click()
+    expect(page.get_by_text("Document map (UMAP of the embeddings")).to_be_visible()
+    page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "topics.png"), full_page=False)
+
+    # Summaries: a group summary with its sources (no per-text run needed).
+    page.get_by_role("link", name="Summaries").click()
+    page.get_by_role("button", name="Summarise groups").click()
+    expect(page.get_by_text("Representative sentences")).to_be_visible(timeout=600_000)
+    expect(page.get_by_text("characters").first).to_be_visible()
+
+    # Export: download the CSV and check its rows.
+    page.get_by_role("link", name="Export").click()
+    expect(page.get_by_role("heading", name="Export")).to_be_visible()
+    with page.expect_download() as info:
+        # The data file's button (not the previous page's, which may linger during the switch).
+        page.get_by_role("button", name=re.compile(r"^Download .+\.csv$")).click()
+    target = tmp_path / "export.csv"
+    info.value.save_as(target)
+
+
+def _check_export(target) -> None:
     exported = pd.read_csv(target, dtype=str, keep_default_na=False)
     sample = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
     assert len(exported) == len(sample)

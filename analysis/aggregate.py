@@ -1,8 +1,10 @@
 """Uncertainty-aware summaries of result columns, by group and over time.
 
 Pure pandas/numpy: the pages, the CLI and notebooks call these and hand the tables to
-`analysis.charts`. Every table says how many rows it rests on (`n`) and carries an
-interval (`lo`, `hi`) so a chart never shows a bare mean.
+`analysis.charts`. Dates are read by `analysis.datetimes`, as the corpus and the export
+read them (the day/month order from the whole column, or the project's `date_order`).
+Every table says how many rows it rests on (`n`) and carries an interval (`lo`, `hi`) so
+a chart never shows a bare mean.
 
 Choices, and why:
 - Means get a percentile bootstrap interval: result columns (sentiment scores, emotion
@@ -22,12 +24,13 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+
+from analysis.datetimes import parse_dates
 
 __all__ = [
     "TextCounts",
@@ -150,38 +153,6 @@ def _split(values: pd.Series, keys: pd.Series) -> dict:
     order = np.argsort(codes, kind="stable")
     bounds = np.cumsum(np.bincount(codes, minlength=len(uniques)))[:-1]
     return dict(zip(list(uniques), np.split(vals[order], bounds)))
-
-
-def _parse_dates(series: pd.Series) -> pd.Series:
-    """Datetimes (tz-naive, local wall time) from a column; unreadable values become NaT."""
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        return series.dt.tz_localize(None)
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return series
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        nums = pd.to_numeric(series, errors="coerce")
-        # A column of years (2019, 2020) is common in survey data; read it as 1 January.
-        if nums.notna().any() and nums.dropna().between(1000, 3000).all() and (nums.dropna() % 1 == 0).all():
-            return pd.to_datetime(nums.astype("Int64").astype("string"), format="%Y", errors="coerce")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "could not infer format": we try mixed next
-        parsed = pd.to_datetime(series, errors="coerce")
-        present = series.notna() & series.astype("string").str.strip().ne("").fillna(False).astype(bool)
-        if (parsed.isna() & present).any():
-            # The format was inferred from the first value; a column of mixed formats needs
-            # element-wise parsing. Keep whichever reads more dates.
-            try:
-                mixed = pd.to_datetime(series, errors="coerce", format="mixed")
-            except (ValueError, TypeError):
-                mixed = parsed
-            if mixed.notna().sum() > parsed.notna().sum():
-                parsed = mixed
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_localize(None)
-    if not pd.api.types.is_datetime64_any_dtype(parsed):
-        # Mixed time zones come back as objects; read them again in UTC.
-        parsed = pd.to_datetime(series, errors="coerce", utc=True).dt.tz_localize(None)
-    return parsed
 
 
 def _norm_freq(freq: str, dates: pd.Series | None = None) -> str:
@@ -337,7 +308,7 @@ def label_shares(frame: pd.DataFrame, label: str, group: str | None = None, *, n
 
 
 def trend(frame: pd.DataFrame, value: str, date: str, *, freq: str = "M", n_boot: int = 1000,
-          level: float = 0.95, seed=0, min_n: int = 5) -> pd.DataFrame:
+          level: float = 0.95, seed=0, min_n: int = 5, date_order: str | None = None) -> pd.DataFrame:
     """Mean of `value` per month or ISO week with bootstrap intervals.
 
     Columns: period (start of the month, or the Monday of the week), n, mean, lo, hi,
@@ -345,10 +316,12 @@ def trend(frame: pd.DataFrame, value: str, date: str, *, freq: str = "M", n_boot
     `sparse=True`; periods between the first and last with no rows are included with
     n = 0 so a chart shows the gap. `attrs`: "undated" (rows whose date is missing or
     unreadable), "missing" (dated rows without a value), "freq" ("M" or "W").
+    ``date_order`` ("day-first"/"month-first", the project's) reads dates like 04.03.2021;
+    None reads the order the column shows (see ``analysis.datetimes.parse_dates``).
     """
     frame = _check_columns(frame, value, date)
     _check_level(level, n_boot)
-    dates = _parse_dates(frame[date])
+    dates = parse_dates(frame[date], date_order, date)
     freq = _norm_freq(freq, dates)
     values = pd.to_numeric(frame[value], errors="coerce")
     dated = dates.notna()
@@ -378,18 +351,18 @@ def trend(frame: pd.DataFrame, value: str, date: str, *, freq: str = "M", n_boot
 
 def label_shares_over_time(frame: pd.DataFrame, label: str, date: str, *, freq: str = "M",
                            n_boot: int = 1000, level: float = 0.95, seed=0, min_n: int = 5,
-                           method: str = "wilson") -> pd.DataFrame:
+                           method: str = "wilson", date_order: str | None = None) -> pd.DataFrame:
     """Share of each label per month or ISO week with intervals.
 
     Columns: period, <label>, n, total, share, lo, hi, sparse (total < min_n; the Wilson
     interval is still given, it is honest at small n, just wide). Empty periods between the
     first and last are included with total = 0 and share NaN. `attrs`: "undated",
-    "missing" (dated rows without a label), "freq".
+    "missing" (dated rows without a label), "freq". ``date_order`` as in ``trend``.
     """
     frame = _check_columns(frame, label, date)
     _check_level(level, n_boot)
     _check_name(label, "label")
-    dates = _parse_dates(frame[date])
+    dates = parse_dates(frame[date], date_order, date)
     freq = _norm_freq(freq, dates)
     labels = _clean_labels(frame[label])
     dated = dates.notna()
@@ -435,10 +408,12 @@ def profile_by_group(frame: pd.DataFrame, columns: list[str], group: str) -> pd.
     return profile
 
 
-def auto_freq(dates) -> str:
+def auto_freq(dates, date_order: str | None = None) -> str:
     """"W" when the dated span is under about six months (weeks give enough points to
-    show a trend), else "M" (months keep the chart readable and the periods larger)."""
-    parsed = _parse_dates(pd.Series(dates)).dropna()
+    show a trend), else "M" (months keep the chart readable and the periods larger).
+    ``date_order`` as in ``trend``."""
+    dates = pd.Series(dates)
+    parsed = parse_dates(dates, date_order, dates.name if dates.name is not None else "the date column").dropna()
     if parsed.empty:
         return "M"
     return "W" if parsed.max() - parsed.min() < pd.Timedelta(days=183) else "M"

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.datetimes import DATE_ORDERS, date_note, numbers_as_dates, parse_date_strings, parse_dates
 from analysis.errors import CorpusError
 from analysis.textutil import word_counts
 
@@ -161,7 +162,7 @@ class Corpus:
         """
         if self.date_column is None:
             raise CorpusError("No date column is chosen for this corpus; choose the column that holds the dates.")
-        return _parse_dates(self.data[self.date_column], self.date_order, self.date_column).rename(self.date_column)
+        return parse_dates(self.data[self.date_column], self.date_order, self.date_column).rename(self.date_column)
 
 
 @dataclass
@@ -1684,7 +1685,7 @@ def _profile(name: str, column: pd.Series) -> _ColumnProfile:
         numeric_share=numeric_share,
         date_share=date_share,
         epoch=(is_integer or (is_string and numeric_share == 1.0))
-        and _numbers_as_dates(pd.to_numeric(sample, errors="coerce")) in ("s", "ms"),
+        and numbers_as_dates(pd.to_numeric(sample, errors="coerce")) in ("s", "ms"),
     )
 
 
@@ -1701,142 +1702,7 @@ def _date_share(sample: pd.Series) -> float:
                         & (sample.str.len() <= 40)]
     if not len(candidates):
         return 0.0
-    return _parse_date_strings(candidates).notna().sum() / len(sample)
-
-
-def _parse_date_strings(values: pd.Series) -> pd.Series:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "could not infer format" and the like
-        try:
-            parsed = pd.to_datetime(values, errors="coerce")
-            if parsed.isna().any():
-                mixed = pd.to_datetime(values, errors="coerce", format="mixed")
-                if mixed.notna().sum() > parsed.notna().sum():
-                    parsed = mixed
-        except (ValueError, TypeError):  # mixed time-zone offsets
-            parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_localize(None)
-    return parsed
-
-
-DATE_ORDERS = ("day-first", "month-first")
-# 04.03.2021, 4/3/21, 04-03-2021 14:30: day and month in an order the value does not say.
-_NUMERIC_DATE = r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})((?:[ T].*)?)$"
-# Whole numbers that are dates: years, and Unix times in seconds or milliseconds (1973-2286).
-_EPOCH_UNITS = (("s", 1e8, 1e10), ("ms", 1e11, 1e13))
-
-
-@dataclass
-class _DateReading:
-    order: str | None  # day-first, month-first, or None (no numeric d/m/y dates)
-    why: str  # for the note
-    ambiguous: bool = False
-    unit: str | None = None  # year, s, ms for whole numbers
-
-
-def _numbers_as_dates(numbers: pd.Series) -> str | None:
-    """'year', 's' or 'ms' when every whole number of the column reads as that, else None."""
-    present = numbers.dropna()
-    if not len(present) or not bool((present % 1 == 0).all()):
-        return None
-    if present.between(1000, 2999).all():
-        return "year"
-    for unit, low, high in _EPOCH_UNITS:
-        if present.between(low, high).all():
-            return unit
-    return None
-
-
-def _date_strings(column: pd.Series) -> pd.Series:
-    strings = column.astype(object).where(column.notna(), None).map(lambda v: v if v is None else str(v).strip())
-    return strings.where(strings != "", None)
-
-
-def _numeric_date_parts(strings: pd.Series) -> pd.DataFrame:
-    return strings.astype("string").str.extract(_NUMERIC_DATE)
-
-
-def _date_reading(column: pd.Series, order: str | None = None) -> _DateReading:
-    """How the column's dates are read: the day/month order (from the whole column), or
-    the unit of whole numbers."""
-    if order is not None and order not in DATE_ORDERS:
-        raise CorpusError(f"Unknown date order {order!r}; choose one of: {', '.join(DATE_ORDERS)}.")
-    if pd.api.types.is_datetime64_any_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
-        return _DateReading(None, "")
-    if pd.api.types.is_numeric_dtype(column.dtype):
-        return _DateReading(None, "", unit=_numbers_as_dates(column))
-    strings = _date_strings(column).dropna()
-    if len(strings) and strings.str.fullmatch(r"\d+").all():
-        return _DateReading(None, "", unit=_numbers_as_dates(pd.to_numeric(strings)))
-    parts = _numeric_date_parts(strings).dropna(subset=[0])
-    if parts.empty:
-        return _DateReading(order, "")
-    first, second = parts[0].astype(int), parts[2].astype(int)
-    day_first, month_first = strings[parts.index][first > 12], strings[parts.index][second > 12]
-    if order:
-        return _DateReading(order, "as chosen")
-    if len(day_first) and len(month_first):
-        chosen = "day-first" if len(day_first) >= len(month_first) else "month-first"
-        other = month_first if chosen == "day-first" else day_first
-        return _DateReading(chosen, f"most values show it ({day_first.iloc[0]!r} vs {month_first.iloc[0]!r}); "
-                                    f"{len(other)} value(s) only fit the other order and are not read as dates")
-    if len(day_first):
-        return _DateReading("day-first", f"{day_first.iloc[0]!r} has no month {int(first[first > 12].iloc[0])}")
-    if len(month_first):
-        return _DateReading("month-first", f"{month_first.iloc[0]!r} has no month {int(second[second > 12].iloc[0])}")
-    if (parts[1] == ".").all():
-        return _DateReading("day-first", "no day is above 12, and dates written with dots are day-first "
-                                         f"wherever they are used ({strings[parts.index].iloc[0]!r})")
-    return _DateReading(None, f"no day is above 12, e.g. {strings[parts.index].iloc[0]!r}", ambiguous=True)
-
-
-def _date_note(column: pd.Series, name: str, order: str | None) -> str | None:
-    """What the import says about a date column: the order or unit used, or that it must be chosen."""
-    try:
-        reading = _date_reading(column, order)
-    except CorpusError as exc:
-        return str(exc)
-    if reading.ambiguous:
-        return (f"The dates in {name!r} could be day-first or month-first: {reading.why}. They stay as text until "
-                f"you choose the order (date_order {DATE_ORDERS[0]!r} or {DATE_ORDERS[1]!r}).")
-    if reading.unit in ("s", "ms"):
-        unit = "seconds" if reading.unit == "s" else "milliseconds"
-        return f"The dates in {name!r} are whole numbers; they were read as Unix time in {unit} since 1970 (UTC)."
-    if reading.order and reading.why != "as chosen":
-        example = "04.03.2021 = 4 March 2021" if reading.order == "day-first" else "04/03/2021 = 3 April 2021"
-        return f"The dates in {name!r} were read {reading.order} ({example}): {reading.why}."
-    return None
-
-
-def _parse_dates(column: pd.Series, order: str | None = None, name: str = "the date column") -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(column.dtype):
-        return column.dt.tz_localize(None) if column.dt.tz is not None else column
-    reading = _date_reading(column, order)
-    if reading.ambiguous:
-        raise CorpusError(f"The dates in {name!r} could be day-first or month-first ({reading.why}); "
-                          f"choose the order ({DATE_ORDERS[0]} or {DATE_ORDERS[1]}).")
-    numeric = pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype)
-    if numeric or reading.unit:
-        numbers = pd.to_numeric(column if numeric else _date_strings(column), errors="coerce")
-        if reading.unit in ("s", "ms"):
-            return pd.to_datetime(numbers, unit=reading.unit, errors="coerce").astype("datetime64[ns]")
-        years = numbers.where(numbers.between(1000, 2999) & (numbers % 1 == 0))
-        return pd.to_datetime(years.astype("Int64").astype(str), format="%Y", errors="coerce")
-    strings = _date_strings(column)
-    if reading.order:
-        # Rewrite d/m/y (or m/d/y) as ISO first: dateutil's dayfirst would also swap ISO dates.
-        parts = _numeric_date_parts(strings)
-        matched = parts[0].notna()
-        day, month = (parts[0], parts[2]) if reading.order == "day-first" else (parts[2], parts[0])
-        year = parts[3].where(parts[3].str.len() == 4, None)
-        short = parts[3][parts[3].str.len() == 2].astype(int)
-        year = year.fillna(((short < 70) * 2000 + (short >= 70) * 1900 + short).astype(str))
-        valid = matched & (month.astype(float) <= 12)
-        iso = year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + parts[4].fillna("")
-        strings = strings.where(~matched, iso.where(valid, None))
-    parsed = _parse_date_strings(strings)
-    return parsed.astype("datetime64[ns]") if parsed.dtype == object else parsed
+    return parse_date_strings(candidates).notna().sum() / len(sample)
 
 
 # --------------------------------------------------------------------------------------
@@ -1907,7 +1773,7 @@ def build_corpus(
         data = data.drop(columns="doc_id")
     data.insert(0, "doc_id", doc_ids)
     if date_column is not None:
-        note = _date_note(data[date_column], date_column, date_order)
+        note = date_note(data[date_column], date_column, date_order)
         if note:
             notes.append(note)
     return Corpus(data=data, text_column=text_column, id_column=id_column, group_column=group_column,

@@ -392,3 +392,50 @@ def test_sample_counts_agree_with_the_quality_report():
     assert counts.describe() == "467 texts (464 non-empty, 3 empty)"
     frame = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
     assert counts.total == len(frame) and counts.empty == int((frame["text"].str.strip() == "").sum())
+
+
+# --------------------------------------------------------------------------- dates (issue 10, finding 17)
+# The over-time aggregates read dates with the corpus's reader (analysis.datetimes): a chart
+# and the corpus never disagree about which month 04.03.2021 is.
+
+def test_over_time_reads_day_first_dates_as_the_column_shows():
+    frame = pd.DataFrame({"date": ["04.03.2021", "05.03.2021", "13.04.2021", "20.04.2021"],
+                          "v": [1.0, 2.0, 3.0, 4.0], "label": ["a", "a", "b", "a"]})
+    table = trend(frame, "v", "date", freq="M", min_n=1)
+    assert table.period.tolist() == [pd.Timestamp("2021-03-01"), pd.Timestamp("2021-04-01")]
+    assert table.n.tolist() == [2, 2] and table.attrs["undated"] == 0
+    shares = label_shares_over_time(frame, "label", "date", freq="M", min_n=1)
+    march = shares[shares.period == pd.Timestamp("2021-03-01")].set_index("label")
+    assert march.loc["a", "n"] == 2 and march.loc["a", "total"] == 2
+    assert auto_freq(frame["date"]) == "W"  # 4 March to 20 April: under six months
+
+
+def test_over_time_uses_the_given_order_and_asks_for_one_when_the_column_shows_none():
+    from analysis.errors import CorpusError, TextlabError
+
+    frame = pd.DataFrame({"date": ["04/03/2021", "05/03/2021", "04/05/2021"], "v": [1.0, 2.0, 3.0],
+                          "label": ["a", "b", "a"]})
+    day_first = trend(frame, "v", "date", freq="M", min_n=1, date_order="day-first")
+    assert day_first.set_index("period")["n"].to_dict() == {
+        pd.Timestamp("2021-03-01"): 2, pd.Timestamp("2021-04-01"): 0, pd.Timestamp("2021-05-01"): 1}
+    month_first = trend(frame, "v", "date", freq="M", min_n=1, date_order="month-first")
+    assert month_first.set_index("period")["n"].to_dict() == {
+        pd.Timestamp("2021-04-01"): 2, pd.Timestamp("2021-05-01"): 1}
+    shares = label_shares_over_time(frame, "label", "date", freq="M", min_n=1, date_order="day-first")
+    assert shares.groupby("period")["total"].first().tolist() == [2, 0, 1]
+    assert auto_freq(frame["date"], date_order="month-first") == "W"
+    # No order and none to see: a user error (shown as a message), never a guess.
+    for call in (lambda: trend(frame, "v", "date"), lambda: label_shares_over_time(frame, "label", "date"),
+                 lambda: auto_freq(frame["date"])):
+        with pytest.raises(CorpusError, match="could be day-first or month-first") as caught:
+            call()
+        assert isinstance(caught.value, TextlabError) and "'date'" in str(caught.value)
+
+
+def test_over_time_reads_unix_times_and_already_parsed_dates():
+    frame = pd.DataFrame({"created_at": ["1614816000", "1614902400", "1617494400"], "v": [1.0, 2.0, 3.0]})
+    table = trend(frame, "v", "created_at", freq="M", min_n=1)  # as read from a CSV: text
+    assert table.set_index("period")["n"].to_dict() == {pd.Timestamp("2021-03-01"): 2, pd.Timestamp("2021-04-01"): 1}
+    parsed = frame.assign(created_at=pd.to_datetime(frame["created_at"].astype(int), unit="s"))
+    again = trend(parsed, "v", "created_at", freq="M", min_n=1, date_order="month-first")
+    assert again[["period", "n", "mean"]].to_dict("list") == table[["period", "n", "mean"]].to_dict("list")

@@ -29,7 +29,8 @@ from typing import Any
 import pandas as pd
 
 from .corpus import Corpus
-from .errors import TextlabError
+from .datetimes import DATE_ORDERS
+from .errors import CorpusError, TextlabError
 
 DB_NAME = "textlab.sqlite"
 
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS projects (
     rows INTEGER NOT NULL,
     input_hash TEXT NOT NULL,
     import_report TEXT,
-    data_hash TEXT
+    data_hash TEXT,
+    date_order TEXT
 );
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -82,7 +84,7 @@ CREATE TABLE IF NOT EXISTS workers (
 
 
 _LATER_RUN_COLUMNS = (("stage", "TEXT"),)
-_LATER_PROJECT_COLUMNS = (("data_hash", "TEXT"),)
+_LATER_PROJECT_COLUMNS = (("data_hash", "TEXT"), ("date_order", "TEXT"))
 
 
 def now_iso() -> str:
@@ -230,6 +232,8 @@ class ProjectInfo:
     input_hash: str
     import_report: dict = field(default_factory=dict)
     data_hash: str | None = None            # None: a project made before whole-input hashes
+    # "day-first"/"month-first" for dates like 04.03.2021; None: the order the column shows.
+    date_order: str | None = None
 
 
 @dataclass
@@ -292,11 +296,11 @@ class Workspace:
         with closing(self.connect()) as con:
             con.execute(
                 "INSERT INTO projects (id, name, created, source, text_column, id_column, group_column, "
-                "date_column, rows, input_hash, import_report, data_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "date_column, rows, input_hash, import_report, data_hash, date_order) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     project_id, name, now_iso(), corpus.source, corpus.text_column, corpus.id_column,
                     corpus.group_column, corpus.date_column, len(corpus), corpus_hash(corpus),
-                    json.dumps(import_report or {}, default=str), data_hash(corpus),
+                    json.dumps(import_report or {}, default=str), data_hash(corpus), corpus.date_order,
                 ),
             )
         return Project(self, project_id)
@@ -439,6 +443,7 @@ class Project:
         return Corpus(
             data=data, text_column=info.text_column, id_column=info.id_column,
             group_column=info.group_column, date_column=info.date_column, source=info.source or "",
+            date_order=info.date_order,
         )
 
     def update_corpus(self, corpus: Corpus, import_report: dict | None = None) -> "CorpusUpdate":
@@ -466,20 +471,35 @@ class Project:
                 if str(a.dtype) != str(b.dtype) or not a.reset_index(drop=True).equals(b.reset_index(drop=True)):
                     changed.append(column)
         atomic_write_parquet(self.folder / "corpus.parquet", parquet_safe(new))
+        # An order given with the new file wins; else the one chosen earlier, for the same column.
+        date_order = corpus.date_order or (info.date_order if corpus.date_column == info.date_column else None)
         with closing(self.workspace.connect()) as con:
             con.execute(
-                "UPDATE projects SET source=?, id_column=?, group_column=?, date_column=?, import_report=?, data_hash=? "
-                "WHERE id=?",
+                "UPDATE projects SET source=?, id_column=?, group_column=?, date_column=?, import_report=?, data_hash=?, "
+                "date_order=? WHERE id=?",
                 (corpus.source, corpus.id_column, corpus.group_column, corpus.date_column,
-                 json.dumps(import_report or info.import_report, default=str), data_hash(corpus), self.id),
+                 json.dumps(import_report or info.import_report, default=str), data_hash(corpus), date_order,
+                 self.id),
             )
         return CorpusUpdate(added=added, removed=removed, changed=changed)
 
-    def set_roles(self, group_column: str | None = None, date_column: str | None = None) -> None:
-        """Group and date columns can change after import; text and id cannot (runs depend on them)."""
+    def set_roles(self, group_column: str | None = None, date_column: str | None = None,
+                  date_order: str | None | object = ...) -> None:
+        """Group and date columns can change after import; text and id cannot (runs depend on them).
+
+        ``date_order`` ("day-first", "month-first", or None for the order the column shows):
+        left out, the stored order is kept while the date column stays the same (an order
+        chosen for one column says nothing about another).
+        """
+        if date_order is ...:
+            info = self.info
+            date_order = info.date_order if date_column == info.date_column else None
+        if date_order is not None and date_order not in DATE_ORDERS:
+            raise CorpusError(f"Unknown date order {date_order!r}; choose one of: {', '.join(DATE_ORDERS)}.")
         with closing(self.workspace.connect()) as con:
             con.execute(
-                "UPDATE projects SET group_column=?, date_column=? WHERE id=?", (group_column, date_column, self.id)
+                "UPDATE projects SET group_column=?, date_column=?, date_order=? WHERE id=?",
+                (group_column, date_column, date_order, self.id),
             )
 
     # -- runs -----------------------------------------------------------------------

@@ -465,6 +465,50 @@ def test_dates_are_parsed_with_nat_for_bad_values():
         build_corpus(table, "text").dates()
 
 
+AMBIGUOUS = pd.DataFrame({"text": ["a", "b", "c"], "when": ["04/03/2021", "05/03/2021", "04/05/2021"]})
+
+
+def test_a_project_keeps_its_date_order(home):
+    """The order chosen at import is the project's: after reopening the workspace, the
+    corpus reads its dates in it, and it can be changed later with the other roles."""
+    from analysis.workspace import Workspace
+
+    corpus = build_corpus(AMBIGUOUS, "text", date_column="when", date_order="day-first")
+    project = Workspace().create_project("dates", corpus)
+    again = Workspace().project(project.id)
+    assert again.info.date_order == "day-first"
+    stored = again.corpus()
+    assert stored.date_order == "day-first"
+    assert stored.dates().tolist() == [pd.Timestamp("2021-03-04"), pd.Timestamp("2021-03-05"), pd.Timestamp("2021-05-04")]
+    again.set_roles(None, "when", date_order="month-first")
+    assert Workspace().project(project.id).corpus().dates().tolist()[0] == pd.Timestamp("2021-04-03")
+    again.set_roles("text", "when")  # other roles saved: the order of the same date column stays
+    assert Workspace().project(project.id).info.date_order == "month-first"
+    again.set_roles(None, None)  # another date column (here none): its order is not the old one's
+    assert Workspace().project(project.id).info.date_order is None
+    again.set_roles(None, "when", date_order=None)  # back to the order the column shows: none
+    with pytest.raises(CorpusError, match="could be day-first or month-first"):
+        Workspace().project(project.id).corpus().dates()
+    with pytest.raises(CorpusError, match="Unknown date order"):
+        again.set_roles(None, "when", date_order="year-first")
+
+
+def test_a_workspace_from_before_date_orders_opens_and_reads_the_columns_order(home):
+    import sqlite3
+
+    from analysis.workspace import Workspace
+
+    table = pd.DataFrame({"text": ["a", "b"], "when": ["04.03.2021", "13.03.2021"]})
+    project = Workspace().create_project("old", build_corpus(table, "text", date_column="when"))
+    with sqlite3.connect(home / "textlab.sqlite") as con:  # the projects table as an older Textlab made it
+        con.execute("ALTER TABLE projects DROP COLUMN date_order")
+    ws = Workspace()
+    assert ws.project(project.id).info.date_order is None
+    assert ws.project(project.id).corpus().dates().tolist() == [pd.Timestamp("2021-03-04"), pd.Timestamp("2021-03-13")]
+    ws.project(project.id).set_roles(None, "when", date_order="day-first")
+    assert Workspace().project(project.id).info.date_order == "day-first"
+
+
 @pytest.mark.parametrize("role", ["id_column", "group_column", "date_column"])
 def test_unknown_role_columns_are_named(role):
     with pytest.raises(CorpusError, match=f"The {role.split('_')[0]} column 'nope' is not in the table"):

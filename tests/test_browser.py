@@ -169,8 +169,9 @@ def _walk(page, expect, server, tmp_path) -> None:
     expect(page.get_by_text("Share of texts per code")).to_be_visible(timeout=120_000)
     # Explore shows the codes by default (the newest run's label column).
     page.get_by_role("link", name="Explore").click()
-    expect(page.get_by_text("Codebook coding: Code").first).to_be_visible()
-    expect(page.get_by_text("Code: counts")).to_be_visible()
+    expect(page.get_by_role("combobox", name="Result")).to_match_aria_snapshot(
+        '- combobox "Result": "Codebook coding: Code"')
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
     page.get_by_role("link", name="Validate").click()
     expect(page.get_by_text("texts compared").first).to_be_visible(timeout=60_000)
     expect(page.get_by_role("heading", name="Per code")).to_be_visible()

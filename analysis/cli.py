@@ -24,9 +24,14 @@ EXIT_INTERRUPTED = 130
 
 def _add_column_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", help="column holding the texts (default: the suggested one)")
-    p.add_argument("--id-column", help="column of unique document ids (default: generated row ids)")
+    # 'none' is corpus.ROW_IDS, written out so that `textlab --help` need not import pandas.
+    p.add_argument("--id-column", help="column of unique document ids (default: the suggested id column; "
+                                       "'none' numbers the rows: doc-000001, ...)")
     p.add_argument("--group-column", help="column of groups to compare (region, party, ...)")
     p.add_argument("--date-column", help="column of dates")
+    p.add_argument("--date-order", choices=("day-first", "month-first"),
+                   help="how dates like 04/03/2021 are read (default: the order the column shows, e.g. a day "
+                        "above 12; a column that shows none needs this)")
     p.add_argument("--sheet", help="sheet name or number for Excel files (default: the first)")
 
 
@@ -101,6 +106,8 @@ def _read_kwargs(args) -> dict:
     kwargs = {}
     if getattr(args, "sheet", None) is not None:
         kwargs["sheet"] = int(args.sheet) if str(args.sheet).isdigit() else args.sheet
+    if getattr(args, "date_order", None) is not None:
+        kwargs["date_order"] = args.date_order  # load_corpus takes it with the reading options
     return kwargs
 
 
@@ -220,7 +227,8 @@ def cmd_analyze(args) -> int:
     codebook = next((m.get("codebook") for m in manifests if m.get("task") == "coding"), None)
     info = project.info
     result = write_table(frame, output, bom=args.bom, neutralize=not args.no_neutralize, runs=manifests,
-                         codebook=codebook, date_columns=[info.date_column] if info.date_column else None)
+                         codebook=codebook, date_columns=[info.date_column] if info.date_column else None,
+                         date_order=corpus.date_order or info.date_order)  # --date-order of this call first
     for warning in result.warnings:
         print(f"textlab: warning: {warning}", file=sys.stderr)
     manifest_path = output.with_name(output.stem + ".manifest.json")

@@ -28,6 +28,8 @@ DATE_ORDERS = ("day-first", "month-first")
 _NUMERIC_DATE = r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})((?:[ T].*)?)$"
 # Whole numbers that are dates: years, and Unix times in seconds or milliseconds (1973-2286).
 _EPOCH_UNITS = (("s", 1e8, 1e10), ("ms", 1e11, 1e13))
+# Where a user chooses the order, for the messages that ask for it (library users: date_order=).
+_WHERE_TO_CHOOSE = "day-first or month-first: on the Data page under Group and date columns, or with --date-order"
 
 
 def parse_date_strings(values: pd.Series) -> pd.Series:
@@ -122,7 +124,7 @@ def date_note(column: pd.Series, name: str, order: str | None) -> str | None:
         return str(exc)
     if reading.ambiguous:
         return (f"The dates in {name!r} could be day-first or month-first: {reading.why}. They stay as text until "
-                f"you choose the order (date_order {DATE_ORDERS[0]!r} or {DATE_ORDERS[1]!r}).")
+                f"you choose the order ({_WHERE_TO_CHOOSE}).")
     if reading.unit in ("s", "ms"):
         unit = "seconds" if reading.unit == "s" else "milliseconds"
         return f"The dates in {name!r} are whole numbers; they were read as Unix time in {unit} since 1970 (UTC)."
@@ -144,7 +146,7 @@ def parse_dates(column: pd.Series, order: str | None = None, name: str = "the da
     reading = date_reading(column, order)
     if reading.ambiguous:
         raise CorpusError(f"The dates in {name!r} could be day-first or month-first ({reading.why}); "
-                          f"choose the order ({DATE_ORDERS[0]} or {DATE_ORDERS[1]}).")
+                          f"choose the order ({_WHERE_TO_CHOOSE}).")
     numeric = pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype)
     if numeric or reading.unit:
         numbers = pd.to_numeric(column if numeric else _date_strings(column), errors="coerce")

@@ -41,9 +41,10 @@ Formats
     missing text: both are reported with counts per column.
 
 Dates: the columns named in ``date_columns`` (the corpus's date column) are written as
-real dates to Excel, Stata and SPSS when every value parses as a date (with the corpus's
-parser, :meth:`analysis.corpus.Corpus.dates`); otherwise they stay text, with a warning.
-CSV, TSV and Parquet keep them as the user gave them.
+real dates to Excel, Stata and SPSS when every value parses as a date (with the reader the
+corpus and the charts use, :func:`analysis.datetimes.parse_dates`, in the project's
+``date_order``); otherwise they stay text, with a warning. CSV, TSV and Parquet keep them
+as the user gave them.
 
 Label columns (Stata and SPSS) are pandas Categoricals plus the text columns named in
 ``value_label_columns`` (default: :data:`VALUE_LABEL_COLUMNS`). Codes are 1, 2, ... in the
@@ -104,6 +105,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.datetimes import parse_dates
 from analysis.errors import TextlabError
 
 EXPORT_FORMATS = ("csv", "xlsx", "parquet", "dta", "sav", "tsv")
@@ -195,6 +197,7 @@ def export_table(
     runs: list[dict] | None = None,
     value_label_columns: Iterable[str] | None = None,
     date_columns: Iterable[str] | None = None,
+    date_order: str | None = None,
 ) -> ExportResult:
     """Export ``df`` to ``fmt`` (one of :data:`EXPORT_FORMATS`) and return the bytes.
 
@@ -204,7 +207,9 @@ def export_table(
     codebook module and :func:`manifest_bytes`). ``value_label_columns`` names the text
     columns that become labelled integers in Stata/SPSS, in addition to Categoricals.
     ``date_columns`` names the columns recognised as dates (the corpus's date column):
-    held as text, they are written as real dates to Stata, SPSS and Excel.
+    held as text, they are written as real dates to Stata, SPSS and Excel, read in
+    ``date_order`` ("day-first"/"month-first", the project's; None: the order the column
+    shows).
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"export_table needs a pandas DataFrame, got {type(df).__name__}")
@@ -212,7 +217,7 @@ def export_table(
     frame = _prepare(df)
     result = ExportResult(data=b"", fmt=fmt, filename=_filename(name, fmt), mime=MIME_TYPES[fmt])
     labelled = VALUE_LABEL_COLUMNS if value_label_columns is None else tuple(value_label_columns)
-    dates = tuple(date_columns or ())
+    dates = dict.fromkeys(date_columns or (), date_order)  # column -> its day/month order
     try:
         if fmt in ("csv", "tsv"):
             result.data = _to_delimited(frame, "," if fmt == "csv" else "\t", bom, neutralize, result)
@@ -395,37 +400,32 @@ def _naive_datetimes(df: pd.DataFrame, result: ExportResult, fmt_name: str) -> p
     return out
 
 
-def _parse_date_column(col: pd.Series) -> pd.Series:
-    # The corpus's own parser, so an export reads a date exactly as the app's charts do
-    # (imported lazily: this module is a leaf that the corpus layer does not need).
-    from analysis.corpus import Corpus
-
-    name = "__date__"
-    return Corpus(data=pd.DataFrame({name: col.to_numpy(dtype=object)}), text_column=name,
-                  date_column=name).dates().set_axis(col.index)
+def _parse_date_column(col: pd.Series, order: str | None, name: str) -> pd.Series:
+    # The corpus's own reader, so an export reads a date exactly as the app's charts do;
+    # Categorical values are read as their text.
+    return parse_dates(pd.Series(col.to_numpy(dtype=object), index=col.index), order, name)
 
 
-def _real_dates(df: pd.DataFrame, date_columns: tuple[str, ...], result: ExportResult,
+def _real_dates(df: pd.DataFrame, date_columns: dict[str, str | None], result: ExportResult,
                 fmt_name: str) -> tuple[pd.DataFrame, dict[int, str]]:
     """Date columns as datetime64, and which datetime columns hold dates only.
 
-    A text column named in ``date_columns`` is parsed; it becomes a datetime column only
-    when every non-empty value is a date (otherwise it stays text, with a warning: nothing
-    is lost). Numeric columns (years) stay numbers. Returns the frame and, for every
+    A text column named in ``date_columns`` is parsed in its order; it becomes a datetime
+    column only when every non-empty value is a date (otherwise it stays text, with a
+    warning: nothing is lost). Numeric columns (years) stay numbers. Returns the frame and, for every
     datetime64 column, ``"date"`` (all values at midnight) or ``"datetime"``: formats with
     a date type (Stata %td, SPSS DATE, an Excel date format) then use it.
     """
-    wanted = set(date_columns)
     out = df.copy(deep=False)
     kinds: dict[int, str] = {}
     for i, c in enumerate(df.columns):
         col = df.iloc[:, i]
-        if c in wanted and (_is_text(col) or isinstance(col.dtype, pd.CategoricalDtype)):
+        if c in date_columns and (_is_text(col) or isinstance(col.dtype, pd.CategoricalDtype)):
             values = col.astype(object)
             present = values.map(lambda v: not _is_missing(v) and str(v).strip() != "")
             if present.any():
                 try:
-                    parsed = _parse_date_column(values)
+                    parsed = _parse_date_column(values, date_columns[c], str(c))
                 except TextlabError as exc:  # e.g. a day/month order the parser cannot decide
                     result.warnings.append(f"The date column '{c}' was written to {fmt_name} as text, "
                                            f"not as dates: {exc}")
@@ -584,7 +584,7 @@ def _cell_text(v: Any) -> str:
 
 
 def _to_xlsx(df: pd.DataFrame, neutralize: bool, codebook: Any, runs: list[dict] | None,
-             dates: tuple[str, ...], result: ExportResult) -> bytes:
+             dates: dict[str, str | None], result: ExportResult) -> bytes:
     if len(df) > EXCEL_MAX_ROWS:
         raise TextlabError(
             f"The table has {len(df):,} rows but an Excel sheet holds at most "
@@ -1019,7 +1019,7 @@ def _report_missing_text(df: pd.DataFrame, original: list[str], result: ExportRe
         )
 
 
-def _to_stata(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: tuple[str, ...],
+def _to_stata(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: dict[str, str | None],
               runs: list[dict] | None, result: ExportResult) -> bytes:
     original = list(df.columns)
     names = _sanitize_names(original, max_len=32, reserved=_STATA_RESERVED,
@@ -1057,7 +1057,7 @@ def _to_stata(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: tup
     return buf.getvalue()
 
 
-def _to_sav(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: tuple[str, ...],
+def _to_sav(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: dict[str, str | None],
             runs: list[dict] | None, result: ExportResult) -> bytes:
     import pyreadstat
 

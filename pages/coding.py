@@ -276,8 +276,8 @@ if info.group_column:
     st.plotly_chart(charts.label_distribution(shares(info.group_column), label_col, order=labels,
                                               title=f"Codes by {info.group_column} (95% CI)"), key="coding_by_group")
 if info.date_column and not is_multi:
-    freq = aggregate.auto_freq(frame[info.date_column])
-    table = aggregate.label_shares_over_time(frame, label_col, info.date_column, freq=freq)
+    freq = aggregate.auto_freq(frame[info.date_column], date_order=info.date_order)
+    table = aggregate.label_shares_over_time(frame, label_col, info.date_column, freq=freq, date_order=info.date_order)
     st.plotly_chart(charts.shares_over_time(table, label_col, order=labels,
                                             title="Codes over time (share of texts, 95% CI)"), key="coding_time")
 

@@ -50,8 +50,9 @@ else:
                                              f"mean {chosen} score", info.group_column, reference=None,
                                              title=f"{chosen.capitalize()} by {info.group_column} (95% bootstrap CI)"))
     if info.date_column:
-        freq = aggregate.auto_freq(frame[info.date_column])
-        st.plotly_chart(charts.trend_chart(aggregate.trend(frame, column, info.date_column, freq=freq),
+        freq = aggregate.auto_freq(frame[info.date_column], date_order=info.date_order)
+        st.plotly_chart(charts.trend_chart(aggregate.trend(frame, column, info.date_column, freq=freq,
+                                                           date_order=info.date_order),
                                            f"mean {chosen} score",
                                            title=f"{chosen.capitalize()} over time (95% bootstrap CI; bars: texts)"))
     st.subheader(f"Close reading: texts highest in {chosen}")

@@ -36,9 +36,11 @@ neutralize = col2.checkbox(
          "them as formulas (CSV injection). Turn off only for data you will not open in a spreadsheet.",
 )
 try:
-    date_column = project.info.date_column  # written as real dates to Stata, SPSS and Excel
+    info = project.info
+    date_column = info.date_column  # written as real dates to Stata, SPSS and Excel
     result = export_table(frame, fmt, name=project.name, bom=bom, neutralize=neutralize, runs=manifests,
-                          codebook=codebook, date_columns=[date_column] if date_column else None)
+                          codebook=codebook, date_columns=[date_column] if date_column else None,
+                          date_order=info.date_order)
 except TextlabError as exc:
     show_error(exc)
     st.stop()

@@ -59,10 +59,11 @@ else:
             colors=SENTIMENT_COLORS, title=f"Sentiment by {group}"))
     if info.date_column:
         dates = frame[info.date_column]
-        default = aggregate.auto_freq(dates)
+        default = aggregate.auto_freq(dates, date_order=info.date_order)
         freq = st.radio("Trend by", ["W", "M"], index=["W", "M"].index(default), horizontal=True,
                         format_func={"W": "week", "M": "month"}.get, key="sent_freq")
-        st.plotly_chart(charts.trend_chart(aggregate.trend(frame, "sentiment_score", info.date_column, freq=freq),
+        st.plotly_chart(charts.trend_chart(aggregate.trend(frame, "sentiment_score", info.date_column, freq=freq,
+                                                           date_order=info.date_order),
                                            "mean sentiment score",
                                            title="Sentiment over time (mean, 95% bootstrap CI; bars: texts)"))
     st.subheader("Close reading")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from analysis import aggregate, charts
+from analysis.datetimes import parse_dates
 from ui.widgets import job_status, require_project, run_history, submit_button
 
 st.title("Text statistics")
@@ -34,7 +35,9 @@ if latest is not None:
     if info.group_column:
         st.plotly_chart(charts.numeric_by_group(filled, "stats_words", info.group_column, f"Words per text by {info.group_column}"))
     if info.date_column:
-        st.plotly_chart(charts.counts_over_time(frame[info.date_column]))
+        # Read as the corpus reads them (04.03.2021 day-first, the project's order), not by pandas' guess.
+        dates = parse_dates(frame[info.date_column], info.date_order, info.date_column)
+        st.plotly_chart(charts.counts_over_time(dates))
     st.subheader("Texts")
     order = st.radio("Show", ["longest", "shortest", "lowest type-token ratio"], horizontal=True, key="stats_order")
     sort = {"longest": ("stats_words", False), "shortest": ("stats_words", True), "lowest type-token ratio": ("stats_ttr", True)}[order]

@@ -115,8 +115,9 @@ with tab_compare:
                                                   order=order, title=f"Topics by {info.group_column} (share of texts, 95% CI)"),
                         key="topics_group")
     if info.date_column:
-        freq = aggregate.auto_freq(frame[info.date_column])
-        st.plotly_chart(charts.shares_over_time(aggregate.label_shares_over_time(grouped, "topic", info.date_column, freq=freq),
+        freq = aggregate.auto_freq(frame[info.date_column], date_order=info.date_order)
+        st.plotly_chart(charts.shares_over_time(aggregate.label_shares_over_time(grouped, "topic", info.date_column, freq=freq,
+                                                                                 date_order=info.date_order),
                                                 "topic", order=order,
                                                 title="Topics over time (share of the period's texts, 95% CI)"),
                         key="topics_time")

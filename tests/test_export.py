@@ -564,6 +564,27 @@ def test_date_column_with_non_dates_stays_text_with_warning(fmt, tmp_path):
     assert any("day" in w and "1" in w and "soon" in w for w in res.warnings), res.warnings
 
 
+def test_day_first_dates_are_written_to_stata_as_the_corpus_reads_them(tmp_path):
+    """04.03.2021 is 4 March in the export as in the corpus and the charts (issue 10, finding 17)."""
+    df = pd.DataFrame({"day": ["04.03.2021", "13.03.2021", None], "text": ["a", "b", "c"]})
+    back = pd.read_stata(io.BytesIO(export_table(df, "dta", date_columns=["day"]).data))
+    assert back["day"].tolist()[:2] == [pd.Timestamp("2021-03-04"), pd.Timestamp("2021-03-13")]
+    assert pd.isna(back["day"][2])
+
+
+def test_the_projects_date_order_is_used_for_a_column_that_does_not_show_one(tmp_path):
+    df = pd.DataFrame({"day": ["04/03/2021", "05/03/2021"], "text": ["a", "b"]})
+    path = tmp_path / "out.dta"
+    res = write_table(df, path, date_columns=["day"], date_order="day-first")
+    assert not res.warnings
+    back = pd.read_stata(path)
+    assert back["day"].tolist() == [pd.Timestamp("2021-03-04"), pd.Timestamp("2021-03-05")]
+    month_first = pd.read_stata(io.BytesIO(export_table(df, "dta", date_columns=["day"], date_order="month-first").data))
+    assert month_first["day"].tolist() == [pd.Timestamp("2021-04-03"), pd.Timestamp("2021-05-03")]
+    sav = export_table(df, "sav", date_columns=["day"], date_order="day-first")
+    assert pd.Timestamp(_sav_back(sav.data, tmp_path)[0]["day"][0]) == pd.Timestamp("2021-03-04")
+
+
 # --------------------------------------------------------------------------- lossless text (issue 10, finding 20)
 
 
@@ -719,15 +740,9 @@ def test_offline_tasks_declare_every_label_they_write(name):
     assert written <= set(declared[f"{name}_label"])
 
 
-def test_date_column_the_parser_refuses_stays_text(monkeypatch):
-    from analysis.corpus import Corpus
-    from analysis.errors import CorpusError
-
-    def refuse(self):
-        raise CorpusError("The dates in 'day' could be day-first or month-first; choose the order.")
-
-    monkeypatch.setattr(Corpus, "dates", refuse)
-    df = pd.DataFrame({"day": ["04.03.2021", "05.03.2021"]})
+def test_date_column_the_parser_refuses_stays_text():
+    # No day above 12 and no order given: the reader asks for one, the export keeps the text.
+    df = pd.DataFrame({"day": ["04/03/2021", "05/03/2021"]})
     res = export_table(df, "xlsx", date_columns=["day"])
-    assert pd.read_excel(io.BytesIO(res.data), sheet_name="data")["day"].tolist() == ["04.03.2021", "05.03.2021"]
-    assert any("day-first" in w and "as text" in w for w in res.warnings)
+    assert pd.read_excel(io.BytesIO(res.data), sheet_name="data")["day"].tolist() == ["04/03/2021", "05/03/2021"]
+    assert any("day-first" in w and "as text" in w and "'day'" in w for w in res.warnings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pandas as pd
 import streamlit as st
@@ -10,6 +11,7 @@ import streamlit as st
 from analysis import charts
 from analysis.aggregate import text_counts
 from analysis.corpus import SUPPORTED_EXTENSIONS, build_corpus, load_corpus, quality_report, read_file, suggest_columns
+from analysis.datetimes import DATE_ORDERS, date_note, date_reading
 from analysis.errors import TextlabError
 from ui import state
 from ui.widgets import show_error
@@ -88,6 +90,45 @@ def _import_report(report) -> None:
             st.dataframe(pd.DataFrame([s.__dict__ for s in report.skipped]), hide_index=True)
 
 
+def _md(text) -> str:
+    """User data (column names, values) shown literally in markdown, not as formatting."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~<>$:])", r"\\\1", str(text))
+
+
+_ORDER_LABELS = {"day-first": "day first (04/03/2021 is 4 March)", "month-first": "month first (04/03/2021 is 3 April)"}
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _needs_order(key: str, _column: pd.Series) -> bool:
+    # Keyed by upload or project + column: reading a big column on every rerun is slow.
+    return date_reading(_column).ambiguous
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _date_note(key: str, _column: pd.Series, name: str, order: str | None) -> str | None:
+    return date_note(_column, name, order)
+
+
+def _date_order_choice(name: str, current: str | None, key: str) -> str | None:
+    """The radio for a column whose dates do not show their day/month order; None until chosen."""
+    return st.radio(f"Dates are … ({_md(name)} does not show it)", DATE_ORDERS, key=key, horizontal=True,
+                    index=DATE_ORDERS.index(current) if current in DATE_ORDERS else None,
+                    format_func=_ORDER_LABELS.get,
+                    help="No day in the column is above 12, so 04/03/2021 could be 4 March or 3 April. "
+                         "Until you choose, its dates stay as text and charts over time ask for the order.")
+
+
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        # What the import decided (ids, dates) is information; an order still to choose is a warning.
+        (st.warning if "could be day-first or month-first" in note else st.info)(_md(note), icon=":material/info:")
+
+
+def _chosen_order_caption(name: str | None, order: str | None) -> None:
+    if name is not None and order is not None:
+        st.caption(f"Dates in {_md(name)} are read {order}, as chosen.")
+
+
 for key in ("data_notice", "data_error"):
     if key in st.session_state:
         (st.success if key == "data_notice" else st.error)(st.session_state.pop(key))
@@ -145,11 +186,22 @@ with tab_upload:
             group_col = _pick("Group column", suggestion.group, optional, f"group_{digest}", "Groups to compare, e.g. region or party.")
         with c4:
             date_col = _pick("Date column", suggestion.date, optional, f"date_{digest}", "Dates for trends over time.")
+        date_order = None
+        read_key = f"upload-{digest}-{sheet_arg}-{txt_mode}-{encoding}-{delimiter}-{date_col}"
+        if date_col is not None and _needs_order(read_key, frame[date_col]):
+            date_order = _date_order_choice(date_col, None, f"order_{digest}_{date_col}")
         try:
-            corpus = build_corpus(frame, text_col, id_column=id_col, group_column=group_col, date_column=date_col, source=name)
+            corpus = build_corpus(frame, text_col, id_column=id_col, group_column=group_col, date_column=date_col,
+                                  source=name, date_order=date_order)
         except TextlabError as exc:
             show_error(exc)
             st.stop()
+        if id_col is not None and id_col != "doc_id":
+            suggested = " (suggested: unique and non-empty in every row)" if id_col == suggestion.id else ""
+            st.caption(f"The column {_md(id_col)} holds the document ids{suggested}; choose (none) as ID column "
+                       "to number the rows instead (doc-000001, …).")
+        _notes(corpus.notes)
+        _chosen_order_caption(date_col, date_order)
 
         st.subheader("Preview")
         st.dataframe(corpus.data.head(200), hide_index=True)
@@ -160,7 +212,9 @@ with tab_upload:
         project_name = st.text_input("Project name", value=name.rsplit(".", 1)[0], key=f"name_{digest}")
         if st.button("Create project", type="primary", key="create_project"):
             try:
-                project = state.workspace().create_project(project_name, corpus, import_report=report.__dict__)
+                # The stored report says what the page said: read_file's warnings and the corpus notes.
+                stored = {**report.__dict__, "warnings": [*report.warnings, *corpus.notes]}
+                project = state.workspace().create_project(project_name, corpus, import_report=stored)
             except TextlabError as exc:
                 show_error(exc)
             else:
@@ -197,7 +251,15 @@ if project is not None and upload is None:
     st.subheader(f"Open project: {project.name}")
     corpus = project.corpus()
     st.dataframe(corpus.data.head(200), hide_index=True)
-    with st.expander("Group and date columns"):
+    info = project.info
+    dated = corpus.date_column
+    if dated is not None:
+        note = _date_note(f"project-{project.id}-{info.data_hash}-{dated}", corpus.data[dated], dated, corpus.date_order)
+        _notes([note] if note else [])
+        _chosen_order_caption(dated, corpus.date_order)
+    needs_order = dated is not None and corpus.date_order is None and _needs_order(
+        f"project-{project.id}-{info.data_hash}-{dated}", corpus.data[dated])
+    with st.expander("Group and date columns", expanded=needs_order):
         st.caption("Text and id columns are fixed once analyses exist; groups and dates can change at any time.")
         others = ["(none)"] + [c for c in corpus.data.columns if c not in ("doc_id", corpus.text_column)]
         g1, g2 = st.columns(2)
@@ -205,9 +267,14 @@ if project is not None and upload is None:
                                     index=others.index(corpus.group_column) if corpus.group_column in others else 0)
         date_choice = g2.selectbox("Date column", others, key=f"roles_date_{project.id}",
                                    index=others.index(corpus.date_column) if corpus.date_column in others else 0)
+        date_choice = None if date_choice == "(none)" else date_choice
+        order_kwargs = {}  # left out: set_roles keeps the stored order while the date column stays
+        if date_choice is not None and _needs_order(f"project-{project.id}-{info.data_hash}-{date_choice}",
+                                                    corpus.data[date_choice]):
+            current = corpus.date_order if date_choice == corpus.date_column else None
+            order_kwargs["date_order"] = _date_order_choice(date_choice, current, f"roles_order_{project.id}_{date_choice}")
         if st.button("Save columns", key="save_roles"):
-            project.set_roles(None if group_choice == "(none)" else group_choice,
-                              None if date_choice == "(none)" else date_choice)
+            project.set_roles(None if group_choice == "(none)" else group_choice, date_choice, **order_kwargs)
             st.rerun()
     with st.expander("Data quality", expanded=True):
         _quality(corpus, f"project-{project.id}")

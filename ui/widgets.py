@@ -63,6 +63,21 @@ def sidebar(pages: dict[str, list] | None = None) -> None:
         st.caption(f"Workspace: `{ws.root}`")
 
 
+def method_caveats(manifest: dict, frame: pd.DataFrame, text_column: str, key: str) -> None:
+    """What the run's method is good and bad at (with its validity figures), and the texts
+    an English-only method scored that are not in English."""
+    from analysis import method_notes
+
+    note = method_notes.note_for(manifest)
+    if note is not None:
+        st.info(note.markdown(), icon=":material/rule:")
+    notice = method_notes.non_english_notice(manifest, frame, text_column)
+    if notice is not None:
+        st.warning(notice.message, icon=":material/translate:")
+        st.dataframe(notice.examples, hide_index=True, key=key,
+                     column_config={text_column: st.column_config.TextColumn(width="large")})
+
+
 def require_project() -> Project:
     """The current project, or a pointer to the Data page and a stop."""
     project = state.current_project()

@@ -202,3 +202,17 @@ def test_topics_show_a_clustering_stage_after_the_embedding_pass(home):
     assert any(s.startswith("Loading the model") for s in stages)
     assert any(s.startswith("Clustering") for s in stages)
     assert ws.run(run.id).status == "done" and ws.run(run.id).stage is None
+
+
+def test_few_shot_coding_names_its_training_stages(home):
+    ws = Workspace()
+    texts = [f"the bus was late again, day {i}" if i % 2 else f"our rent went up again, month {i}" for i in range(20)]
+    frame = pd.DataFrame({"text": texts, "code": ["Transport" if i % 2 else "Housing" for i in range(20)]})
+    frame.loc[15:, "code"] = None
+    project = ws.create_project("p", build_corpus(frame, "text", source="mem"))
+    run = project.create_run("coding", {"labels_column": "code", "backend": "offline"}, n_total=20)
+    stages: list[str] = []
+    execute_run(ws, run.id, owner=make_owner(), on_stage=stages.append)
+    assert stages[0].startswith("Loading the model")
+    assert "Embedding the 15 coded rows" in stages and "Cross-validating the few-shot model" in stages
+    assert ws.run(run.id).status == "done" and ws.run(run.id).stage is None

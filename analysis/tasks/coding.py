@@ -458,7 +458,10 @@ class FewShotCoder(Predictor):
         else:
             self.embedder = Embedder(base, device=config.device, batch_size=config.batch_size,
                                      cache_dir=context.cache_dir)
+            # Training happens while the model "loads": name it, so a long wait is explained.
+            context.stage(f"Embedding the {len(train_texts):,} coded rows")
             vectors = self.embedder.encode(train_texts)
+            context.stage("Cross-validating the few-shot model")
             self.report = self.model.cross_validate(vectors, codes, folds=config.cv_folds)
             oof = self.model.oof_proba_
         self.model.fit(vectors, codes)

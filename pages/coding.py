@@ -201,6 +201,12 @@ else:
     if checked and checked["column"] == labels_column:
         report = checked["report"]
         metrics = report["metrics"]
+        if all(v["value"] is None for v in metrics.values()):
+            from analysis.validation import MIN_SHARED_TEXTS
+
+            st.info(f"{report['rows']:,} coded rows are too few for an estimate of the model's agreement "
+                    f"(at least {MIN_SHARED_TEXTS} are needed); code more rows on the Validate page.",
+                    icon=":material/info:")
         cols = st.columns(len(metrics))
         for col, (metric, v) in zip(cols, metrics.items()):
             if v["value"] is not None:

@@ -84,7 +84,11 @@ def test_setfit_job_codes_every_row_keeps_the_model_and_reports_honest_cv(home, 
     manifest = project.manifest(run.id)
     assert "SetFit" in manifest["method"] and manifest["setfit"]["folds"] == 2
     assert manifest["training_rows"] == 12 and manifest["rows"]["trained_on"] == 12
-    assert 0 <= manifest["cross_validation"]["metrics"]["accuracy"]["value"] <= 1
+    from analysis.validation import MIN_SHARED_TEXTS
+
+    # 12 coded rows are too few for an estimate: the report says so instead of a number.
+    assert manifest["training_rows"] < MIN_SHARED_TEXTS
+    assert manifest["cross_validation"]["metrics"]["accuracy"]["value"] is None
     folder = project.run_folder(run.id) / "setfit"
     assert (folder / "model" / "model.safetensors").exists()
     assert not list(folder.glob("fold*"))  # fold models are scratch

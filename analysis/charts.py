@@ -135,7 +135,8 @@ def histogram(values: pd.Series, label: str, title: str | None = None, threshold
     """Distribution of a numeric column; a dashed line marks a threshold (a model window, say).
 
     `label` may be a column name: it is shown by its readable name (`describe_column`)."""
-    label = _esc(describe_column(label))
+    plain = describe_column(label)
+    label = _esc(plain)
     data = pd.to_numeric(values, errors="coerce").dropna()
     fig = px.histogram(x=data, nbins=min(60, max(10, int(np.sqrt(len(data))))),
                        labels={"x": label}, color_discrete_sequence=PALETTE)
@@ -143,9 +144,10 @@ def histogram(values: pd.Series, label: str, title: str | None = None, threshold
     fig.update_yaxes(title="texts")
     if threshold is not None and len(data) and data.max() >= threshold * 0.5:
         fig.add_vline(x=threshold, line_dash="dash", line_color="#D55E00",
-                      annotation_text=threshold_label or str(threshold), annotation_position="top right")
+                      annotation_text=_esc(threshold_label or threshold), annotation_position="top right")
     median = float(data.median()) if len(data) else float("nan")
-    return _style(fig, title or f"{label}: median {median:,.3g}, n = {len(data):,}")
+    # The plain label: _style escapes the title (the escaped one would show "&lt;").
+    return _style(fig, title or f"{plain}: median {median:,.3g}, n = {len(data):,}")
 
 
 def length_histogram(lengths: pd.Series, unit: str = "words", threshold: int | None = None) -> go.Figure:
@@ -214,7 +216,8 @@ def counts_over_time(dates: pd.Series, freq: str = "MS", title: str = "Texts ove
 # and the number of texts behind it. Group and label names come from user data and plotly
 # renders tick labels and hover text as its own small HTML dialect, so they pass through
 # `_esc` before they reach a figure. Titles passed in are plain text and are escaped too
-# (pages build them from column names).
+# (pages build them from column names). The rule: every string a chart puts into a figure
+# is escaped exactly once, here; callers pass plain text, never markup or escaped text.
 
 # Semantic colours for sentiment labels (Okabe-Ito vermillion / grey / blue).
 SENTIMENT_COLORS = {"negative": "#D55E00", "neutral": "#999999", "positive": "#0072B2"}

@@ -2,6 +2,7 @@
 escaped group names, and a "No data" figure for an empty table."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -344,3 +345,102 @@ def test_user_names_never_become_links_in_new_charts():
     for fig in figs:
         text = _json(fig)
         assert "<a " not in text and "&lt;a href" in text
+
+
+# --------------------------------------------------------------------------- every chart, hostile names
+
+HOSTILE_COL = '<a href="http://127.0.0.1:8599/col-a">region</a>'
+HOSTILE_LABEL = "<img src=http://127.0.0.1:8599/p.png> R&D"
+HOSTILE_TITLE = "<a href='http://127.0.0.1:8599/t'>Codes</a> by R&D"
+# A real tag of plotly's pseudo-HTML that links or loads: <a ...>, <img ...>, or any tag
+# with an href. Escaped text (&lt;a href=...&gt;) is shown literally and does not match.
+_LIVE = re.compile(r"<\s*(a|img)\b|<[^>]*href\s*=", re.I)
+
+
+def _strings(node):
+    """Every string in a plotly JSON tree (keys too), walked recursively."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from _strings(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from _strings(value)
+    elif isinstance(node, np.ndarray):
+        yield from _strings(node.tolist())
+
+
+def _hostile_figures():
+    rng = np.random.default_rng(11)
+    n = 240
+    labels = [HOSTILE_LABEL, "plain", "-rent"]
+    frame = pd.DataFrame({
+        HOSTILE_COL: rng.choice([HOSTILE_LABEL, "North & South", "x"], n),
+        "label": rng.choice(labels, n),
+        "many": rng.choice([HOSTILE_LABEL] + [f"t{i}" for i in range(9)], n),
+        "value": rng.uniform(-1, 1, n),
+        "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 200, n), unit="D"),
+    })
+    g = HOSTILE_COL
+    shares_by = label_shares(frame, "label", g)
+    over_time = label_shares_over_time(frame, "label", "date")
+    many_time = label_shares_over_time(frame, "many", "date")
+    means = group_means(frame, "value", g, n_boot=20)
+    tr = trend(frame, "value", "date", n_boot=20)
+    profile = profile_by_group(frame.assign(**{"emotion_" + HOSTILE_LABEL: frame["value"].abs()},
+                                            emotion_joy=frame["value"].abs()),
+                               ["emotion_" + HOSTILE_LABEL, "emotion_joy"], g)
+    confusion = pd.DataFrame([[3, 1], [0, 2]], index=[HOSTILE_LABEL, "b"], columns=[HOSTILE_LABEL, "b"])
+    prevalence = pd.DataFrame({"code": [HOSTILE_LABEL] * 2, "source": ["model", HOSTILE_LABEL], "count": [1, 2],
+                               "share": [0.5, 1.0], "ci_low": [0.1, 0.3], "ci_high": [0.9, 1.0], "n": [2, 2]})
+    summary = pd.DataFrame({"comparison": [f"model vs {HOSTILE_COL}"], "metric": [HOSTILE_LABEL], "value": [0.5],
+                            "ci_low": [0.2], "ci_high": [0.8], "n": [20]})
+    topics = pd.DataFrame({"topic_id": [0, -1], "topic_label": [HOSTILE_LABEL, "Outliers"], "size": [5, 2],
+                           "share": [0.7, 0.3], "keywords": [[HOSTILE_LABEL, "rent"], HOSTILE_COL]})
+    points = pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0], "topic_label": [HOSTILE_LABEL, None],
+                           "snippet": [HOSTILE_COL, HOSTILE_LABEL]})
+    curve = pd.DataFrame({"n_train": [10, 20], "macro_f1": [0.5, 0.6], "sd": [0.1, 0.1]})
+    t = HOSTILE_TITLE
+    return {
+        "histogram": [charts.histogram(frame["value"], HOSTILE_COL),
+                      charts.histogram(frame["value"], HOSTILE_COL, t, threshold=0.5, threshold_label=HOSTILE_LABEL)],
+        "length_histogram": [charts.length_histogram(frame["value"].abs() * 100, HOSTILE_LABEL, threshold=50)],
+        "category_counts": [charts.category_counts(frame[g], t, HOSTILE_COL)],
+        "numeric_by_group": [charts.numeric_by_group(frame, "value", g), charts.numeric_by_group(frame, "value", g, t)],
+        "counts_over_time": [charts.counts_over_time(frame["date"], title=t)],
+        "label_distribution": [charts.label_distribution(label_shares(frame, "label"), "label"),
+                               charts.label_distribution(shares_by, "label"),
+                               charts.label_distribution(shares_by, "label", title=t),
+                               charts.label_distribution(label_shares(frame, "label"), HOSTILE_COL)],
+        "mean_by_group": [charts.mean_by_group(means, HOSTILE_LABEL, g), charts.mean_by_group(means, "value", g, t)],
+        "trend_chart": [charts.trend_chart(tr, HOSTILE_LABEL), charts.trend_chart(tr, "value", t)],
+        "shares_over_time": [charts.shares_over_time(over_time, "label"),
+                             charts.shares_over_time(many_time, "many", title=t)],
+        "learning_curve_chart": [charts.learning_curve_chart(curve, t), charts.learning_curve_chart(curve.iloc[:0], t)],
+        "profile_heatmap": [charts.profile_heatmap(profile), charts.profile_heatmap(profile, t)],
+        "confusion_heatmap": [charts.confusion_heatmap(confusion), charts.confusion_heatmap(confusion, t, None)],
+        "prevalence_chart": [charts.prevalence_chart(prevalence, t)],
+        "agreement_chart": [charts.agreement_chart(summary), charts.agreement_chart(summary, t)],
+        "topic_sizes": [charts.topic_sizes(topics, t)],
+        "document_map": [charts.document_map(points, t), charts.document_map(points.iloc[:0], t)],
+    }
+
+
+def test_every_chart_escapes_every_user_string_exactly_once():
+    figures = _hostile_figures()
+    public = {name for name, f in vars(charts).items()
+              if callable(f) and not name.startswith("_") and getattr(f, "__module__", "") == charts.__name__
+              and "Figure" in str(getattr(f, "__annotations__", {}).get("return", ""))}
+    assert public <= set(figures), f"charts without a hostile-name test: {public - set(figures)}"
+    for name, figs in figures.items():
+        for fig in figs:
+            strings = list(_strings(fig.to_plotly_json()))
+            text = "\n".join(strings)
+            live = [s for s in strings if _LIVE.search(s)]
+            assert not live, f"{name}: live markup {live[:3]}"
+            assert "&amp;lt;" not in text and "&amp;amp;" not in text, f"{name}: escaped twice"
+            assert "&lt;" in text, f"{name}: the hostile name is missing"
+            # An "&" in a name is escaped once, so the browser shows "&".
+            assert "R&D" not in text.replace("R&amp;D", ""), f"{name}: bare & in R&D"

@@ -8,7 +8,9 @@ import streamlit as st
 from ui.state import job_manager
 from ui.widgets import show_error, sidebar
 
-st.set_page_config(page_title="Textlab", page_icon=":material/biotech:", layout="wide")
+# An emoji icon: Streamlit draws it as an inline SVG, where a :material/...: page icon made
+# every browser fetch the image from Google's font server.
+st.set_page_config(page_title="Textlab", page_icon="🔬", layout="wide")
 
 pages = {
     "Corpus": [st.Page("pages/data.py", title="Data", icon=":material/folder_open:", default=True)],

@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("app", help="start the web app; its job worker starts with the server and resumes interrupted runs")
     p.add_argument("--port", type=int, default=8501, help="port to serve on (default: 8501)")
-    p.add_argument("--address", default="localhost",
-                   help="address to listen on (default: localhost, this machine only; 0.0.0.0 lets others connect)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 lets anyone on the "
+                        "network open every project: there is no login)")
     p.add_argument("--workspace", help="workspace folder (default: $TEXTLAB_HOME or ./workspace)")
 
     p = sub.add_parser("info", help="show how a file is read, the suggested columns and a data-quality report")
@@ -530,6 +531,10 @@ def cmd_app(args) -> int:
     # Start the worker with the server, not with the first page view: a run cut off by a
     # restart carries on even if nobody opens the app.
     manager = manager_for(os.environ.get("TEXTLAB_HOME") or "workspace")
+    if args.address not in ("127.0.0.1", "localhost", "::1"):
+        print(f"textlab: warning: listening on {args.address}: the app has no login, so anyone who can reach this "
+              "machine's port can open, export and delete every project. Serve others only on a network you trust.",
+              file=sys.stderr)
     print(f"textlab: workspace {manager.workspace.root}; open http://{args.address}:{args.port} in a browser",
           file=sys.stderr)
     flags = [f"--{k}={v}" for k, v in {**APP_FLAGS, "server.port": args.port, "server.address": args.address}.items()]

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
     p.add_argument("--sheet", help="sheet name or number for Excel files (default: the first)")
+    p.add_argument("--no-neutralize", action="store_true",
+                   help="keep codes starting with = + - @ as they are in the --out CSV (default: prefix with ' against formula injection)")
 
     p = sub.add_parser("models", help="list models or download them for offline use")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -472,7 +474,7 @@ def cmd_validate(args) -> int:
         if out.suffix.lower() == ".json":
             data = json.dumps(result.to_dict(), indent=2, ensure_ascii=False).encode("utf-8")
         else:
-            data = result.to_frame().to_csv(index=False).encode("utf-8")
+            data = result.to_csv_bytes(neutralize=not args.no_neutralize)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(data)

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import CodebookError
+from .export import export_table, unneutralize_text
 from .textutil import slug
 
 MAX_CODES = 100            # beyond this, zero-shot coding is slow and the result unreadable
@@ -291,12 +292,20 @@ def read_codebook(source: str | os.PathLike | bytes, name: str | None = None) ->
         except (pd.errors.ParserError, csv.Error) as exc:
             raise CodebookError(f"{label} could not be read as CSV: {exc}.") from None
         frame.columns = [str(c).strip().lower() for c in frame.columns]
+        # Our CSV export prefixes formula-like cells with ' (see codebook_bytes): read
+        # them back as they were written, so the round trip gives the same codebook.
+        frame = frame.map(unneutralize_text)
         return Codebook.from_frame(frame, label)
     raise CodebookError(f"{label}: codebooks are read from .json, .yaml, .yml or .csv files, not '{suffix or 'no extension'}'.")
 
 
-def codebook_bytes(book: Codebook, fmt: str) -> bytes:
-    """The codebook as a file's bytes: fmt is json, yaml or csv."""
+def codebook_bytes(book: Codebook, fmt: str, *, neutralize: bool = True) -> bytes:
+    """The codebook as a file's bytes: fmt is json, yaml or csv.
+
+    CSV cells that a spreadsheet would run as a formula (a definition "-rent too high")
+    get a leading apostrophe, as in every Textlab export (`export.neutralize_formulas`);
+    `read_codebook` removes it again. ``neutralize=False`` writes them verbatim.
+    """
     fmt = fmt.lower().lstrip(".")
     if fmt == "json":
         return (json.dumps(book.to_dict(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
@@ -308,7 +317,7 @@ def codebook_bytes(book: Codebook, fmt: str) -> bytes:
         # CSV keeps only the codes; the book's settings need JSON or YAML.
         frame = book.to_frame()
         frame["examples"] = [" | ".join(c.examples) for c in book.codes]
-        return frame.to_csv(index=False).encode("utf-8")
+        return export_table(frame, "csv", neutralize=neutralize).data
     raise CodebookError(f"Codebooks are written as json, yaml or csv, not '{fmt}'.")
 
 

@@ -175,6 +175,19 @@ def neutralize_formulas(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return out, sum(counts.values())
 
 
+def unneutralize_text(s: str) -> str:
+    """Undo :func:`neutralize_formulas` on one cell read back from a Textlab file.
+
+    Removes the apostrophe only where the exporter would have put one (``'`` followed by
+    a formula prefix), so a file written by Textlab reads back as the text it held. A
+    text that really started with ``'=`` loses that apostrophe: the price of a CSV that
+    spreadsheets open safely.
+    """
+    if isinstance(s, str) and s.startswith("'") and _guard_formula(s[1:]) is not None:
+        return s[1:]
+    return s
+
+
 def format_from_path(path: str | os.PathLike[str]) -> str:
     """The export format for ``path``'s extension, or a TextlabError listing the formats."""
     suffix = Path(path).suffix.lower().lstrip(".")

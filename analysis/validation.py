@@ -165,6 +165,13 @@ class AgreementReport:
         columns = ["table", "comparison", "code", "predicted", "source", "metric", "value", "ci_low", "ci_high", "n"]
         return pd.concat(parts, ignore_index=True).reindex(columns=columns)
 
+    def to_csv_bytes(self, *, neutralize: bool = True) -> bytes:
+        """`to_frame` as UTF-8 CSV. Codes and coder names are user text: a code "=HYPERLINK(...)"
+        gets a leading apostrophe like in every Textlab export (``neutralize=False``: verbatim)."""
+        from .export import export_table
+
+        return export_table(self.to_frame(), "csv", neutralize=neutralize).data
+
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     out = []

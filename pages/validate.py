@@ -175,7 +175,7 @@ with compare:
                          column_config={info.text_column: st.column_config.TextColumn(width="large")})
 
         d1, d2 = st.columns(2)
-        d1.download_button("Download the report (CSV)", report.to_frame().to_csv(index=False).encode("utf-8"),
+        d1.download_button("Download the report (CSV)", report.to_csv_bytes(),  # formulas neutralised
                            file_name="validation_report.csv", mime="text/csv", key="val_dl_csv")
         d2.download_button("Download the report (JSON)",
                            json.dumps(report.to_dict(), indent=2, ensure_ascii=False).encode("utf-8"),

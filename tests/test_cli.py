@@ -192,3 +192,20 @@ def test_analyze_to_stata_writes_real_dates_and_fixed_label_codes(home, tmp_path
     assert meta.variable_value_labels["sentiment_label"] == {1: "negative", 2: "neutral", 3: "positive"}
     manifest = json.loads((tmp_path / "out.manifest.json").read_text())
     assert manifest[0]["label_sets"] == {"sentiment_label": ["negative", "neutral", "positive"]}
+
+
+def test_validate_out_csv_neutralises_formulas_with_opt_out(tmp_path, capsys):
+    hostile = ["=cmd|' /C calc'!A0", '=HYPERLINK("http://127.0.0.1:8599/x","click")', "-rent too high", "+1 for buses"]
+    codes = hostile * 10
+    path = tmp_path / "codes.csv"
+    pd.DataFrame({"text": [f"t{i}" for i in range(len(codes))], "model": codes, "coder": codes[1:] + codes[:1],
+                  }).to_csv(path, index=False)
+    out = tmp_path / "report.csv"
+    assert main(["validate", str(path), "--pred", "model", "--gold", "coder", "--out", str(out), "--n-boot", "20"]) == 0
+    cells = pd.read_csv(out, dtype=str, keep_default_na=False).to_numpy().ravel().tolist()
+    assert not [c for c in cells if c[:1] in ("=", "+", "@") or (c[:1] == "-" and not c[1:2].isdigit())], cells
+    assert "'-rent too high" in cells and "'=cmd|' /C calc'!A0" in cells
+    # --no-neutralize keeps the codes verbatim, as for `textlab analyze`.
+    assert main(["validate", str(path), "--pred", "model", "--gold", "coder", "--out", str(out), "--n-boot", "20",
+                 "--no-neutralize"]) == 0
+    assert set(hostile) <= set(pd.read_csv(out, dtype=str, keep_default_na=False)["code"])

@@ -1,5 +1,6 @@
 """Codebooks: reading, writing, checking, fingerprints."""
 
+import io
 import json
 
 import pandas as pd
@@ -112,3 +113,28 @@ def test_bytes_for_download_are_readable_again():
     for fmt in ("json", "yaml"):
         assert read_codebook(codebook_bytes(book, fmt), name=f"x.{fmt}").to_dict() == book.to_dict()
     assert json.loads(codebook_bytes(book, "json"))["none_label"] == "None of these"
+
+
+# Texts a spreadsheet would run as formulas (OWASP "CSV injection").
+HOSTILE = ["=cmd|' /C calc'!A0", '=HYPERLINK("http://127.0.0.1:8599/x","click")', "-rent too high", "+1 for buses",
+           "@SUM(A1)"]
+
+
+def test_codebook_csv_neutralises_formulas_and_round_trips(tmp_path):
+    book = Codebook(codes=[Code(label="Housing", definition=HOSTILE[2], include=HOSTILE[0], exclude=HOSTILE[3],
+                                examples=[HOSTILE[1], "ok"]),
+                           Code(label="Transport", definition=HOSTILE[4], examples=["-0.5"])]).validate()
+    data = codebook_bytes(book, "csv")
+    cells = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False).to_numpy().ravel().tolist()
+    # Every formula-like cell starts with ' (a plain number such as -0.5 is left alone).
+    assert not [c for c in cells if c and c[0] in "=+-@" and c != "-0.5"], cells
+    assert "'-rent too high" in cells and "'=cmd|' /C calc'!A0" in cells
+    # Our own file reads back as the same codebook (the reader drops the apostrophes it added).
+    back = read_codebook(data, name="book.csv")
+    assert [c.__dict__ for c in back.codes] == [c.__dict__ for c in book.codes]
+    path = write_codebook(book, tmp_path / "book.csv")
+    assert read_codebook(path).fingerprint() == book.fingerprint()
+    # The opt-out writes the cells verbatim; they read back the same too.
+    raw = codebook_bytes(book, "csv", neutralize=False)
+    assert b"\n=cmd" in raw or b",=cmd" in raw or b'"=cmd' in raw
+    assert [c.__dict__ for c in read_codebook(raw, name="b.csv").codes] == [c.__dict__ for c in book.codes]

@@ -3,7 +3,9 @@
 import io
 import json
 import os
+import re
 from datetime import date, datetime
+from pathlib import Path
 
 import numpy as np
 import openpyxl
@@ -21,6 +23,7 @@ from analysis.export import (
     format_from_path,
     manifest_bytes,
     neutralize_formulas,
+    unneutralize_text,
     write_table,
 )
 
@@ -746,3 +749,31 @@ def test_date_column_the_parser_refuses_stays_text():
     res = export_table(df, "xlsx", date_columns=["day"])
     assert pd.read_excel(io.BytesIO(res.data), sheet_name="data")["day"].tolist() == ["04/03/2021", "05/03/2021"]
     assert any("day-first" in w and "as text" in w and "'day'" in w for w in res.warnings)
+
+
+def test_unneutralize_text_removes_exactly_the_exporters_apostrophe():
+    for value in ["=cmd|' /C calc'!A0", "-rent too high", "+1 for buses", "@SUM(A1)", "\tx"]:
+        guarded = neutralize_formulas(pd.DataFrame({"t": [value]}))[0]["t"].iloc[0]
+        assert guarded == "'" + value and unneutralize_text(guarded) == value
+    # Apostrophes the exporter never adds stay: before text, before a plain number, alone.
+    for value in ["'quoted'", "'-0.5", "'", "plain", "it's =1", ""]:
+        assert unneutralize_text(value) == value
+    assert unneutralize_text(None) is None
+
+
+def test_every_spreadsheet_writer_goes_through_export():
+    """CSV/TSV/XLSX bytes are made in analysis.export only (formula neutralisation and its
+    opt-out in one place); the codebook, the validation report, the CLI and the pages call it.
+    A new `to_csv(` elsewhere would write formulas unprefixed."""
+    root = Path(__file__).resolve().parents[1]
+    sources = [*root.glob("analysis/**/*.py"), *root.glob("pages/*.py"), *root.glob("ui/**/*.py"), root / "app.py"]
+    writers = re.compile(r"\.to_csv\(|\.to_excel\(|ExcelWriter|csv\.(Dict)?[wW]riter|Workbook\(")
+    found = []
+    for path in sources:
+        if path.name == "export.py" and path.parent.name == "analysis":
+            continue
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+            # The workspace hashes a frame's CSV text to fingerprint it: never written to a file.
+            if writers.search(line) and not ("digest.update" in line and path.name == "workspace.py"):
+                found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    assert not found, "spreadsheet bytes made outside analysis.export:\n" + "\n".join(found)

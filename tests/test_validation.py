@@ -2,7 +2,9 @@
 rows are counted, several coders and multi-label work, stratified samples, hand codes in
 the project, the `textlab validate` command and the validation charts."""
 
+import io
 import json
+import re
 import threading
 import time
 
@@ -584,3 +586,31 @@ def test_validation_charts_escape_codes_and_show_counts():
     for fig in (charts.confusion_heatmap(pd.DataFrame()), charts.prevalence_chart(pd.DataFrame()),
                 charts.agreement_chart(pd.DataFrame())):
         assert "No data" in _text(fig)
+
+
+# --------------------------------------------------------------------------- formula injection
+
+HOSTILE_CODES = ["=cmd|' /C calc'!A0", '=HYPERLINK("http://127.0.0.1:8599/x","click")', "-rent too high", "+1 for buses"]
+
+
+def _formula_cells(data: bytes) -> list[str]:
+    """Cells of a CSV that a spreadsheet would run as formulas (plain numbers excluded)."""
+    cells = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False).to_numpy().ravel().tolist()
+    return [c for c in cells if c and c[0] in "=+-@" and not re.fullmatch(r"[+-]?[\d.]+(e[+-]?\d+)?", c)]
+
+
+def _hostile_report():
+    rng = np.random.default_rng(3)
+    gold = rng.choice(HOSTILE_CODES, 60)
+    pred = np.where(rng.random(60) < 0.7, gold, rng.choice(HOSTILE_CODES, 60))
+    return agreement(list(pred), list(gold), n_boot=20)
+
+
+def test_report_csv_bytes_neutralise_codes():
+    report = _hostile_report()
+    assert _formula_cells(report.to_frame().to_csv(index=False).encode())  # the raw frame holds them
+    data = report.to_csv_bytes()  # what the Validate page's download button gets
+    assert not _formula_cells(data)
+    codes = set(pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)["code"])
+    assert "'-rent too high" in codes and "'=cmd|' /C calc'!A0" in codes
+    assert set(HOSTILE_CODES) <= set(pd.read_csv(io.BytesIO(report.to_csv_bytes(neutralize=False)), dtype=str)["code"])

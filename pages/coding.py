@@ -9,8 +9,8 @@ from analysis import aggregate, charts
 from analysis.codebook import Codebook, codebook_bytes, read_codebook
 from analysis.errors import TextlabError
 from analysis.textutil import slug
-from ui.widgets import (close_reading, job_status, method_caveats, model_settings, require_project, run_history,
-                        run_summary, show_error, submit_button)
+from ui.widgets import (close_reading, job_status, literal, method_caveats, model_settings, require_project,
+                        run_history, run_summary, show_error, submit_button)
 from ui.state import SAMPLE_CODEBOOK
 
 st.title("Codebook coding")
@@ -146,7 +146,8 @@ else:
         labels_column = st.selectbox("Column with human codes", candidates, index=default, key="coding_labels_col")
         coded = frame_all[labels_column].dropna().astype(str).str.strip()
         coded = coded[coded != ""]
-        st.caption(f"{len(coded):,} coded rows: " + ", ".join(f"{k} ({v})" for k, v in coded.value_counts().items()))
+        st.caption(f"{len(coded):,} coded rows: "
+                   + ", ".join(f"{literal(k)} ({v})" for k, v in coded.value_counts().items()))
     config = {"labels_column": labels_column, "backend": "offline"}
     classifier = st.radio(
         "Classifier", ["logistic", "setfit"], horizontal=True, key="coding_classifier",
@@ -217,7 +218,8 @@ else:
                    + (" This check uses logistic regression (seconds); a SetFit run reports its own "
                       "cross-validation, usually higher with few coded rows." if classifier == "setfit" else ""))
         if report["unseen_codes"]:
-            st.warning("No coded rows for " + ", ".join(report["unseen_codes"]) + ": these codes are never predicted.")
+            st.warning("No coded rows for " + ", ".join(map(literal, report["unseen_codes"]))
+                       + ": these codes are never predicted.")
         st.plotly_chart(charts.learning_curve_chart(checked["curve"]), key="coding_curve")
 
 if book is not None and method == "zero-shot":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 
 import pandas as pd
 import streamlit as st
@@ -14,7 +13,7 @@ from analysis.corpus import SUPPORTED_EXTENSIONS, build_corpus, load_corpus, qua
 from analysis.datetimes import DATE_ORDERS, date_note, date_reading
 from analysis.errors import TextlabError
 from ui import state
-from ui.widgets import show_error
+from ui.widgets import literal, show_error
 
 st.title("Data")
 st.caption("Files are read on this machine and stored in your workspace; no text leaves it.")
@@ -41,7 +40,7 @@ def _load_sample() -> None:
         )
         project = state.workspace().create_project("Policy survey (sample)", corpus, import_report=report.__dict__)
     except TextlabError as exc:
-        st.session_state["data_error"] = str(exc)
+        st.session_state["data_error"] = literal(exc, multiline=True)
         return
     state.set_project(project.id)
     st.session_state["data_notice"] = f"Loaded the sample data: {len(corpus):,} texts. Try Text statistics next."
@@ -67,9 +66,10 @@ def _quality(corpus, key: str) -> None:
     left.plotly_chart(charts.length_histogram(pd.Series(report.word_lengths), "words"))
     right.plotly_chart(charts.length_histogram(pd.Series(report.token_lengths), "tokens", threshold=report.long_threshold))
     if report.empty:
-        st.caption(f"Empty texts (first ids): {', '.join(map(str, report.empty_ids[:20]))}")
+        st.caption(f"Empty texts (first ids): {literal(', '.join(map(str, report.empty_ids[:20])))}")
     if report.long_texts:
-        st.caption(f"Texts over {report.long_threshold} tokens (first ids): {', '.join(map(str, report.long_ids[:20]))}")
+        st.caption(f"Texts over {report.long_threshold} tokens (first ids): "
+                   f"{literal(', '.join(map(str, report.long_ids[:20])))}")
     if report.duplicate_examples:
         with st.expander(f"Duplicated texts ({report.duplicates:,} rows)"):
             st.dataframe(pd.DataFrame(report.duplicate_examples, columns=["text", "copies"]), hide_index=True)
@@ -78,21 +78,16 @@ def _quality(corpus, key: str) -> None:
 def _import_report(report) -> None:
     details = [f"format **{report.format}**"]
     if report.encoding:
-        details.append(f"encoding **{report.encoding}**")
+        details.append(f"encoding **{literal(report.encoding)}**")
     if report.delimiter:
-        details.append(f"delimiter **{report.delimiter!r}**")
-    st.caption(f"Read {report.rows:,} rows × {len(report.columns)} columns from `{report.source}` · " + " · ".join(details))
+        details.append(f"delimiter **{literal(repr(report.delimiter))}**")
+    st.caption(f"Read {report.rows:,} rows × {len(report.columns)} columns from {literal(report.source, code=True)} · " + " · ".join(details))
     for warning in report.warnings:
-        st.warning(warning, icon=":material/warning:")
+        st.warning(literal(warning, multiline=True), icon=":material/warning:")
     if report.skipped:
         st.warning(f"{len(report.skipped):,} item(s) could not be read and were skipped (listed below).", icon=":material/warning:")
         with st.expander("Skipped items"):
             st.dataframe(pd.DataFrame([s.__dict__ for s in report.skipped]), hide_index=True)
-
-
-def _md(text) -> str:
-    """User data (column names, values) shown literally in markdown, not as formatting."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~<>$:])", r"\\\1", str(text))
 
 
 _ORDER_LABELS = {"day-first": "day first (04/03/2021 is 4 March)", "month-first": "month first (04/03/2021 is 3 April)"}
@@ -111,7 +106,7 @@ def _date_note(key: str, _column: pd.Series, name: str, order: str | None) -> st
 
 def _date_order_choice(name: str, current: str | None, key: str) -> str | None:
     """The radio for a column whose dates do not show their day/month order; None until chosen."""
-    return st.radio(f"Dates are … ({_md(name)} does not show it)", DATE_ORDERS, key=key, horizontal=True,
+    return st.radio(f"Dates are … ({literal(name)} does not show it)", DATE_ORDERS, key=key, horizontal=True,
                     index=DATE_ORDERS.index(current) if current in DATE_ORDERS else None,
                     format_func=_ORDER_LABELS.get,
                     help="No day in the column is above 12, so 04/03/2021 could be 4 March or 3 April. "
@@ -121,17 +116,17 @@ def _date_order_choice(name: str, current: str | None, key: str) -> str | None:
 def _notes(notes: list[str]) -> None:
     for note in notes:
         # What the import decided (ids, dates) is information; an order still to choose is a warning.
-        (st.warning if "could be day-first or month-first" in note else st.info)(_md(note), icon=":material/info:")
+        (st.warning if "could be day-first or month-first" in note else st.info)(literal(note), icon=":material/info:")
 
 
 def _chosen_order_caption(name: str | None, order: str | None) -> None:
     if name is not None and order is not None:
-        st.caption(f"Dates in {_md(name)} are read {order}, as chosen.")
+        st.caption(f"Dates in {literal(name)} are read {order}, as chosen.")
 
 
 for key in ("data_notice", "data_error"):
     if key in st.session_state:
-        (st.success if key == "data_notice" else st.error)(st.session_state.pop(key))
+        (st.success if key == "data_notice" else st.error)(st.session_state.pop(key))  # escaped when stored
 
 tab_upload, tab_sample, tab_projects = st.tabs(["Import a file", "Sample data", "Projects"])
 
@@ -198,7 +193,7 @@ with tab_upload:
             st.stop()
         if id_col is not None and id_col != "doc_id":
             suggested = " (suggested: unique and non-empty in every row)" if id_col == suggestion.id else ""
-            st.caption(f"The column {_md(id_col)} holds the document ids{suggested}; choose (none) as ID column "
+            st.caption(f"The column {literal(id_col)} holds the document ids{suggested}; choose (none) as ID column "
                        "to number the rows instead (doc-000001, …).")
         _notes(corpus.notes)
         _chosen_order_caption(date_col, date_order)
@@ -219,7 +214,7 @@ with tab_upload:
                 show_error(exc)
             else:
                 state.set_project(project.id)
-                st.session_state["data_notice"] = f"Project '{project_name}' saved with {len(corpus):,} texts."
+                st.session_state["data_notice"] = f"Project '{literal(project_name)}' saved with {len(corpus):,} texts."
                 st.rerun()
 
 with tab_projects:
@@ -229,15 +224,16 @@ with tab_projects:
     for info in projects:
         with st.container(border=True):
             left, mid, right = st.columns([6, 1, 1])
-            left.markdown(f"**{info.name}** · {info.rows:,} texts · created {info.created[:16].replace('T', ' ')}")
-            left.caption(f"{info.source or ''} · text column `{info.text_column}` · id `{info.id}`")
+            left.markdown(f"**{literal(info.name)}** · {info.rows:,} texts · created {info.created[:16].replace('T', ' ')}")
+            left.caption(f"{literal(info.source or '')} · text column {literal(info.text_column, code=True)} · "
+                         f"id {literal(info.id, code=True)}")
             if mid.button("Open", key=f"open_{info.id}"):
                 state.set_project(info.id)
                 st.rerun()
             if right.button("Delete", key=f"delete_{info.id}"):
                 st.session_state["confirm_delete"] = info.id
             if st.session_state.get("confirm_delete") == info.id:
-                st.warning(f"Delete '{info.name}' and all its results? This cannot be undone.")
+                st.warning(f"Delete '{literal(info.name)}' and all its results? This cannot be undone.")
                 if st.button("Yes, delete", key=f"really_delete_{info.id}"):
                     state.workspace().delete_project(info.id)
                     if st.session_state.get(state.PROJECT_KEY) == info.id:
@@ -248,7 +244,7 @@ with tab_projects:
 project = state.current_project()
 if project is not None and upload is None:
     st.divider()
-    st.subheader(f"Open project: {project.name}")
+    st.subheader(f"Open project: {literal(project.name)}")
     corpus = project.corpus()
     st.dataframe(corpus.data.head(200), hide_index=True)
     info = project.info

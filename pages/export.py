@@ -4,7 +4,7 @@ import streamlit as st
 
 from analysis.errors import TextlabError
 from analysis.export import EXPORT_FORMATS, export_table, manifest_bytes
-from ui.widgets import require_project, show_error
+from ui.widgets import literal, require_project, show_error
 
 FORMAT_NAMES = {
     "csv": "CSV (UTF-8)", "xlsx": "Excel (.xlsx: data, codebook, runs sheets)", "parquet": "Parquet",
@@ -45,11 +45,11 @@ except TextlabError as exc:
     show_error(exc)
     st.stop()
 for warning in result.warnings:
-    st.warning(warning, icon=":material/warning:")
+    st.warning(literal(warning, multiline=True), icon=":material/warning:")
 if result.renamed:
     with st.expander(f"{len(result.renamed)} column name(s) changed for {fmt}"):
         st.dataframe([{"column": k, "in the file": v} for k, v in result.renamed.items()], hide_index=True)
-st.download_button(f"Download {result.filename}", result.data, file_name=result.filename, mime=result.mime,
+st.download_button(f"Download {literal(result.filename)}", result.data, file_name=result.filename, mime=result.mime,
                    type="primary", key="download_data", on_click="ignore")
 st.download_button("Download the provenance manifest (JSON)", manifest_bytes(manifests),
                    file_name=f"{result.filename.rsplit('.', 1)[0]}.manifest.json", mime="application/json",

@@ -12,7 +12,7 @@ from analysis import charts
 from analysis.errors import TextlabError
 from analysis.validation import METRICS, agreement, code_options, disagreements, stratified_sample
 from analysis.workspace import annotation_column, check_coder_name
-from ui.widgets import require_project, show_error
+from ui.widgets import literal, require_project, show_error
 
 # Result columns that hold a model's codes, most likely first.
 MODEL_COLUMNS = ("code_label", "code_labels", "sentiment_label", "emotion_label", "topic_label")
@@ -78,11 +78,6 @@ def _codebook_codes() -> list[str]:
     return [str(x) for x in labels + [book.get("none_label")] if x]
 
 
-def _md(text) -> str:
-    """User data (column names, codes, ids) shown literally in markdown, not as formatting."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~<>$])", r"\\\1", str(text))
-
-
 def _ci(lo: float, hi: float) -> str:
     return "–" if pd.isna(lo) or pd.isna(hi) else f"{lo:.2f} to {hi:.2f}"
 
@@ -104,7 +99,7 @@ with compare:
     golds = [g for g in gold_cols if g != pred_col]
     report = None
     if pred_col in gold_cols:
-        st.caption(f"{_md(pred_col)} is the model column, so it is not compared with itself.")
+        st.caption(f"{literal(pred_col)} is the model column, so it is not compared with itself.")
     if not golds:
         st.info("Choose at least one column of human codes to compare with. No human codes yet? "
                 "Hand-code a sample in the next tab.", icon=":material/person:")
@@ -116,7 +111,7 @@ with compare:
 
     if report is not None:
         main = report.main_comparison
-        st.markdown(f"**{_md(main)}**: {report.n_compared:,} texts compared"
+        st.markdown(f"**{literal(main)}**: {report.n_compared:,} texts compared"
                     + (f", {report.n_missing:,} of {report.n_rows:,} left out" if report.n_missing else ""))
         # Below the minimum the report has counts only: say so instead of showing "–" bare.
         too_few = report.n_compared < report.min_shared
@@ -133,7 +128,7 @@ with compare:
                        help=f"{interval}, n = {report.n_compared:,} texts")
             col.caption(interval)
         for note in report.notes:
-            st.caption(f"Note: {_md(note)}")
+            st.caption(f"Note: {literal(note)}")
 
         table = report.summary.assign(
             metric=report.summary["metric"].map(METRIC_LABELS),
@@ -148,7 +143,7 @@ with compare:
                                                             zip(report.per_code["f1_ci_low"], report.per_code["f1_ci_high"])]})
         st.dataframe(per_code[["code", "precision", "recall", "f1", "F1 95% CI", "support", "predicted"]], hide_index=True,
                      column_config={k: st.column_config.NumberColumn(format="%.2f") for k in ("precision", "recall", "f1")})
-        st.caption(f"{_md(main)}. Support: texts with the code from the humans; predicted: from the model.")
+        st.caption(f"{literal(main)}. Support: texts with the code from the humans; predicted: from the model.")
         left, right = st.columns(2)
         left.plotly_chart(charts.confusion_heatmap(
             report.confusion,
@@ -222,14 +217,14 @@ with code_tab:
         pos = min(max(int(st.session_state.get("val_pos", 0)), 0), len(ids))
         if pos >= len(ids):
             st.success(f"End of the sample: {done} of {len(ids)} texts coded. Compare "
-                       f"`{annotation_column(coder) if coder else 'human_<name>'}` with the model's codes in the Compare tab.")
+                       f"{literal(annotation_column(coder) if coder else 'human_<name>', code=True)} with the model's codes in the Compare tab.")
             if st.button("Back to the first text", key="val_restart"):
                 st.session_state["val_pos"] = 0
                 st.rerun()
         else:
             doc = ids[pos]
             row = frame.loc[frame["doc_id"] == doc].iloc[0]
-            st.caption(f"Text {pos + 1} of {len(ids)} · doc_id {_md(doc)}" + (" · coded" if doc in mine else ""))
+            st.caption(f"Text {pos + 1} of {len(ids)} · doc_id {literal(doc)}" + (" · coded" if doc in mine else ""))
             with st.container(border=True):
                 text = row[info.text_column]
                 st.text("" if pd.isna(text) else str(text))  # plain text: no markdown, no HTML

@@ -15,6 +15,39 @@ from analysis.workspace import ACTIVE_STATUSES, Project, Run
 
 from . import state
 
+# Markdown escaping of user strings (see literal()). Parentheses are left alone: they only act
+# after "]" (links, images), and "[" "]" are always escaped.
+_MD_ACTIVE = re.compile(r"([\\`*_{}\[\]#+\-.!|<>~$:/&=^])")
+_WJ = "\u2060"  # WORD JOINER: invisible, breaks patterns Streamlit matches in the already-unescaped text
+# Streamlit rewrites these after markdown escapes are resolved, so a backslash does not stop them:
+# emoji shortcodes, :streamlit:, :material/ icons and colour directives (":" then a name), bare
+# URLs and e-mail addresses turned into links, and "->" "<-" "--" turned into arrows and dashes.
+_MD_REWRITTEN = re.compile(r"(?<=:)(?=[\w+\-/])|(?<=\bwww)(?=\.)|(?<=@)(?=\w)|(?<=-)(?=[->])|(?<=<)(?=-)",
+                           re.IGNORECASE)
+
+
+def literal(text, *, code: bool = False, multiline: bool = False) -> str:
+    """A user string (a name, a value, a text) for any Streamlit markdown: body, caption, alert, label, help.
+
+    Shown as it is: no formatting, link, image, icon, colour or emoji comes from it. ``code``: as an
+    inline code span. One line unless ``multiline`` (labels and headings must stay one line).
+    """
+    text = "" if text is None else str(text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if code:
+        text = text.replace("\n", " ")
+        # Inside a code span nothing is markdown, except Streamlit's ":material/" rewrite of the source.
+        text = text.replace(":material/", ":" + _WJ + "material/")
+        fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+        pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
+        return f"{fence}{pad}{text}{pad}{fence}"
+    text = _MD_ACTIVE.sub(r"\\\1", _MD_REWRITTEN.sub(_WJ, text))
+    if not multiline:
+        return re.sub(r"[ \t]*\n[ \t]*", " ", text)
+    # Hard line breaks; leading spaces as no-break spaces, or four of them would start a code block.
+    return "  \n".join(re.sub(r"^[ \t]+", lambda m: "\u00a0" * len(m.group()), line) for line in text.split("\n"))
+
+
 STATUS_ICONS = {
     "queued": "⏳", "running": "▶️", "done": "✅", "failed": "❌", "cancelled": "⏹️", "interrupted": "⏸️",
 }
@@ -51,8 +84,8 @@ def sidebar(pages: dict[str, list] | None = None) -> None:
             st.caption("No project yet: import a file on the Data page.")
         if current is not None:
             info = current.info
-            roles = [f"text: `{info.text_column}`"]
-            roles += [f"{k}: `{v}`" for k, v in (("id", info.id_column), ("group", info.group_column), ("date", info.date_column)) if v]
+            roles = [f"text: {literal(info.text_column, code=True)}"]
+            roles += [f"{k}: {literal(v, code=True)}" for k, v in (("id", info.id_column), ("group", info.group_column), ("date", info.date_column)) if v]
             st.caption(f"**{info.rows:,}** rows · " + " · ".join(roles))
         st.divider()
         st.caption(f"Device: {state.device_summary()}")
@@ -60,7 +93,7 @@ def sidebar(pages: dict[str, list] | None = None) -> None:
             "Model downloads: allowed (only when you ask)" if models.network_allowed()
             else "Model downloads: off (offline mode)"
         )
-        st.caption(f"Workspace: `{ws.root}`")
+        st.caption(f"Workspace: {literal(ws.root, code=True)}")
 
 
 def method_caveats(manifest: dict, frame: pd.DataFrame, text_column: str, key: str) -> None:
@@ -89,12 +122,15 @@ def require_project() -> Project:
 
 
 def show_error(exc: Exception) -> None:
-    """User errors as they are; anything else as a short message without a traceback."""
+    """User errors as they are; anything else as a short message without a traceback.
+
+    Messages quote file, column and code names, so the whole message is escaped (shown literally).
+    """
     if isinstance(exc, TextlabError):
-        st.error(str(exc), icon=":material/warning:")
+        st.error(literal(exc, multiline=True), icon=":material/warning:")
     else:
         st.error(
-            f"Something went wrong ({type(exc).__name__}: {exc}). Your data and finished results are safe on disk. "
+            f"Something went wrong ({type(exc).__name__}: {literal(exc)}). Your data and finished results are safe on disk. "
             "Reload the page; if it happens again, the server log has the details for a bug report.",
             icon=":material/warning:",
         )
@@ -158,7 +194,7 @@ def job_status(project: Project, task: str) -> Run | None:
     if newest.status in ACTIVE_STATUSES or newest.status == "interrupted":
         _poll_run(newest.id)
     elif newest.status == "failed":
-        st.error(f"The last run failed: {newest.error}", icon=":material/error:")
+        st.error(f"The last run failed: {literal(newest.error, multiline=True)}", icon=":material/error:")
         if st.button("Retry from the last checkpoint", key=f"retry_{task}"):
             state.job_manager().retry(newest.id)
             st.rerun()
@@ -273,9 +309,9 @@ def model_settings(task: str) -> dict:
 def run_summary(manifest: dict) -> None:
     """What produced the results on screen: backend, model, counts; the manifest in full on demand."""
     rows = manifest.get("rows", {})
-    parts = [f"**{manifest.get('model', manifest.get('backend', ''))}**"]
+    parts = [f"**{literal(manifest.get('model', manifest.get('backend', '')))}**"]  # a model id can be typed in
     if manifest.get("model_revision"):
-        parts.append(f"revision `{str(manifest['model_revision'])[:40]}`")
+        parts.append(f"revision {literal(str(manifest['model_revision'])[:40], code=True)}")
     parts.append(f"{rows.get('coded', 0):,} texts coded, {rows.get('empty', 0):,} empty")
     if rows.get("split"):
         parts.append(f"{rows['split']:,} long texts split into windows")
@@ -283,7 +319,7 @@ def run_summary(manifest: dict) -> None:
         parts.append(str(manifest["device"]))
     st.caption(" · ".join(parts))
     if manifest.get("backend_choice", "").startswith("auto:"):
-        st.info(manifest["backend_choice"], icon=":material/info:")
+        st.info(literal(manifest["backend_choice"]), icon=":material/info:")
     with st.expander("Provenance (run manifest)"):
         st.json(manifest, expanded=False)
 
@@ -300,7 +336,7 @@ def close_reading(frame: pd.DataFrame, text_column: str, score_column: str, *, l
             data = data[data[label_column].astype(str).isin(picked)]
     if group_column:
         groups = sorted(data[group_column].dropna().astype(str).unique())
-        chosen = c2.multiselect(group_column, groups, key=f"{key}_groups")
+        chosen = c2.multiselect(literal(group_column), groups, key=f"{key}_groups")
         if chosen:
             data = data[data[group_column].astype(str).isin(chosen)]
     n = c3.number_input("Rows", 5, 500, 20, step=5, key=f"{key}_n")

@@ -297,7 +297,8 @@ if probability_columns:
     probs = frame[list(probability_columns.values())].to_numpy(dtype=float)
     coded_mask = frame[info.text_column].astype(str).str.strip().eq("").to_numpy()
     if manifest.get("labels_column") and manifest["labels_column"] in frame_all.columns:
-        coded_mask |= frame_all[manifest["labels_column"]].notna().to_numpy()
+        # Not "|=": to_numpy() can hand back a read-only view of the frame.
+        coded_mask = coded_mask | frame_all[manifest["labels_column"]].notna().to_numpy()
     picks = suggest_next(probs, k=20, exclude=coded_mask, multi_label=is_multi)
     st.caption("The 20 uncoded texts the model is least sure about (smallest gap between its two most probable "
                "codes). Coding these next teaches a few-shot model the most per row.")

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from analysis import aggregate, charts
-from ui.widgets import (close_reading, job_status, method_caveats, model_settings, require_project, run_history,
-                        run_summary, submit_button)
+from ui.widgets import (close_reading, job_status, literal, method_caveats, model_settings, require_project,
+                        run_history, run_summary, submit_button)
 
 st.title("Emotion")
 st.caption("An emotion profile for every text and its top emotion.")
@@ -49,7 +49,7 @@ else:
                                                            date_order=info.date_order),
                                            f"mean {chosen} score",
                                            title=f"{chosen.capitalize()} over time (95% bootstrap CI; bars: texts)"))
-    st.subheader(f"Close reading: texts highest in {chosen}")
+    st.subheader(f"Close reading: texts highest in {literal(chosen)}")  # a model's own label names
     close_reading(frame, info.text_column, column, label_column="emotion_label", group_column=info.group_column,
                   extra=[], key="emo_read")
     st.page_link("pages/validate.py", label="Read a sample yourself: hand-code it and compare on the Validate page",

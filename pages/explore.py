@@ -5,7 +5,7 @@ import streamlit as st
 
 from analysis import charts
 from analysis.tasks import get_task
-from ui.widgets import require_project
+from ui.widgets import literal, require_project
 
 st.title("Explore")
 project = require_project()
@@ -50,7 +50,7 @@ if info.group_column:
         if multi:
             groups = groups.reindex(values_for_counts.index)
         table = pd.crosstab(groups, values_for_counts.fillna("(missing)").astype(str), normalize="index")
-        st.caption(f"Share of each value within each {info.group_column}" +
+        st.caption(f"Share of each value within each {literal(info.group_column)}" +
                    (" (a text with several codes counts for each)" if multi else ""))
         st.dataframe(table.style.format("{:.1%}"))
 
@@ -69,7 +69,7 @@ else:
         selected = frame[values.astype(str).isin(picked)]
 if info.group_column:
     groups = sorted(frame[info.group_column].dropna().astype(str).unique())
-    picked_groups = st.multiselect(f"{info.group_column}", groups, key="explore_groups")
+    picked_groups = st.multiselect(literal(info.group_column), groups, key="explore_groups")
     if picked_groups:
         selected = selected[selected[info.group_column].astype(str).isin(picked_groups)]
 st.caption(f"{len(selected):,} texts")

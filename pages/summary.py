@@ -8,7 +8,8 @@ import streamlit as st
 from analysis.errors import TextlabError
 from analysis.export import export_table
 from analysis.tasks.summary import abstractive_model_if_available, summarize_groups
-from ui.widgets import job_status, model_settings, require_project, run_history, run_summary, show_error, submit_button
+from ui.widgets import (job_status, literal, model_settings, require_project, run_history, run_summary, show_error,
+                        submit_button)
 
 st.title("Summaries")
 st.caption("A short summary of every text, and summaries of groups, codes and topics that cite their sources.")
@@ -84,7 +85,7 @@ if saved and saved["by"] == by:
     for n, item in enumerate(row["evidence"], start=1):
         with st.container(border=True):
             st.text(item["sentence"])
-            st.caption(f"[{n}] text `{item['doc_id']}`, characters {item['start']}–{item['end']}")
+            st.caption(f"\\[{n}\\] text {literal(item['doc_id'], code=True)}, characters {item['start']}–{item['end']}")
             with st.expander("Whole text"):
                 st.text(texts.get(item["doc_id"], ""))
     download = table.assign(evidence_doc_ids=[";".join(e["doc_id"] for e in ev) for ev in table["evidence"]]

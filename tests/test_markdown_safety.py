@@ -6,6 +6,7 @@ AppTest walk of every page with hostile names (the browser check is test_browser
 """
 
 import re
+import time
 
 import pandas as pd
 import pytest
@@ -15,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from analysis.corpus import build_corpus
 from analysis.workspace import Workspace
 from tests.conftest import ROOT
-from tests.test_pages import PAGES
+from tests.test_pages import PAGES, wait_for_stats
 from ui.widgets import literal
 
 WJ = "\u2060"
@@ -135,7 +136,7 @@ def _assert_literal(sources: list[str], page: str) -> None:
         assert not LINK_OR_IMAGE.search(outside), f"{page}: markdown from user data in {source!r}"
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_every_page_shows_hostile_names_literally(home, monkeypatch):
     monkeypatch.setenv("TEXTLAB_DEBUG", "1")  # a page failure is a test failure, not a message
     project_id = _hostile_project(home)
@@ -153,6 +154,26 @@ def test_every_page_shows_hostile_names_literally(home, monkeypatch):
         seen_name |= any(HOSTILE in unescaped(s) for s in sources)
     # The walk saw the names (escaped), so the check above looked at something.
     assert seen_name
+    # With results (text statistics, few-shot codes learned from the hostile codes) every page again:
+    # charts' captions, Explore's groups, Validate's comparison of codes and coders.
+    at.switch_page("pages/stats.py")
+    at.run()
+    at.button(key="submit_stats").click().run()
+    wait_for_stats(at)
+    at.switch_page("pages/coding.py")
+    at.run()
+    at.radio(key="coding_method").set_value("few-shot").run()
+    at.selectbox(key="coding_labels_col").set_value(HOSTILE_COLUMNS["code"]).run()
+    at.button(key="submit_coding").click().run()
+    deadline = time.time() + 240
+    while "coding" not in Workspace(home).project(project_id).latest_runs() and time.time() < deadline:
+        time.sleep(0.5)
+    assert "coding" in Workspace(home).project(project_id).latest_runs(), [e.value for e in at.error]
+    for page in PAGES:
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        _assert_literal(_rendered_markdown(at), page + " (with results)")
     # Data page: the projects list, the delete confirmation.
     at.switch_page("pages/data.py")
     at.run()

@@ -140,7 +140,11 @@ def test_the_app_connects_nowhere_and_listens_on_this_machine_only(tmp_path):
         if Path("/proc/net/tcp").exists():
             assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and no IPv6 wildcard
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            # Chromium's own background traffic (updates, safe browsing) is the browser's, not
+            # Textlab's, and not what page requests record: switched off as in the browser test.
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
             page = browser.new_page()
             page.on("request", lambda request: requests.append(request.url))
             page.set_default_timeout(120_000)

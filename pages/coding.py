@@ -9,8 +9,8 @@ from analysis import aggregate, charts
 from analysis.codebook import Codebook, codebook_bytes, read_codebook
 from analysis.errors import TextlabError
 from analysis.textutil import slug
-from ui.widgets import (close_reading, job_status, literal, method_caveats, model_settings, require_project,
-                        run_history, run_summary, show_error, submit_button)
+from ui.widgets import (close_reading, dates_readable, job_status, literal, method_caveats, model_settings,
+                        require_project, run_history, run_summary, show_error, submit_button)
 from ui.state import SAMPLE_CODEBOOK
 
 st.title("Codebook coding")
@@ -276,7 +276,7 @@ st.plotly_chart(charts.label_distribution(shares(), label_col, order=labels,
 if info.group_column:
     st.plotly_chart(charts.label_distribution(shares(info.group_column), label_col, order=labels,
                                               title=f"Codes by {info.group_column} (95% CI)"), key="coding_by_group")
-if info.date_column and not is_multi:
+if info.date_column and not is_multi and dates_readable(info, frame):
     freq = aggregate.auto_freq(frame[info.date_column], date_order=info.date_order)
     table = aggregate.label_shares_over_time(frame, label_col, info.date_column, freq=freq, date_order=info.date_order)
     st.plotly_chart(charts.shares_over_time(table, label_col, order=labels,

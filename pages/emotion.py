@@ -3,8 +3,8 @@
 import streamlit as st
 
 from analysis import aggregate, charts
-from ui.widgets import (close_reading, job_status, literal, method_caveats, model_settings, require_project,
-                        run_history, run_summary, submit_button)
+from ui.widgets import (close_reading, dates_readable, job_status, literal, method_caveats, model_settings,
+                        require_project, run_history, run_summary, submit_button)
 
 st.title("Emotion")
 st.caption("An emotion profile for every text and its top emotion.")
@@ -43,7 +43,7 @@ else:
         st.plotly_chart(charts.mean_by_group(aggregate.group_means(frame, column, info.group_column),
                                              f"mean {chosen} score", info.group_column, reference=None,
                                              title=f"{chosen.capitalize()} by {info.group_column} (95% bootstrap CI)"))
-    if info.date_column:
+    if info.date_column and dates_readable(info, frame):
         freq = aggregate.auto_freq(frame[info.date_column], date_order=info.date_order)
         st.plotly_chart(charts.trend_chart(aggregate.trend(frame, column, info.date_column, freq=freq,
                                                            date_order=info.date_order),

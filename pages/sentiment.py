@@ -3,8 +3,8 @@
 import streamlit as st
 
 from analysis import aggregate, charts
-from ui.widgets import (close_reading, job_status, method_caveats, model_settings, require_project, run_history,
-                        run_summary, submit_button)
+from ui.widgets import (close_reading, dates_readable, job_status, method_caveats, model_settings,
+                        require_project, run_history, run_summary, submit_button)
 
 SENTIMENT_ORDER = ["negative", "neutral", "positive"]
 SENTIMENT_COLORS = {"negative": "#D55E00", "neutral": "#999999", "positive": "#0072B2"}
@@ -51,7 +51,7 @@ else:
         right.plotly_chart(charts.label_distribution(
             aggregate.label_shares(frame, "sentiment_label", group), "sentiment_label", order=SENTIMENT_ORDER,
             colors=SENTIMENT_COLORS, title=f"Sentiment by {group}"))
-    if info.date_column:
+    if info.date_column and dates_readable(info, frame):
         dates = frame[info.date_column]
         default = aggregate.auto_freq(dates, date_order=info.date_order)
         freq = st.radio("Trend by", ["W", "M"], index=["W", "M"].index(default), horizontal=True,

@@ -4,7 +4,7 @@ import streamlit as st
 
 from analysis import aggregate, charts
 from analysis.datetimes import parse_dates
-from ui.widgets import job_status, require_project, run_history, submit_button
+from ui.widgets import dates_readable, job_status, require_project, run_history, submit_button
 
 st.title("Text statistics")
 st.caption("Words, sentences, model tokens, type-token ratio and language of every text. Runs on the CPU in seconds.")
@@ -34,7 +34,7 @@ if latest is not None:
     right.plotly_chart(charts.category_counts(frame["stats_language"].fillna("(empty text)"), "Detected language ('und': too short to tell)", "language"))
     if info.group_column:
         st.plotly_chart(charts.numeric_by_group(filled, "stats_words", info.group_column, f"Words per text by {info.group_column}"))
-    if info.date_column:
+    if info.date_column and dates_readable(info, frame):
         # Read as the corpus reads them (04.03.2021 day-first, the project's order), not by pandas' guess.
         dates = parse_dates(frame[info.date_column], info.date_order, info.date_column)
         st.plotly_chart(charts.counts_over_time(dates))

@@ -9,7 +9,8 @@ import streamlit as st
 from analysis import aggregate, charts
 from analysis.errors import TextlabError
 from analysis.tasks.topics import edit_topics, load_centroids
-from ui.widgets import close_reading, job_status, require_project, run_history, run_summary, show_error, submit_button
+from ui.widgets import (close_reading, dates_readable, job_status, require_project, run_history, run_summary,
+                        show_error, submit_button)
 
 TOP_IN_CHARTS = 10  # topics shown by name in the group and time charts; the rest are "Other topics"
 
@@ -114,7 +115,7 @@ with tab_compare:
         st.plotly_chart(charts.label_distribution(aggregate.label_shares(grouped, "topic", info.group_column), "topic",
                                                   order=order, title=f"Topics by {info.group_column} (share of texts, 95% CI)"),
                         key="topics_group")
-    if info.date_column:
+    if info.date_column and dates_readable(info, frame):
         freq = aggregate.auto_freq(frame[info.date_column], date_order=info.date_order)
         st.plotly_chart(charts.shares_over_time(aggregate.label_shares_over_time(grouped, "topic", info.date_column, freq=freq,
                                                                                  date_order=info.date_order),

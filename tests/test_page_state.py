@@ -96,3 +96,22 @@ def test_two_projects_with_the_same_name_and_size_stay_apart(home):
     first_run.run()  # (AppTest keeps the sidebar of a session's first run only)
     labels = first_run.selectbox(key="sidebar_project").options
     assert len(labels) == 2 and len(set(labels)) == 2
+
+
+def test_dates_without_a_known_order_leave_out_the_time_chart_not_the_page(home):
+    """04/03 could be 4 March or 3 April: the time chart says so and the rest of the page renders."""
+    import pandas as pd
+
+    from analysis.corpus import Corpus
+    from analysis.jobs import JobManager
+
+    texts = ["Rents went up again.", "The buses are late.", "Great new clinic!", "Bills are crazy."] * 3
+    dates = ["04/03/2021", "05/06/2021", "01/02/2021", "07/08/2021"] * 3  # no day above 12: order unknown
+    data = pd.DataFrame({"doc_id": [f"d{i}" for i in range(12)], "text": texts, "when": dates})
+    project = Workspace(home).create_project("dated", Corpus(data=data, text_column="text", date_column="when"))
+    manager = JobManager(project.workspace)
+    manager.submit(project, "sentiment", {"backend": "offline"})
+    assert manager.wait(120)
+    at = reopened(project.id, "pages/sentiment.py")
+    assert "Charts over time are left out" in texts_of(at.warning)
+    assert at.radio(key="sent_order")  # the close reading below still renders

@@ -111,6 +111,21 @@ def method_caveats(manifest: dict, frame: pd.DataFrame, text_column: str, key: s
                      column_config={text_column: st.column_config.TextColumn(width="large")})
 
 
+def dates_readable(info, frame: pd.DataFrame) -> bool:
+    """Whether charts over time can read the project's date column. When they cannot (the
+    day/month order is not known yet), say so and where to choose it, and let the rest of
+    the page render instead of stopping it."""
+    from analysis.datetimes import parse_dates
+
+    try:
+        parse_dates(frame[info.date_column], info.date_order, info.date_column)
+    except TextlabError as exc:
+        st.warning(f"Charts over time are left out: {literal(exc)}", icon=":material/event_busy:")
+        st.page_link("pages/data.py", label="Choose the date order on the Data page", icon=":material/folder_open:")
+        return False
+    return True
+
+
 def require_project() -> Project:
     """The current project, or a pointer to the Data page and a stop."""
     project = state.current_project()

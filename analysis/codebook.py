@@ -322,7 +322,7 @@ def codebook_bytes(book: Codebook, fmt: str, *, neutralize: bool = True) -> byte
 
 
 def write_codebook(book: Codebook, path: str | os.PathLike) -> Path:
-    from .workspace import atomic_write_bytes
+    from .fileio import atomic_write_bytes
 
     path = Path(path)
     atomic_write_bytes(path, codebook_bytes(book.validate(), path.suffix))

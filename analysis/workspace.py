@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from .corpus import Corpus
+from .fileio import atomic_write_bytes, atomic_write_parquet  # noqa: F401  (also part of this module's face)
 from .datetimes import DATE_ORDERS
 from .errors import CorpusError, TextlabError
 
@@ -136,29 +137,6 @@ def data_hash(corpus: Corpus) -> str:
     except TypeError:  # cells pandas cannot hash (lists, dicts): hash their text instead
         digest.update(frame.astype(str).to_csv(index=False).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:

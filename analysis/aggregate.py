@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.datetimes import parse_dates
+from analysis.errors import ColumnChoiceError
 
 __all__ = [
     "TextCounts",
@@ -67,14 +68,16 @@ def _check_columns(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     """The frame with a plain 0..n-1 index (a duplicated index would break alignment)."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise KeyError(f"column(s) not in the table: {', '.join(map(str, missing))}")
+        raise ColumnChoiceError(f"Column(s) not in the table: {', '.join(map(repr, map(str, missing)))}. "
+                                "Choose one of the table's columns.")
     return frame.reset_index(drop=True)
 
 
 def _check_name(name: str, role: str) -> None:
     # The output table uses these names itself; a clash would give duplicate columns.
     if name in _RESERVED:
-        raise ValueError(f"the {role} column may not be called {name!r} (used by the output table)")
+        raise ColumnChoiceError(f"The {role} column may not be called {name!r}: the output table uses that name "
+                                "itself. Rename the column in the file, or choose another one.")
 
 
 def _bootstrap_means(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -219,7 +222,7 @@ def group_means(frame: pd.DataFrame, value: str, group: str, *, n_boot: int = 10
     _check_level(level, n_boot)
     _check_name(group, "group")
     if value == group:
-        raise ValueError("value and group must be different columns")
+        raise ColumnChoiceError(f"{value!r} cannot be both the value and the group: choose a different group column.")
     values = pd.to_numeric(frame[value], errors="coerce")
     groups = frame[group]
     keep = values.notna() & groups.notna()
@@ -296,7 +299,8 @@ def label_shares(frame: pd.DataFrame, label: str, group: str | None = None, *, n
     if group is not None:
         _check_name(group, "group")
         if group == label:
-            raise ValueError("label and group must be different columns")
+            raise ColumnChoiceError(f"{label!r} cannot be both the label and the group: choose a different group "
+                                    "column.")
     labels = _clean_labels(frame[label])
     keep = labels.notna()
     if group is not None:
@@ -389,7 +393,8 @@ def profile_by_group(frame: pd.DataFrame, columns: list[str], group: str) -> pd.
     columns = list(columns)
     frame = _check_columns(frame, group, *columns)
     if group in columns:
-        raise ValueError("the group column cannot also be a profile column")
+        raise ColumnChoiceError(f"The group column {group!r} cannot also be one of the profile columns: choose a "
+                                "different group column.")
     groups = frame[group]
     keep = groups.notna()
     data = frame.loc[keep, columns].apply(pd.to_numeric, errors="coerce").astype(float)

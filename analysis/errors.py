@@ -26,5 +26,13 @@ class JobCancelled(TextlabError):
     """A job was cancelled by the user."""
 
 
+class ColumnChoiceError(TextlabError, KeyError, ValueError):
+    """The columns chosen for a table or chart cannot be used (missing, the same column in
+    two roles, a reserved name). A KeyError and a ValueError too, for callers that catch those."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class CodebookError(TextlabError, ValueError):
     """A codebook cannot be used as it is (duplicate labels, bad template, ...)."""

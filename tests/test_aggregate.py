@@ -439,3 +439,17 @@ def test_over_time_reads_unix_times_and_already_parsed_dates():
     parsed = frame.assign(created_at=pd.to_datetime(frame["created_at"].astype(int), unit="s"))
     again = trend(parsed, "v", "created_at", freq="M", min_n=1, date_order="month-first")
     assert again[["period", "n", "mean"]].to_dict("list") == table[["period", "n", "mean"]].to_dict("list")
+
+
+def test_a_bad_choice_of_columns_is_a_user_error_with_a_clear_message():
+    """The UI shows TextlabErrors as they are; a plain ValueError would be 'Something went wrong'."""
+    from analysis.errors import TextlabError
+
+    frame = pd.DataFrame({"region": ["N", "S", "N"], "score": [0.1, 0.5, -0.2]})
+    with pytest.raises(TextlabError, match="both the value and the group"):
+        group_means(frame, "score", "score")
+    with pytest.raises(TextlabError, match="both the label and the group"):
+        label_shares(frame, "region", "region")
+    with pytest.raises(TextlabError, match="not in the table: 'nope'") as caught:
+        label_shares(frame, "nope")
+    assert str(caught.value).startswith("Column(s) not in the table")  # no KeyError quotes

@@ -44,7 +44,7 @@ class Server:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "analysis.cli", "app", "--port", str(self.port), "--address", "127.0.0.1"],
+            [sys.executable, "-m", "ui.launch", "app", "--port", str(self.port), "--address", "127.0.0.1"],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         deadline = time.time() + 90

@@ -110,7 +110,7 @@ SERVER = """
 import sys
 sys.path.insert(0, {root!r})
 import tests.slow_task
-from analysis.cli import main
+from ui.launch import main
 sys.exit(main(["app", "--port", "{port}", "--workspace", {home!r}]))
 """
 

@@ -49,7 +49,7 @@ def audit(event, args):
             LOG.write(json.dumps([event, str(address)]) + "\\n")
 
 sys.addaudithook(audit)
-from analysis.cli import main
+from ui.launch import main  # the `textlab` command: app here, the rest in analysis.cli
 sys.exit(main({argv!r}))
 """
 

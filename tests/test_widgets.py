@@ -75,7 +75,7 @@ def test_slow_rates_keep_a_decimal(home):
 def test_the_server_runs_no_full_garbage_collection_after_each_rerun():
     """Streamlit's default gc.collect(2) after every script run took 0.5 s with torch loaded; the
     progress fragment reruns every second, so a running job lost about half of its CPU to it."""
-    from analysis.cli import APP_FLAGS
+    from ui.launch import APP_FLAGS
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text("utf-8"))
     assert config["runner"]["postScriptGC"] is False

@@ -70,12 +70,17 @@ class Server:
                 self.proc.kill()
 
 
-@pytest.fixture
-def server(tmp_path):
+def require_chromium() -> None:
+    """Skip without Debian's Chromium, except under CI, where .ci/run installs it."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail("Debian's chromium is not installed; .ci/run installs it (apt-get install chromium)")
         pytest.skip("needs Debian's chromium (apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture
+def server(tmp_path):
+    require_chromium()
     srv = Server(tmp_path)
     srv.start()
     yield srv

@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from tests.test_browser import Server
+from tests.test_browser import Server, require_chromium
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
@@ -46,10 +46,7 @@ def _hostile_workspace(home) -> str:
 
 @pytest.fixture
 def server(tmp_path):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is not installed; .ci/run installs it (apt-get install chromium)")
-        pytest.skip("needs Debian's chromium (apt-get install chromium chromium-driver)")
+    require_chromium()
     srv = Server(tmp_path)
     srv.project_id = _hostile_workspace(srv.home)  # before the start: the app finds it on disk
     srv.start()

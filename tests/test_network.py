@@ -117,10 +117,9 @@ def listening_addresses(port: int) -> set[str]:
 @pytest.mark.browser
 @pytest.mark.timeout(600)
 def test_the_app_connects_nowhere_and_listens_on_this_machine_only(tmp_path):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is not installed; .ci/run installs it (apt-get install chromium)")
-        pytest.skip("needs Debian's chromium (apt-get install chromium chromium-driver)")
+    from tests.test_browser import require_chromium
+
+    require_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     port = free_port()

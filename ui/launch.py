@@ -14,8 +14,7 @@ from pathlib import Path
 
 from analysis import cli
 from analysis.errors import TextlabError
-
-APP = Path(__file__).resolve().parent.parent / "app.py"
+from ui.resources import app_path
 
 # The settings of .streamlit/config.toml that matter for privacy and big corpora, passed on
 # the command line so that `textlab app` keeps them from any working directory.
@@ -50,9 +49,10 @@ def _use_the_router_for_every_url() -> None:
 
 
 def serve(args) -> int:
-    if not APP.exists():
-        raise TextlabError(f"The app ({APP}) is not installed with this copy of Textlab; install from a clone "
-                           "of the repository with `pip install -e .`.")
+    app = app_path()  # in the package (a wheel install) or at the root of a clone
+    if not app.is_file():
+        raise TextlabError(f"The app ({app}) is missing from this copy of Textlab; reinstall it from the "
+                           "repository with `pip install .` (or `pip install -e .` in a clone).")
     if args.workspace:
         os.environ["TEXTLAB_HOME"] = str(Path(args.workspace).expanduser().resolve())
     from streamlit.web import cli as streamlit_cli
@@ -68,7 +68,7 @@ def serve(args) -> int:
     print(f"textlab: workspace {manager.workspace.root}; open http://{args.address}:{args.port} in a browser",
           file=sys.stderr)
     flags = [f"--{k}={v}" for k, v in {**APP_FLAGS, "server.port": args.port, "server.address": args.address}.items()]
-    streamlit_cli.main(["run", str(APP), *flags], prog_name="streamlit", standalone_mode=False)
+    streamlit_cli.main(["run", str(app), *flags], prog_name="streamlit", standalone_mode=False)
     return 0
 
 

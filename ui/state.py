@@ -8,18 +8,17 @@ workspace on disk on each rerun.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import streamlit as st
 
 from analysis.errors import TextlabError
 from analysis.jobs import JobManager, manager_for
 from analysis.workspace import Project, Workspace
+from ui.resources import sample_data
 
 PROJECT_KEY = "textlab_project"
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_CORPUS = ROOT / "sample_data" / "policy_survey.csv"
-SAMPLE_CODEBOOK = ROOT / "sample_data" / "policy_codebook.json"
+SAMPLE_CORPUS = sample_data("policy_survey.csv")
+SAMPLE_CODEBOOK = sample_data("policy_codebook.json")
 
 
 def workspace_root() -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import TextlabError
-from .tasks import TASK_NAMES
+from .tasks import available_tasks
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output file; its extension picks the format (.csv .xlsx .parquet .dta .sav)")
     _add_column_options(p)
     p.add_argument("--task", action="append", metavar="TASK",
-                   help=f"analysis to run, repeatable; one of {', '.join(TASK_NAMES)} (default: stats)")
+                   help=f"analysis to run, repeatable; one of {', '.join(available_tasks())} (default: stats)")
     p.add_argument("--backend", choices=("auto", "offline", "transformers"), default="auto")
     p.add_argument("--model", help="model: registry name, Hugging Face id or local folder")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")

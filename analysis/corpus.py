@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import functools
 import io
 import itertools
 import json
@@ -39,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.datetimes import DATE_ORDERS, date_note, numbers_as_dates, parse_date_strings, parse_dates
+from analysis.datetimes import date_note, numbers_as_dates, parse_date_strings, parse_dates
 from analysis.errors import CorpusError
 from analysis.textutil import token_counts, word_counts
 

@@ -19,7 +19,7 @@ class ModelNotAvailable(TextlabError):
 
 
 class TaskNotAvailable(TextlabError):
-    """The task exists in the design but is not built yet, or is unknown."""
+    """No task of that name is registered."""
 
 
 class JobCancelled(TextlabError):

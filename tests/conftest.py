@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_CSV = ROOT / "sample_data" / "policy_survey.csv"
+# Fixtures only: constants and helpers that tests import live in plain modules (tests/paths.py,
+# tests/tiny_models.py), since conftest is pytest's to load, not an importable module.
+_ROOT = Path(__file__).resolve().parent.parent
 
 # No test may reach the network: the hub libraries see offline mode from the start.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -14,8 +15,21 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
 # Pages re-raise unexpected errors instead of showing a short message, so tests see them.
 os.environ.setdefault("TEXTLAB_DEBUG", "1")
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests need CUDA: without it they are skipped, so the default run stays green."""
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+        for item in gpu:
+            item.add_marker(skip)
 
 
 @pytest.fixture

@@ -385,7 +385,7 @@ def test_text_counts_one_definition_of_a_text_and_an_empty_one():
 def test_sample_counts_agree_with_the_quality_report():
     from analysis.aggregate import text_counts
     from analysis.corpus import load_corpus
-    from tests.conftest import SAMPLE_CSV
+    from tests.paths import SAMPLE_CSV
 
     corpus, _ = load_corpus(SAMPLE_CSV, text_column="text", id_column="respondent_id")
     counts = text_counts(corpus.texts)

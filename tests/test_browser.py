@@ -20,10 +20,10 @@ import urllib.request
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, SAMPLE_CSV
+from tests.paths import ROOT, SAMPLE_CSV
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _free_port() -> int:

@@ -15,7 +15,7 @@ import pytest
 from tests.test_browser import Server, require_chromium
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TARGET = "127.0.0.1:8599"
 HOSTILE = f"![pn](http://{TARGET}/p.png) [x](http://{TARGET}/l)"

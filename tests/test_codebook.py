@@ -8,7 +8,7 @@ import pytest
 
 from analysis.codebook import Code, Codebook, as_codebook, codebook_bytes, read_codebook, write_codebook
 from analysis.errors import CodebookError
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 SAMPLE_BOOK = ROOT / "sample_data" / "policy_codebook.json"
 

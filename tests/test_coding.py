@@ -12,7 +12,7 @@ from analysis.fewshot import FewShotModel, learning_curve, suggest_next
 from analysis.jobs import JobManager
 from analysis.tasks import coding
 from analysis.workspace import Workspace
-from tests.conftest import ROOT, SAMPLE_CSV
+from tests.paths import ROOT, SAMPLE_CSV
 from tests.tiny_models import make_tiny_classifier, make_tiny_nli
 
 SAMPLE_BOOK = ROOT / "sample_data" / "policy_codebook.json"
@@ -119,6 +119,7 @@ def sample_frame():
     return pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False).replace({"": None})
 
 
+@pytest.mark.slow
 def test_few_shot_training_rows_get_out_of_fold_predictions_equal_to_sklearn(home):
     """The probabilities on coded rows equal scikit-learn's cross_val_predict with the same folds."""
     from sklearn.linear_model import LogisticRegression
@@ -159,6 +160,7 @@ def test_few_shot_run_reports_cross_validation_in_the_manifest(home):
     assert any((project.folder / "embeddings").rglob("*.npy"))
 
 
+@pytest.mark.slow
 def test_few_shot_without_a_codebook_learns_the_codes_from_the_column():
     frame = sample_frame()
     out = coding.run(frame["text"].tolist(), {"labels_column": "human_code"}, frame=frame)
@@ -211,6 +213,7 @@ def test_suggest_next_picks_the_least_certain_uncoded_rows():
 # ---------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow
 def test_cli_codes_the_sample_zero_shot_and_few_shot(home, tmp_path):
     from analysis.cli import main
 
@@ -239,6 +242,7 @@ def test_cli_coding_errors_are_one_line(home, tmp_path, capsys):
     assert "appears twice" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_xlsx_export_of_a_coding_run_carries_the_codebook_sheet(home, tmp_path):
     from analysis.cli import main
 

@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from analysis.codebook import read_codebook
 from tests.test_pages import goto, load_sample, new_app, texts_of
 from ui.state import SAMPLE_CODEBOOK
@@ -18,6 +20,7 @@ def wait_for_chart(at, timeout=180):
     raise AssertionError(f"no chart after {timeout} s")
 
 
+@pytest.mark.slow
 def test_sample_codebook_is_loaded_and_a_zero_shot_run_shows_results(home):
     at = goto(load_sample(new_app()), "pages/coding.py")
     assert "No coding results yet" in texts_of(at.info)

@@ -25,7 +25,7 @@ from analysis.corpus import (
 )
 from analysis.errors import CorpusError
 from analysis.textutil import bundled_tokenizer, split_sentences, token_counts, word_counts
-from tests.conftest import SAMPLE_CSV
+from tests.paths import SAMPLE_CSV
 
 SURVEY = pd.DataFrame(
     {

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis.corpus import build_corpus
 from analysis.workspace import Workspace
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 ANSWERS = ["The buses are late every single morning.", "Rents went up again this year sadly.",
            "Great to see the new clinic open at last."]

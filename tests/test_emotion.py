@@ -73,6 +73,7 @@ def test_nrc_flags_texts_that_are_not_in_english_without_a_new_result_column():
     assert "_non_english" not in emotion.run(MIXED, EmotionConfig(backend="offline")).columns
 
 
+@pytest.mark.slow
 def test_emotion_page_shows_the_lexicon_note_the_validate_link_and_the_non_english_count(home):
     from tests.test_sentiment import assert_honest_offline_page, offline_result_page
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from analysis.corpus import Corpus
 from analysis.jobs import JobManager
 from analysis.workspace import Workspace
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 TEXTS = ["Rents went up again and the landlord will not fix the heating.",
          "The buses are late every morning and the tram line was cut.",

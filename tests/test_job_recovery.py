@@ -23,7 +23,7 @@ from analysis.corpus import Corpus
 from analysis.errors import TextlabError
 from analysis.jobs import JobManager, WorkerBeat, execute_run, make_owner, owner_is_dead
 from analysis.workspace import Workspace
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 
 def corpus_of(texts):
@@ -136,6 +136,7 @@ def healthy(port: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_killed_server_resumes_its_run_on_restart_without_a_browser(home, tmp_path):
     """`textlab app` starts the worker with the server: nobody has to open a page or click."""

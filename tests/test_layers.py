@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 PACKAGE = ROOT / "analysis"
 # The shared leaves: they may import each other (and the package version, `from . import

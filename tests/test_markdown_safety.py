@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis.corpus import build_corpus
 from analysis.workspace import Workspace
-from tests.conftest import ROOT
+from tests.paths import ROOT
 from tests.test_pages import PAGES, wait_for_stats
 from ui.widgets import literal
 

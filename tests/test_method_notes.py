@@ -3,7 +3,7 @@
 import pytest
 
 from analysis import method_notes
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 GERMAN = "Die Busse kommen jeden Morgen zu spät und niemand kümmert sich darum."
 FRENCH = "Les loyers ont encore augmenté, nous ne pouvons plus rester dans cette ville."

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SAMPLE_CSV
+from tests.paths import ROOT, SAMPLE_CSV
 
 LOCAL = {"127.0.0.1", "::1", "localhost", "", None, "0.0.0.0"}
 
@@ -72,6 +72,7 @@ def outside(log: Path) -> list:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_command_line_connects_nowhere(tmp_path):
     book = ROOT / "sample_data" / "policy_codebook.json"
@@ -115,6 +116,7 @@ def listening_addresses(port: int) -> set[str]:
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_app_connects_nowhere_and_listens_on_this_machine_only(tmp_path):
     from tests.test_browser import require_chromium

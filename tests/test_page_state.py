@@ -6,7 +6,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from analysis.workspace import Workspace
-from tests.conftest import ROOT
+from tests.paths import ROOT
 from tests.test_pages import goto, load_sample, new_app, texts_of
 
 

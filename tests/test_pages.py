@@ -6,11 +6,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 PAGES = ["pages/data.py", "pages/stats.py", "pages/sentiment.py", "pages/emotion.py", "pages/coding.py",
          "pages/summary.py", "pages/topics.py", "pages/explore.py", "pages/validate.py", "pages/export.py"]
-PLANNED: list[str] = []  # every page of the design is built
 
 
 def new_app() -> AppTest:
@@ -34,15 +33,8 @@ def texts_of(elements) -> str:
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_without_a_project(home, page):
     at = goto(new_app(), page)
-    if page not in ("pages/data.py",) + tuple(PLANNED):
+    if page != "pages/data.py":
         assert "No project is open" in texts_of(at.info)
-
-
-@pytest.mark.parametrize("page", PLANNED)
-def test_planned_pages_say_so_and_show_no_results(home, page):
-    at = goto(new_app(), page)
-    assert "Not available yet" in texts_of(at.info)
-    assert not at.get("plotly_chart") and not at.dataframe
 
 
 def load_sample(at: AppTest) -> AppTest:

@@ -12,7 +12,7 @@ from analysis.tasks import sentiment
 from analysis.tasks.sentiment import SentimentConfig, map_labels, vader_compound
 from analysis.workspace import Workspace
 from analysis.corpus import build_corpus
-from tests.conftest import ROOT
+from tests.paths import ROOT
 from tests.tiny_models import make_tiny_classifier
 
 POSITIVE = ["I love the new bus line, it is fantastic!", "Great job on the clinic, staff were kind and helpful 😊",

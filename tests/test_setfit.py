@@ -95,6 +95,7 @@ def test_setfit_job_codes_every_row_keeps_the_model_and_reports_honest_cv(home, 
     assert not [p for p in project.run_folder(run.id).rglob("*") if p.suffix in (".pkl", ".bin", ".pt")]
 
 
+@pytest.mark.slow
 def test_held_out_rows_never_shape_their_fold_model_and_resume_reuses_the_tuned_model(tmp_path, tiny_st,
                                                                                        monkeypatch, no_network):
     frame = corpus_frame()
@@ -158,6 +159,7 @@ def test_setfit_settings_and_missing_package_are_clear_errors(monkeypatch, tiny_
         coding.run(frame["text"].tolist(), setfit_config(tiny_st), frame=frame)
 
 
+@pytest.mark.slow
 def test_the_pair_count_matches_what_setfit_trains_on(tmp_path, tiny_st):
     frame = corpus_frame()
     config = coding.CodingConfig.from_dict(setfit_config(tiny_st))

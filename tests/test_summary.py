@@ -4,12 +4,13 @@ group summaries with their evidence, the CLI and the page."""
 import time
 
 import pandas as pd
+import pytest
 
 from analysis.corpus import build_corpus
 from analysis.jobs import JobManager
 from analysis.tasks import summary
 from analysis.workspace import Workspace
-from tests.conftest import SAMPLE_CSV
+from tests.paths import SAMPLE_CSV
 from tests.test_pages import goto, load_sample, new_app, texts_of
 from tests.tiny_models import make_tiny_seq2seq
 
@@ -55,6 +56,7 @@ def test_group_summaries_cite_one_sentence_per_text():
             assert frame.loc[frame["respondent_id"] == e["doc_id"], "region"].iloc[0] == group
 
 
+@pytest.mark.slow
 def test_cli_summary_with_group_summaries(home, tmp_path):
     from analysis.cli import main
 
@@ -67,6 +69,7 @@ def test_cli_summary_with_group_summaries(home, tmp_path):
     assert groups["evidence_doc_ids"].str.len().gt(0).all()
 
 
+@pytest.mark.slow
 def test_summary_page_runs_and_shows_a_group_summary_with_sources(home):
     at = goto(load_sample(new_app()), "pages/summary.py")
     at.radio(key="summary_backend").set_value("offline").run()

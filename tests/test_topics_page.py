@@ -2,9 +2,12 @@
 
 import time
 
+import pytest
+
 from tests.test_pages import goto, load_sample, new_app, texts_of
 
 
+@pytest.mark.slow
 def test_topics_page_runs_shows_the_views_and_renames_a_topic(home):
     at = goto(load_sample(new_app()), "pages/topics.py")
     assert "No topics yet" in texts_of(at.info)

@@ -35,7 +35,7 @@ from analysis.validation import (
     stratified_sample,
 )
 from analysis.workspace import Workspace
-from tests.conftest import SAMPLE_CSV
+from tests.paths import SAMPLE_CSV
 
 LABELS = ["Housing", "Health care", "Transport", "Energy", "Other"]
 

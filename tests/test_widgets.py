@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis.corpus import build_corpus
 from analysis.workspace import Workspace
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 
 def _running_run(**fields):

@@ -257,17 +257,6 @@ def run_history(project: Project, task: str) -> None:
         )
 
 
-def planned_page(title: str, task: str, what: str, issue: str) -> None:
-    """A page whose analysis is not built yet: say so, show nothing fake."""
-    st.title(title)
-    st.info(
-        f"**Not available yet.** {what}\n\nThis analysis is planned ({issue}); this version of Textlab "
-        f"does not run it, so there are no results to show. The `{task}` task is also refused by the "
-        "`textlab` command with the same message.",
-        icon=":material/construction:",
-    )
-
-
 def submit_button(project: Project, task: str, label: str, config_factory: Callable[[], dict] | None = None) -> None:
     runs = project.runs(task)
     busy = bool(runs) and runs[0].status in ACTIVE_STATUSES

@@ -184,5 +184,3 @@ class Task:
         means the same label in every export of the task. Default: no label columns."""
         return {}
 
-
-ProgressCallback = Callable[[int, int], None]

@@ -23,8 +23,6 @@ from .base import BaseConfig, Predictor, Task
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
-COLUMNS = ("stats_words", "stats_sentences", "stats_tokens", "stats_ttr", "stats_language")
-
 
 @dataclass
 class StatsConfig(BaseConfig):

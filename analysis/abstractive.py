@@ -201,7 +201,7 @@ class Seq2SeqSummarizer(HoldsModel):
 
     # ---- preprocess: tokens, chunks
 
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text with the model's special tokens, never truncated."""
         if not texts:
             return []
@@ -280,7 +280,7 @@ class Seq2SeqSummarizer(HoldsModel):
 
     # ---- forward
 
-    def _collate(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
+    def collate(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
         """Right-padded input ids and attention mask on the model's device."""
         width = max(len(r) for r in rows)
         ids = np.full((len(rows), width), self.tokenizer.pad_token_id, dtype=np.int64)
@@ -296,7 +296,7 @@ class Seq2SeqSummarizer(HoldsModel):
         return out
 
     def _forward(self, rows: list[list[int]]) -> list[str]:
-        batch = self._collate(rows)
+        batch = self.collate(rows)
         self.batch_rows.append(len(rows))
         with torch.inference_mode():
             out = self.model.generate(**batch, **self.generation_kwargs())
@@ -363,7 +363,7 @@ class Seq2SeqSummarizer(HoldsModel):
             items: list[list[int]] = []
             item_owner: list[int] = []
             whole: set[int] = set()  # texts summarised in one piece this round (final)
-            for i, ids in zip(owners, self._encode([current[i] for i in owners])):
+            for i, ids in zip(owners, self.encode([current[i] for i in owners])):
                 self.rounds[i] = round_no
                 if len(ids) <= self.window:
                     items.append(ids)

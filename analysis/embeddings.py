@@ -481,7 +481,8 @@ class Embedder(HoldsModel):
 
     # ---- windows
 
-    def _token_counts(self, texts: Sequence[str]) -> np.ndarray:
+    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
+        """Tokens of each text with this model's tokenizer, special tokens not counted, never truncated."""
         if not texts:
             return np.zeros(0, dtype=np.int64)
         enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, padding=False,
@@ -525,7 +526,7 @@ class Embedder(HoldsModel):
         for text, cut in zip(texts, self._cut_points(texts)):
             cut = sorted(set(cut))
             pieces.append([text[a:b] for a, b in zip(cut, cut[1:] + [len(text)])])
-        flat = self._token_counts([w for ws in pieces for w in ws])
+        flat = self.token_counts([w for ws in pieces for w in ws])
         counts, start = [], 0
         for ws in pieces:
             counts.append(flat[start: start + len(ws)])
@@ -550,7 +551,7 @@ class Embedder(HoldsModel):
     def windows(self, text: str) -> list[str]:
         """The consecutive slices of ``text`` that are embedded separately (one if it fits)."""
         with self._lock:
-            if not text.strip() or self._token_counts([text])[0] <= self.window_tokens:
+            if not text.strip() or self.token_counts([text])[0] <= self.window_tokens:
                 return [text]
             return self._windows([text])[0][0]
 
@@ -588,7 +589,7 @@ class Embedder(HoldsModel):
 
     def _compute(self, texts: list[str], report: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
         """Unit vectors and window counts for non-empty texts (no cache involved)."""
-        lengths = self._token_counts(texts)
+        lengths = self.token_counts(texts)
         long = np.flatnonzero(lengths > self.window_tokens)
         windows = np.ones(len(texts), dtype=np.int64)
         if not len(long):

@@ -76,7 +76,8 @@ def cuml_available() -> bool:
     return True
 
 
-def _umap(n_docs: int, seed: int, n_components: int = 5, n_neighbors: int = 15, gpu: bool = False):
+def umap_model(n_docs: int, seed: int, n_components: int = 5, n_neighbors: int = 15, gpu: bool = False):
+    """The seeded UMAP (cosine, ``min_dist=0``) that ``fit_topics`` and ``document_map`` use for ``n_docs`` documents."""
     if gpu:
         from cuml.manifold import UMAP as CumlUMAP
 
@@ -89,7 +90,8 @@ def _umap(n_docs: int, seed: int, n_components: int = 5, n_neighbors: int = 15, 
                 min_dist=0.0, metric="cosine", random_state=seed, low_memory=True)
 
 
-def _cluster_model(n_topics: int | None, min_topic_size: int, seed: int, gpu: bool = False):
+def cluster_model(n_topics: int | None, min_topic_size: int, seed: int, gpu: bool = False):
+    """The clusterer ``fit_topics`` uses: KMeans with ``n_topics``, else HDBSCAN with ``min_topic_size``."""
     if gpu and not n_topics:
         from cuml.cluster import HDBSCAN as CumlHDBSCAN
 
@@ -108,7 +110,8 @@ def fit_topics(texts: list[str], embeddings: np.ndarray, *, n_topics: int | None
                min_topic_size: int | None = None, reduce_outliers: bool = True, outlier_threshold: float = 0.3,
                merge_topics: bool = False, merge_similarity: float = 0.3, max_fit_docs: int = 20_000,
                seed: int = 0,
-               stop_words: str | list[str] | None = "english", progress=None, gpu: bool = False) -> TopicModelResult:
+               stop_words: str | list[str] | None = "english", progress=None, gpu: bool = False,
+               reducer=None, clusterer=None) -> TopicModelResult:
     """Fit topics on ``texts`` with their (L2-normalised) ``embeddings``.
 
     ``n_topics`` given: KMeans on the embeddings themselves, no UMAP (on AG News UMAP
@@ -117,6 +120,12 @@ def fit_topics(texts: list[str], embeddings: np.ndarray, *, n_topics: int | None
     whose centres are at least ``merge_similarity`` similar (:func:`merge_similar_topics`).
     ``gpu=True`` uses cuML's UMAP and HDBSCAN (when installed): much faster on large
     corpora, but cuML's UMAP is not bit-for-bit reproducible across runs.
+
+    ``reducer`` and ``clusterer`` (for experiments, e.g. benchmarks/topics_benchmark.py)
+    replace the reduction and the clustering step: by default :func:`umap_model` (none
+    when ``n_topics`` is given) and :func:`cluster_model` with this call's settings. A
+    replacement sees the fitted documents (the sample, above ``max_fit_docs``); a
+    clusterer must set ``labels_`` when fitted, as scikit-learn's do.
     """
     from bertopic import BERTopic
     from bertopic.dimensionality import BaseDimensionalityReduction
@@ -140,9 +149,12 @@ def fit_topics(texts: list[str], embeddings: np.ndarray, *, n_topics: int | None
     fit_idx = np.sort(rng.choice(n, max_fit_docs, replace=False)) if n > max_fit_docs else np.arange(n)
 
     gpu = gpu and cuml_available()
-    cluster = _cluster_model(n_topics, min_topic_size, seed, gpu=gpu)
+    cluster = clusterer if clusterer is not None else cluster_model(n_topics, min_topic_size, seed, gpu=gpu)
+    reduction = reducer
+    if reduction is None:
+        reduction = BaseDimensionalityReduction() if n_topics else umap_model(len(fit_idx), seed, gpu=gpu)
     model = BERTopic(
-        umap_model=BaseDimensionalityReduction() if n_topics else _umap(len(fit_idx), seed, gpu=gpu),
+        umap_model=reduction,
         hdbscan_model=cluster,  # BERTopic reads labels_ after fit: KMeans and HDBSCAN of scikit-learn both have it
         vectorizer_model=CountVectorizer(stop_words=stop_words, min_df=1),
         min_topic_size=min_topic_size,
@@ -196,6 +208,9 @@ def fit_topics(texts: list[str], embeddings: np.ndarray, *, n_topics: int | None
         "gpu_clustering": "cuML" if gpu and not n_topics else None,
         "merged": merge_info,
     }
+    replaced = {step: type(m).__name__ for step, m in (("reducer", reducer), ("clusterer", clusterer)) if m is not None}
+    if replaced:  # the caller's models, not the ones "clustering" names
+        info["replaced"] = replaced
     return TopicModelResult(topic_ids, probs, table, centroids, info)
 
 
@@ -341,7 +356,7 @@ def document_map(embeddings: np.ndarray, seed: int = 0, max_points: int = MAP_MA
         return rows, np.zeros((len(rows), 2))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_UMAP_SEED_WARNING, category=UserWarning)
-        xy = _umap(len(rows), seed, n_components=2).fit_transform(embeddings[rows])
+        xy = umap_model(len(rows), seed, n_components=2).fit_transform(embeddings[rows])
     return rows, np.asarray(xy, dtype=np.float32)
 
 

@@ -539,7 +539,7 @@ def bench_gpu(args) -> list[str] | None:
     runner, net = coder.runner, coder.runner.model
     dtype_name = str(next(net.parameters()).dtype).replace("torch.", "")
     total, non_embedding = parameter_counts(net)
-    features, pair_lengths, _ = runner._features(texts, hypotheses)
+    features, pair_lengths, _ = runner.pair_features(texts, hypotheses)
     n_pairs, n_tok = len(features), int(np.sum(pair_lengths))
     assert n_pairs == len(texts) * len(hypotheses), "no text may be split into windows at this length"
     batches = token_budget_batches(pair_lengths, runner.max_tokens, runner.max_batch_size)
@@ -559,7 +559,7 @@ def bench_gpu(args) -> list[str] | None:
         walls.append(wall)
     assert len(frame) == len(texts)
     wall = statistics.median(walls)
-    _, t_features = timed(lambda: runner._features(texts, hypotheses))
+    _, t_features = timed(lambda: runner.pair_features(texts, hypotheses))
     tl_rate = len(texts) / wall
     share = flops / wall / args.peak_flops
     score_cols = [f"code_{c.slug}" for c in book.codes]

@@ -130,7 +130,7 @@ def main(argv=None) -> int:
         runs, refs = [], []
         for r in range(args.repeats):  # new texts each time: every run computes everything
             texts = synthetic_texts(words, args.n, tokens, seed=1000 * tokens + r)
-            counts = embedder._token_counts(texts) + 2
+            counts = embedder.token_counts(texts) + 2
             assert (counts == tokens).all(), "synthetic texts must have exactly the requested length"
             if not args.no_reference:
                 refs.append(timed(lambda: embedder.model.encode(

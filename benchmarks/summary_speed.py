@@ -312,14 +312,14 @@ def encoder_time(summ, texts: list[str]) -> float:
     """The encoder alone over the same batches as summarize (rows = the summarizer's batch size)."""
     import torch
 
-    ids = summ._encode(texts)
+    ids = summ.encode(texts)
     rows = summ.batch_rows[0] if summ.batch_rows else summ.batch_size
     encoder = summ.model.get_encoder()
     sync(summ.device)
     start = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(ids), rows):
-            batch = summ._collate(ids[i:i + rows])
+            batch = summ.collate(ids[i:i + rows])
             encoder(**batch)
     sync(summ.device)
     return time.perf_counter() - start

@@ -20,7 +20,8 @@ Compared, all on the same sentence splitter (``analysis.summarize.sentences``):
   Lead-40% (the first ceil(0.4 n) sentences).
 
 Mean F1 over articles with 95% bootstrap intervals (1,000 resamples of the articles,
-seed 0), the paired difference default minus Lead-3, and the mean summary length in words.
+seed 0; ``analysis.aggregate.bootstrap_mean_ci``, as the app's group means), the paired
+difference default minus Lead-3, and the mean summary length in words.
 Embeddings (bundled all-MiniLM-L6-v2 on the CPU) are cached under ``--cache``, so a
 re-run is fast; ``--limit N`` scores the first N articles (for development).
 
@@ -48,6 +49,7 @@ from _common import cpu_name, write_section
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from analysis.aggregate import bootstrap_mean_ci  # noqa: E402
 from analysis.embeddings import Embedder  # noqa: E402
 from analysis.summarize import extractive_summaries, sentences  # noqa: E402
 from analysis.textutil import words  # noqa: E402
@@ -98,10 +100,8 @@ def score_all(scorer, candidates: list[str], references: list[str]) -> dict[str,
 
 
 def bootstrap(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
-    means = values[idx].mean(axis=1)
-    return float(values.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    """(mean, lo, hi) over the articles: the app's mean and 95% percentile bootstrap interval."""
+    return bootstrap_mean_ci(values, n_boot=n_boot, level=0.95, seed=seed)
 
 
 def main(argv=None) -> int:

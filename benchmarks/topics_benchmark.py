@@ -21,8 +21,9 @@ scored against the categories with NMI (scikit-learn, arithmetic normalisation) 
     clusters than categories (how NMI and ARI react to over-splitting), the default run's
     topics merged by centroid similarity (what a topic-reduction step would give), and two
     ``fit_topics`` runs with settings the library does not expose (UMAP ``n_neighbors=50``;
-    HDBSCAN ``cluster_selection_method="leaf"``), made by swapping ``analysis.topics._umap``
-    and ``_cluster_model`` inside this process only. Diagnostics are not the library default
+    HDBSCAN ``cluster_selection_method="leaf"``), made by passing ``fit_topics`` the library's
+    own ``umap_model`` and ``cluster_model`` with those settings changed (its ``reducer`` and
+    ``clusterer`` parameters). Diagnostics are not the library default
     and were chosen after looking at (b): they are development figures, not a validated setting.
 
 ``scale``: seconds and peak memory of ``fit_topics`` with its defaults (``max_fit_docs=20000``:
@@ -58,7 +59,6 @@ import tempfile
 import threading
 import time
 import warnings
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -170,7 +170,7 @@ def warm_up(texts: list[str], vectors: np.ndarray) -> float:
     path) with a short layout, so that the timed fits don't include the compilation."""
     t0 = time.perf_counter()
     _, x = resampled(texts, vectors, 4500, seed=99)
-    model = topics_mod._umap(len(x), 0)
+    model = topics_mod.umap_model(len(x), 0)
     model.n_epochs = 5
     model.fit(x)
     return time.perf_counter() - t0
@@ -195,26 +195,20 @@ def scores(gold: np.ndarray, topic_ids: np.ndarray) -> dict:
     }
 
 
-@contextmanager
-def patched(n_neighbors: int | None = None, selection: str | None = None):
-    """Diagnostics only: swap the library's UMAP / HDBSCAN factories inside this process."""
-    old_umap, old_cluster = topics_mod._umap, topics_mod._cluster_model
+def replaced_models(n_docs: int, min_topic_size: int | None, n_neighbors: int | None = None,
+                    selection: str | None = None, seed: int = 0) -> dict:
+    """Diagnostics only: ``fit_topics`` keyword arguments that replace its UMAP / HDBSCAN with
+    the library's own models (``umap_model``, ``cluster_model``) with one setting changed.
+    ``n_docs`` must be the number of documents fitted (all of them below ``max_fit_docs``)."""
+    size = min_topic_size or topics_mod.default_min_topic_size(n_docs)
+    kwargs = {}
     if n_neighbors is not None:
-        def _umap(*a, **kw):
-            kw["n_neighbors"] = n_neighbors
-            return old_umap(*a, **kw)
-        topics_mod._umap = _umap
+        kwargs["reducer"] = topics_mod.umap_model(n_docs, seed, n_neighbors=n_neighbors)
     if selection is not None:
-        def _cluster_model(n_topics, *a, **kw):
-            model = old_cluster(n_topics, *a, **kw)
-            if not n_topics and hasattr(model, "cluster_selection_method"):
-                model.set_params(cluster_selection_method=selection)
-            return model
-        topics_mod._cluster_model = _cluster_model
-    try:
-        yield
-    finally:
-        topics_mod._umap, topics_mod._cluster_model = old_umap, old_cluster
+        model = topics_mod.cluster_model(None, size, seed)
+        model.set_params(cluster_selection_method=selection)
+        kwargs["clusterer"] = model
+    return kwargs
 
 
 def timed_fit(texts, vectors, **kwargs):
@@ -297,8 +291,7 @@ def validity(args) -> dict:
     for label, size, kw in (("UMAP n_neighbors=50", None, {"n_neighbors": 50}),
                             ("UMAP n_neighbors=50, HDBSCAN leaf selection", round(n / 20),
                              {"n_neighbors": 50, "selection": "leaf"})):
-        with patched(**kw):
-            result, sec = timed_fit(texts, vectors, min_topic_size=size)
+        result, sec = timed_fit(texts, vectors, min_topic_size=size, **replaced_models(n, size, **kw))
         info = result.info
         row = {"setting": label, "min_topic_size": info["min_topic_size"], "topics": info["topics"],
                "outliers_after_fit": info["outliers_after_fit"] / n, "seconds": sec, **scores(gold, result.topic_ids)}

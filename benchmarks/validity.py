@@ -111,55 +111,22 @@ def read_eval_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.corrcoef(x, y)[0, 1])
+    from scipy.stats import pearsonr
 
-
-def _resample_blocks(n: int, resamples: int = RESAMPLES, seed: int = SEED, block: int = 100):
-    """Bootstrap index matrices, in blocks of rows to bound memory. Same seed -> same draws."""
-    rng = np.random.default_rng(seed)
-    done = 0
-    while done < resamples:
-        b = min(block, resamples - done)
-        yield rng.integers(0, n, size=(b, n))
-        done += b
+    return float(pearsonr(x, y).statistic)
 
 
 def bootstrap_pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """95% percentile CI of Pearson r over RESAMPLES resamples of the rows (seed SEED)."""
-    values = []
-    for idx in _resample_blocks(len(x)):
-        xs, ys = x[idx], y[idx]
-        xs = xs - xs.mean(axis=1, keepdims=True)
-        ys = ys - ys.mean(axis=1, keepdims=True)
-        values.append((xs * ys).sum(axis=1) / np.sqrt((xs**2).sum(axis=1) * (ys**2).sum(axis=1)))
-    lo, hi = np.percentile(np.concatenate(values), [2.5, 97.5])
-    return float(lo), float(hi)
+    """95% percentile CI of Pearson r over RESAMPLES resamples of the rows (seed SEED), by
+    ``scipy.stats.bootstrap`` (paired: rows are resampled as (x, y) pairs)."""
+    from scipy.stats import bootstrap, pearsonr
 
+    def r(a, b, axis=-1):
+        return pearsonr(a, b, axis=axis).statistic
 
-def _confusions(gold: np.ndarray, pred: np.ndarray, k: int, idx: np.ndarray) -> np.ndarray:
-    """Confusion matrices (rows gold, columns predicted) of each resample in idx (b x n)."""
-    b = idx.shape[0]
-    codes = gold[idx] * k + pred[idx] + (np.arange(b) * k * k)[:, None]
-    return np.bincount(codes.ravel(), minlength=b * k * k).reshape(b, k, k)
-
-
-def _metrics_from_confusions(cm: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-class and macro metrics of a stack of confusion matrices (zero division -> 0, as
-    scikit-learn). Classes are averaged over all k, present or not."""
-    cm = cm.astype(float)
-    tp = np.diagonal(cm, axis1=-2, axis2=-1)
-    support = cm.sum(axis=-1)
-    predicted = cm.sum(axis=-2)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return {
-        "accuracy": tp.sum(axis=-1) / cm.sum(axis=(-2, -1)),
-        "macro_recall": recall.mean(axis=-1),
-        "macro_f1": f1.mean(axis=-1),
-        "recall": recall, "precision": precision, "f1": f1, "support": support,
-    }
+    ci = bootstrap((x, y), r, paired=True, vectorized=True, n_resamples=RESAMPLES, batch=100,
+                   method="percentile", confidence_level=0.95, rng=np.random.default_rng(SEED)).confidence_interval
+    return float(ci.low), float(ci.high)
 
 
 @dataclass
@@ -177,42 +144,50 @@ class ClassScores:
 
 
 def score_classes(gold: list[str], pred: list[str], labels: tuple[str, ...], with_ci: bool = True) -> ClassScores:
-    """Accuracy, macro-recall, macro-F1 and per-class figures (checked against scikit-learn),
-    with 95% bootstrap CIs of the three summary figures."""
-    from sklearn.metrics import accuracy_score, f1_score, recall_score
+    """Accuracy, macro-recall, macro-F1 and per-class figures, with 95% bootstrap CIs of the
+    three summary figures.
 
-    index = {label: i for i, label in enumerate(labels)}
-    unknown = sorted({v for v in list(gold) + list(pred) if v not in index})
+    Accuracy, macro-F1, the per-class table and the confusion matrix are the app's own
+    (``analysis.validation.agreement``: scikit-learn values, percentile bootstrap over the
+    rows). Macro-recall, the TweetEval metric, is not among them: scikit-learn's
+    ``recall_score``, its interval by ``scipy.stats.bootstrap`` over the same number of
+    resamples with the same seed.
+    """
+    from scipy.stats import bootstrap
+    from sklearn.metrics import recall_score
+
+    from analysis.validation import agreement
+
+    unknown = sorted({v for v in list(gold) + list(pred) if v not in labels})
     if unknown:
         raise ValueError(f"labels outside {labels}: {unknown}")
+    # agreement averages F1 over the labels that occur; here that must be all of them.
+    absent = [label for label in labels if label not in gold and label not in pred]
+    if absent:
+        raise ValueError(f"labels that occur neither in gold nor in pred: {absent}")
+    report = agreement(pred, gold, labels=list(labels), n_boot=RESAMPLES if with_ci else 1, seed=SEED)
+    assert report.n_compared == len(gold) and list(report.labels) == list(labels), "every row compared, no new label"
+    per_code = report.per_code.set_index("code").loc[list(labels)]
+    index = {label: i for i, label in enumerate(labels)}
     g = np.array([index[v] for v in gold])
     p = np.array([index[v] for v in pred])
-    k = len(labels)
-    cm = _confusions(g, p, k, np.arange(len(g))[None, :])[0]
-    m = _metrics_from_confusions(cm)
-    # The same figures from scikit-learn: the hand-rolled bootstrap must agree with it.
-    sk = {
-        "accuracy": accuracy_score(gold, pred),
-        "macro_recall": recall_score(gold, pred, labels=list(labels), average="macro", zero_division=0),
-        "macro_f1": f1_score(gold, pred, labels=list(labels), average="macro", zero_division=0),
-    }
-    for name, value in sk.items():
-        assert abs(float(m[name]) - value) < 1e-9, (name, float(m[name]), value)
+
+    def macro_recall(a, b):
+        return recall_score(a, b, labels=list(range(len(labels))), average="macro", zero_division=0)
+
     scores = ClassScores(
-        labels=labels, confusion=cm, accuracy=sk["accuracy"], macro_recall=sk["macro_recall"],
-        macro_f1=sk["macro_f1"],
-        recall=dict(zip(labels, m["recall"].tolist())), precision=dict(zip(labels, m["precision"].tolist())),
-        f1=dict(zip(labels, m["f1"].tolist())), support=dict(zip(labels, m["support"].astype(int).tolist())),
+        labels=labels, confusion=report.confusion.loc[list(labels), list(labels)].to_numpy(),
+        accuracy=report.metric("accuracy"), macro_recall=float(macro_recall(g, p)), macro_f1=report.metric("macro_f1"),
+        recall=per_code["recall"].to_dict(), precision=per_code["precision"].to_dict(), f1=per_code["f1"].to_dict(),
+        support=per_code["support"].astype(int).to_dict(),
     )
     if with_ci:
-        draws = {"accuracy": [], "macro_recall": [], "macro_f1": []}
-        for idx in _resample_blocks(len(g)):
-            mb = _metrics_from_confusions(_confusions(g, p, k, idx))
-            for name in draws:
-                draws[name].append(mb[name])
-        for name, values in draws.items():
-            lo, hi = np.percentile(np.concatenate(values), [2.5, 97.5])
-            scores.ci[name] = (float(lo), float(hi))
+        main = report.summary[report.summary["comparison"] == report.main_comparison].set_index("metric")
+        for name in ("accuracy", "macro_f1"):
+            scores.ci[name] = (float(main.loc[name, "ci_low"]), float(main.loc[name, "ci_high"]))
+        ci = bootstrap((g, p), macro_recall, paired=True, vectorized=False, n_resamples=RESAMPLES, method="percentile",
+                       confidence_level=0.95, rng=np.random.default_rng(SEED)).confidence_interval
+        scores.ci["macro_recall"] = (float(ci.low), float(ci.high))
     return scores
 
 
@@ -325,7 +300,7 @@ def eval_goemotions(path: Path) -> dict:
     tied_mask = (top[:, 0] > 0) & ((shares == top).sum(axis=1) > 1)
     tied = float(np.mean(tied_mask))
     tied_to = pd.Series([v for v, t in zip(raw, tied_mask) if t]).value_counts()
-    lexicon = emotion._nrc().__lexicon__
+    lexicon = emotion.nrc_lexicon()
     missing_words = [w for w in EVERYDAY_EMOTION_WORDS if emotion.lexicon_form(w, lexicon) not in lexicon]
     pred = [NRC_TO_EKMAN[v] for v in raw]
     main = score_ekman(gold, pred)

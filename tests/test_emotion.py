@@ -35,9 +35,9 @@ def test_nrc_scores_are_shares_of_words():
 
 
 def test_inflected_words_are_found_by_their_base_form():
-    from analysis.tasks.emotion import _nrc
+    from analysis.tasks.emotion import nrc_lexicon
 
-    lexicon = _nrc().__lexicon__
+    lexicon = nrc_lexicon()
     assert "hated" not in lexicon and lexicon_form("hated", lexicon) == "hate"
     assert lexicon_form("table", lexicon) == "table"
     out = emotion.run(["They hated it"], EmotionConfig(backend="offline"))

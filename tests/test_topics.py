@@ -70,6 +70,27 @@ def test_with_k_given_topics_equal_kmeans_on_the_embeddings(corpus_texts):
     assert result.info["clustering"] == "KMeans on the embeddings" and result.info["outliers"] == 0
 
 
+def test_the_reduction_and_clustering_steps_can_be_replaced(corpus_texts):
+    """reducer= and clusterer= (for experiments) replace umap_model / cluster_model, and the
+    info says so; the factories build what fit_topics uses by default."""
+    from bertopic.dimensionality import BaseDimensionalityReduction
+    from sklearn.cluster import HDBSCAN, KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    from analysis.embeddings import Embedder
+
+    texts, _ = corpus_texts
+    vectors = Embedder().encode(texts)
+    result = topics.fit_topics(texts, vectors, reducer=BaseDimensionalityReduction(),
+                               clusterer=KMeans(n_clusters=3, random_state=0, n_init=10))
+    reference = KMeans(n_clusters=3, random_state=0, n_init=10).fit_predict(vectors)
+    assert adjusted_rand_score(reference, result.topic_ids) == 1.0
+    assert result.info["replaced"] == {"reducer": "BaseDimensionalityReduction", "clusterer": "KMeans"}
+    assert "replaced" not in topics.fit_topics(texts, vectors, n_topics=3).info
+    hdbscan = topics.cluster_model(None, 10, seed=0)
+    assert isinstance(hdbscan, HDBSCAN) and hdbscan.min_cluster_size == 10
+    assert topics.umap_model(len(texts), seed=0, n_neighbors=50).n_neighbors == 50
+
 def test_fine_topics_are_merged_back_into_the_planted_themes():
     """Three themes, each split into three fine topics: merging finds the three themes."""
     rng = np.random.default_rng(0)

@@ -275,8 +275,13 @@ class NliRunner:
         self.entail, self.contra = _entailment_ids(model.config)
         self.split = np.zeros(0, dtype=bool)
 
-    def _features(self, texts: list[str], hypotheses: list[str]):
+    def pair_features(self, texts: list[str], hypotheses: list[str]):
         """Token features of every (text window, hypothesis) pair and the (text, hypothesis) each belongs to.
+
+        Returns ``(features, lengths, owner)``: per model input its ``input_ids`` (and
+        ``token_type_ids`` where the tokenizer makes them), its token count, and the
+        ``(text index, hypothesis index)`` it belongs to. Sets ``self.split``: True for each
+        text that overflowed into more than one window.
 
         The tokenizer joins each pair itself (truncation="only_first", as transformers'
         zero-shot pipeline does), so special tokens and token types are the model's own; a
@@ -310,7 +315,7 @@ class NliRunner:
 
         from ..runner import run_batched
 
-        features, lengths, owner = self._features(list(texts), list(hypotheses))
+        features, lengths, owner = self.pair_features(list(texts), list(hypotheses))
 
         def forward(batch):
             inputs = self._inner._collate(batch)

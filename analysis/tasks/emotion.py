@@ -58,6 +58,11 @@ def _nrc():
     return NRCLex()
 
 
+def nrc_lexicon() -> dict[str, list[str]]:
+    """The NRC Emotion Lexicon as shipped in nrclex: word -> its emotions and polarities (do not modify)."""
+    return _nrc().__lexicon__
+
+
 def lexicon_form(word: str, lexicon: dict) -> str:
     """The word itself if the lexicon has it, else its form without a regular suffix."""
     if word in lexicon:
@@ -73,7 +78,7 @@ def lexicon_form(word: str, lexicon: dict) -> str:
 def nrc_counts(text: str) -> tuple[dict[str, int], int]:
     """NRC association counts of a text and its number of words."""
     nrc = _nrc()
-    lexicon = nrc.__lexicon__
+    lexicon = nrc_lexicon()
     tokens = [lexicon_form(w, lexicon) for w in words(text.lower())]
     nrc.load_token_list(tokens)
     return dict(nrc.raw_emotion_scores), len(tokens)

@@ -37,14 +37,17 @@ __all__ = [
     "TextCounts",
     "auto_freq",
     "bootstrap_mean_ci",
+    "column_values",
     "group_means",
     "is_empty_text",
     "label_shares",
     "label_shares_over_time",
     "profile_by_group",
+    "rows_with_values",
     "text_counts",
     "top_labels",
     "trend",
+    "value_shares_by_group",
 ]
 
 # Memory cap for one block of bootstrap resamples (indices + gathered values).
@@ -553,3 +556,43 @@ def text_counts(texts) -> TextCounts:
     """Texts and non-empty texts of a column (or list) of texts."""
     empty = is_empty_text(texts)
     return TextCounts(total=int(len(empty)), non_empty=int((~empty).sum()))
+
+
+# ---------------------------------------------------------------------- any result column
+
+
+def column_values(values: pd.Series, *, multi_label: bool = False, separator: str = ";") -> pd.Series:
+    """The values of a result column to count. A multi-label column (codes joined by ``separator``)
+    gives one row per (text, code), the text's index repeated, so each code counts once per
+    text; a text without codes gives one missing value."""
+    if not multi_label:
+        return values
+    exploded = values.fillna("").astype(str).str.split(separator).explode().str.strip()
+    return exploded.where(exploded != "")
+
+
+def value_shares_by_group(frame: pd.DataFrame, column: str, group: str, *, multi_label: bool = False,
+                          separator: str = ";") -> pd.DataFrame:
+    """Share of each value of ``column`` within each ``group`` (rows: groups, columns: values; a
+    row sums to 1). A missing value counts as "(missing)"; a text with several codes
+    (``multi_label``) counts for each."""
+    frame = _check_columns(frame, column, group)
+    values = column_values(frame[column], multi_label=multi_label, separator=separator)
+    groups = frame[group].astype(str)
+    if multi_label:
+        groups = groups.reindex(values.index)
+    # Arrays, not series: crosstab would align the repeated index of a multi-label column.
+    return pd.crosstab(groups.to_numpy(), values.fillna("(missing)").astype(str).to_numpy(), normalize="index",
+                       rownames=[group], colnames=[column])
+
+
+def rows_with_values(frame: pd.DataFrame, column: str, picked, *, multi_label: bool = False,
+                     separator: str = ";") -> pd.DataFrame:
+    """The rows whose ``column`` (as text) is one of ``picked``; multi-label: that have at least
+    one of the picked codes."""
+    picked = {str(p) for p in picked}
+    values = frame[column]
+    if multi_label:
+        has = values.fillna("").astype(str).str.split(separator).map(lambda codes: any(c.strip() in picked for c in codes))
+        return frame[has.to_numpy(dtype=bool)]
+    return frame[values.astype(str).isin(picked).to_numpy()]

@@ -237,6 +237,22 @@ class Codebook:
         return cls.from_dict({**settings, "codes": codes}, source)
 
 
+def codes_table(codes: list | None) -> pd.DataFrame:
+    """The editor's table for a ``codes`` list as stored, also one still being written (empty
+    labels, bare label strings) that ``Codebook.from_dict`` would refuse: one row per code,
+    examples one per line. ``Codebook.from_frame`` reads the edited table back."""
+    if not codes:
+        return pd.DataFrame(columns=list(CODE_FIELDS))
+    rows = []
+    for code in codes:
+        if not isinstance(code, dict):
+            code = {"label": str(code)}
+        rows.append({"label": code.get("label", ""), "definition": code.get("definition") or "",
+                     "include": code.get("include") or "", "exclude": code.get("exclude") or "",
+                     "examples": "\n".join(code.get("examples") or [])})
+    return pd.DataFrame(rows, columns=list(CODE_FIELDS))
+
+
 def _text(value) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""

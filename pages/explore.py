@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from analysis import charts
+from analysis import aggregate, charts
 from analysis.tasks import get_task
 from ui.widgets import literal, require_project
 
@@ -32,11 +32,7 @@ column = st.selectbox("Result", list(options), key="explore_column",
 values = frame[column]
 numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 multi = column.endswith("_labels")  # several codes per text, ";"-joined
-if multi:  # one row per (text, code): each code counts once per text
-    exploded = values.fillna("").astype(str).str.split(";").explode().str.strip()
-    values_for_counts = exploded.where(exploded != "")
-else:
-    values_for_counts = values
+values_for_counts = aggregate.column_values(values, multi_label=multi)  # multi: one row per (text, code)
 
 if numeric:
     st.plotly_chart(charts.histogram(values, column))
@@ -46,10 +42,7 @@ if info.group_column:
     if numeric:
         st.plotly_chart(charts.numeric_by_group(frame, column, info.group_column))
     else:
-        groups = frame[info.group_column].astype(str)
-        if multi:
-            groups = groups.reindex(values_for_counts.index)
-        table = pd.crosstab(groups, values_for_counts.fillna("(missing)").astype(str), normalize="index")
+        table = aggregate.value_shares_by_group(frame, column, info.group_column, multi_label=multi)
         st.caption(f"Share of each value within each {literal(info.group_column)}" +
                    (" (a text with several codes counts for each)" if multi else ""))
         st.dataframe(table.style.format("{:.1%}"))
@@ -62,11 +55,7 @@ if numeric:
 else:
     options_values = sorted(values_for_counts.dropna().astype(str).unique())
     picked = st.multiselect("Values", options_values, default=options_values[:1], key="explore_values")
-    if multi:
-        has = values.fillna("").astype(str).str.split(";").map(lambda codes: any(c.strip() in picked for c in codes))
-        selected = frame[has]
-    else:
-        selected = frame[values.astype(str).isin(picked)]
+    selected = aggregate.rows_with_values(frame, column, picked, multi_label=multi)
 if info.group_column:
     groups = sorted(frame[info.group_column].dropna().astype(str).unique())
     picked_groups = st.multiselect(literal(info.group_column), groups, key="explore_groups")

@@ -4,14 +4,11 @@ import streamlit as st
 
 from analysis import aggregate, charts
 from analysis.datetimes import parse_dates
-from ui.widgets import dates_readable, job_status, require_project, run_history, submit_button
+from ui.widgets import analysis_header, dates_readable, run_controls, run_history
 
-st.title("Text statistics")
-st.caption("Words, sentences, model tokens, type-token ratio and language of every text. Runs on the CPU in seconds.")
-
-project = require_project()
-submit_button(project, "stats", "Run text statistics")
-run = job_status(project, "stats")
+project = analysis_header("stats", "Words, sentences, model tokens, type-token ratio and language of every text. "
+                                   "Runs on the CPU in seconds.")
+run = run_controls(project, "stats", "Run text statistics")
 latest = project.latest_runs().get("stats")
 
 if latest is not None:

@@ -453,3 +453,23 @@ def test_a_bad_choice_of_columns_is_a_user_error_with_a_clear_message():
     with pytest.raises(TextlabError, match="not in the table: 'nope'") as caught:
         label_shares(frame, "nope")
     assert str(caught.value).startswith("Column(s) not in the table")  # no KeyError quotes
+
+
+def test_multi_label_values_count_each_code_once_per_text():
+    from analysis.aggregate import column_values, rows_with_values, value_shares_by_group
+
+    frame = pd.DataFrame({"codes": ["a;b", "a", None, " b ;"], "single": ["x", "y", None, "x"],
+                          "region": ["N", "S", "N", "S"]}, index=[10, 11, 12, 13])
+    values = column_values(frame["codes"], multi_label=True)
+    assert values.dropna().tolist() == ["a", "b", "a", "b"] and values.index.tolist() == [10, 10, 11, 12, 13, 13]
+    pd.testing.assert_series_equal(column_values(frame["single"]), frame["single"])
+    shares = value_shares_by_group(frame, "codes", "region", multi_label=True)
+    assert shares.loc["N"].to_dict() == {"(missing)": 1 / 3, "a": 1 / 3, "b": 1 / 3}
+    assert shares.loc["S"].to_dict() == {"(missing)": 1 / 3, "a": 1 / 3, "b": 1 / 3}
+    single = value_shares_by_group(frame, "single", "region")
+    assert single.loc["S"].to_dict() == {"(missing)": 0.0, "x": 0.5, "y": 0.5}
+    assert single.loc["N"].to_dict() == {"(missing)": 0.5, "x": 0.5, "y": 0.0}
+    assert single.index.name == "region" and single.columns.name == "single"
+    assert rows_with_values(frame, "codes", ["b"], multi_label=True).index.tolist() == [10, 13]
+    assert rows_with_values(frame, "single", ["x"]).index.tolist() == [10, 13]
+    assert rows_with_values(frame, "single", []).empty

@@ -1,6 +1,7 @@
 """Emotion task: the NRC lexicon on texts of known emotion; the transformer path with a tiny model."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from transformers import pipeline
 
@@ -79,3 +80,9 @@ def test_emotion_page_shows_the_lexicon_note_the_validate_link_and_the_non_engli
 
     at, project, run = offline_result_page("emotion", {}, "pages/emotion.py")
     assert_honest_offline_page(at, project, run, note=["GoEmotions", "24.4"], method="NRC")
+
+
+def test_emotion_columns_are_the_emotions_not_the_label_or_the_polarities():
+    frame = pd.DataFrame(columns=["doc_id", "emotion_label", "emotion_anger", "emotion_joy", "emotion_positive",
+                                  "emotion_negative", "text"])
+    assert emotion.emotion_columns(frame) == {"anger": "emotion_anger", "joy": "emotion_joy"}

@@ -80,3 +80,47 @@ def test_the_server_runs_no_full_garbage_collection_after_each_rerun():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text("utf-8"))
     assert config["runner"]["postScriptGC"] is False
     assert APP_FLAGS["runner.postScriptGC"] == "false"  # `textlab app` from any folder
+
+
+def _analysis_page_app(project_id: str) -> AppTest:
+    def script(project_id):
+        import streamlit as st
+
+        from ui import state, widgets
+
+        state.set_project(project_id)
+
+        def settings():
+            return {"backend": "offline", "positive_threshold": st.number_input("Positive at", 0.0, 1.0, 0.3, key="t_hi")}
+
+        results = widgets.analysis_page("sentiment", caption="A caption.", run_label="Run it", settings=settings,
+                                        empty="Nothing yet.")
+        st.markdown(f"after: {len(results.frame)} rows, run {results.run.id}, {results.info.text_column}")
+
+    return AppTest.from_function(script, args=(project_id,), default_timeout=60)
+
+
+def test_analysis_page_runs_with_the_settings_and_returns_the_latest_results(home):
+    project = Workspace().create_project(
+        "p", build_corpus(pd.DataFrame({"text": ["I love it.", "I hate it.", ""]}), "text", source="mem"))
+    at = _analysis_page_app(project.id)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Sentiment"] and "A caption." in [c.value for c in at.caption]
+    (expander,) = at.expander
+    assert expander.label == "Settings" and expander.proto.expanded  # open until the first run
+    assert [i.value for i in at.info] == ["Nothing yet."]
+    assert not any(m.value.startswith("after") for m in at.markdown)  # the page stopped there
+    at.number_input(key="t_hi").set_value(0.5).run()
+    at.button(key="submit_sentiment").click().run()
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(m.value.startswith("after") for m in at.markdown):
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    (run,) = project.runs("sentiment")
+    assert run.config["positive_threshold"] == 0.5 and run.config["backend"] == "offline"
+    assert f"after: 3 rows, run {run.id}, text" in [m.value for m in at.markdown]
+    assert any("texts coded" in c.value for c in at.caption)  # run_summary: what produced the results
+    assert [e.label for e in at.expander] == ["Settings", "Provenance (run manifest)"]
+    assert not at.expander[0].proto.expanded  # closed once the task has a run

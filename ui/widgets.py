@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -267,6 +268,73 @@ def submit_button(project: Project, task: str, label: str, config_factory: Calla
             show_error(exc)
         else:
             st.rerun()
+
+
+@dataclass(frozen=True)
+class TaskResults:
+    """The latest finished run of a task, as an analysis page shows it."""
+
+    project: Project
+    run: Run
+    frame: pd.DataFrame
+    manifest: dict
+
+    @property
+    def info(self):
+        return self.project.info
+
+
+def analysis_header(task: str, caption: str) -> Project:
+    """An analysis page's title (the task's title) and caption, and the open project (or a
+    pointer to the Data page and a stop)."""
+    from analysis.tasks import get_task
+
+    st.title(get_task(task).title)
+    st.caption(caption)
+    return require_project()
+
+
+def run_controls(project: Project, task: str, label: str, settings: Callable[[], dict] | None = None) -> Run | None:
+    """The task's settings in an expander (open until its first run), the run button and the
+    progress of the active run; returns the newest run.
+
+    ``settings`` draws the settings widgets and returns the run's config; without it the
+    task runs with its defaults and there is no expander.
+    """
+    config: dict = {}
+    if settings is not None:
+        with st.expander("Settings", expanded=not project.runs(task)):
+            config = settings()
+    submit_button(project, task, label, lambda: config)
+    return job_status(project, task)
+
+
+def latest_results(project: Project, task: str, empty: str) -> TaskResults:
+    """The latest finished run of the task with its results frame and manifest. Without one the
+    page says ``empty``, shows the run history and stops there."""
+    latest = project.latest_runs().get(task)
+    if latest is None:
+        st.info(empty)
+        run_history(project, task)
+        st.stop()
+    return TaskResults(project=project, run=latest, frame=project.results_frame({task: latest}),
+                       manifest=project.manifest(latest.id))
+
+
+def analysis_page(task: str, *, caption: str, run_label: str, empty: str,
+                  settings: Callable[[], dict] | None = None) -> TaskResults:
+    """The skeleton the analysis pages share: title, caption and open project; settings, run
+    button and progress (``run_controls``); then the latest results with what produced them
+    (``run_summary``), or ``empty``, the run history and a stop when there are none yet.
+
+    The page draws its charts and texts from the returned results and ends with
+    ``run_history(project, task)``.
+    """
+    project = analysis_header(task, caption)
+    run_controls(project, task, run_label, settings)
+    results = latest_results(project, task, empty)
+    run_summary(results.manifest)
+    return results
 
 
 def model_settings(task: str) -> dict:

@@ -188,3 +188,11 @@ def run(texts: list[str], config: EmotionConfig | None = None) -> pd.DataFrame:
     from ..jobs import run_in_memory
 
     return run_in_memory(TASK, texts, config or EmotionConfig())
+
+
+def emotion_columns(frame: pd.DataFrame) -> dict[str, str]:
+    """The emotion score columns of a result frame: emotion name -> ``emotion_<name>``, in the
+    frame's order. ``emotion_label`` and the NRC polarities (``emotion_positive``,
+    ``emotion_negative``) are not emotions."""
+    skip = {"emotion_label", *(f"emotion_{p}" for p in NRC_POLARITIES)}
+    return {c.removeprefix("emotion_"): c for c in frame.columns if c.startswith("emotion_") and c not in skip}

@@ -35,6 +35,69 @@ def _add_column_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sheet", help="sheet name or number for Excel files (default: the first)")
 
 
+def task_flags() -> dict[str, list[tuple[str, object]]]:
+    """Every ``textlab analyze`` option that a task's Config declares (``setting(flag=...)``):
+    flag -> [(task name, Setting)], in registry order. The options shared by every task
+    (BaseConfig's backend, model, device, batch size) are listed under each task."""
+    from .tasks import get_task
+
+    found: dict[str, list[tuple[str, object]]] = {}
+    for name in available_tasks():
+        for setting in get_task(name).Config.settings():
+            if setting.flag:
+                found.setdefault(setting.flag, []).append((name, setting))
+    return found
+
+
+def _dest(flag: str) -> str:
+    return flag[2:].replace("-", "_")
+
+
+def _add_task_options(p: argparse.ArgumentParser, also: tuple[str, ...] = ()) -> dict:
+    """The analyses' options, generated from their Config settings: one group for the options
+    every analysis takes, then one per analysis that has options of its own (or is named in
+    ``also``: it gets options the command adds). Each option's default is None (not given:
+    the Config's default). Returns task name -> its group."""
+    from .tasks import get_task
+    from .tasks.base import BaseConfig
+
+    names = available_tasks()
+    base = {s.flag: s for s in BaseConfig.settings() if s.flag}
+    flags = task_flags()
+    shared = [f for f in flags if f in base and {n for n, _ in flags[f]} == set(names)]
+    own = {name: [f for f, owners in flags.items() if f not in shared and owners[0][0] == name] for name in names}
+    plain = [name for name in names if not own[name] and name not in also]
+    common = p.add_argument_group("options of every analysis",
+                                  f"--task {', '.join(plain)} take{'s' if len(plain) == 1 else ''} only these."
+                                  if plain else None)
+    groups = {name: p.add_argument_group(f"--task {name} ({get_task(name).title})")
+              for name in names if own[name] or name in also}
+
+    def add(group, flag: str, setting, others: list[str]) -> None:
+        help_text = setting.help
+        if setting.default not in (None, False) and "default" not in help_text:
+            help_text += f" (default: {setting.default})"
+        if others:
+            help_text += f"; also for --task {', --task '.join(others)}"
+        kwargs: dict = {"dest": _dest(flag), "default": None, "help": help_text.replace("%", "%%")}
+        if setting.value_type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs.update(type=setting.value_type, choices=setting.choices, metavar=setting.metavar)
+        try:
+            group.add_argument(flag, **kwargs)
+        except argparse.ArgumentError as exc:
+            raise ValueError(f"The option {flag} of --task {flags[flag][0][0]} clashes with another "
+                             f"textlab analyze option: {exc}") from exc
+
+    for flag in shared:
+        add(common, flag, base[flag], [])
+    for name in names:
+        for flag in own[name]:
+            add(groups[name], flag, flags[flag][0][1], [n for n, _ in flags[flag][1:]])
+    return groups
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="textlab",
@@ -49,23 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_column_options(p)
     p.add_argument("--task", action="append", metavar="TASK",
                    help=f"analysis to run, repeatable; one of {', '.join(available_tasks())} (default: stats)")
-    p.add_argument("--backend", choices=("auto", "offline", "transformers"), default="auto")
-    p.add_argument("--model", help="model: registry name, Hugging Face id or local folder")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--batch-size", type=int, help="texts per batch (default: a token budget decides)")
-    p.add_argument("--codebook", help="codebook file (JSON, YAML or CSV) for --task coding")
-    p.add_argument("--labels-column", help="column of human codes for few-shot coding")
-    p.add_argument("--classifier", choices=("logistic", "setfit"),
-                   help="few-shot classifier: logistic regression on embeddings (default, fast) or setfit "
-                        "(fine-tunes the embedding model on the coded rows first; use a GPU; needs textlab[setfit])")
-    p.add_argument("--n-topics", type=int, help="number of topics for --task topics (default: found automatically)")
-    p.add_argument("--min-topic-size", type=int, help="smallest topic for --task topics (default: 10, more for big corpora)")
-    p.add_argument("--merge-topics", action="store_true", default=None,
-                   help="with --task topics and no --n-topics: merge fine topics whose centres have a cosine "
-                        "similarity of at least 0.3 into broader ones")
-    p.add_argument("--summary-by", metavar="COL",
-                   help="with --task summary: also summarise each group of COL (a column, code_label or topic_label) "
-                        "into OUT.summaries.csv, with the sentences' sources")
+    groups = _add_task_options(p, also=("summary",))
+    groups.get("summary", p).add_argument(  # not a run setting: what the command writes besides
+        "--summary-by", metavar="COL",
+        help="with --task summary: also summarise each group of COL (a column, code_label or topic_label) "
+             "into OUT.summaries.csv, with the sentences' sources")
     p.add_argument("--bom", action="store_true", help="write a UTF-8 byte-order mark in CSV output (for Excel)")
     p.add_argument("--no-neutralize", action="store_true",
                    help="keep cells starting with = + - @ as they are in CSV/XLSX (default: prefix with ' against formula injection)")
@@ -129,28 +180,21 @@ def _load(args):
 
 
 def _task_config(task, args) -> dict:
-    """The CLI options that apply to this task, as its config dict."""
-    from dataclasses import fields
-
-    names = {f.name for f in fields(task.Config)}
-    wanted = {
+    """The CLI options that apply to this task, as its config dict (the options come from the
+    tasks' Config settings: see ``task_flags``)."""
+    mine = {s.flag: s.name for s in task.Config.settings() if s.flag}
+    config = {}
+    for flag, name in mine.items():
+        value = getattr(args, _dest(flag), None)
+        if value is not None:
+            config[name] = value
+    if "backend" in mine.values() and args.model and config.get("backend", "auto") == "auto":
         # A model named on the command line is wanted: with --backend auto a missing one is an
         # error with the download command, not a quiet fall-back to the lexicon.
-        "backend": "transformers" if args.model and args.backend == "auto" else args.backend,
-        "model": args.model,
-        "device": args.device,
-        "batch_size": args.batch_size,
-        "codebook": args.codebook,
-        "labels_column": args.labels_column,
-        "classifier": args.classifier,
-        "n_topics": args.n_topics,
-        "min_topic_size": args.min_topic_size,
-        "merge_topics": args.merge_topics,
-    }
-    config = {k: v for k, v in wanted.items() if v is not None and k in names}
-    ignored = [k for k, v in wanted.items() if v is not None and k not in names and k not in ("backend", "device")]
+        config["backend"] = "transformers"
+    ignored = [flag for flag in task_flags() if flag not in mine and getattr(args, _dest(flag), None) is not None]
     if ignored:
-        print(f"textlab: note: {', '.join('--' + k.replace('_', '-') for k in ignored)} does not apply to --task {task.name}", file=sys.stderr)
+        print(f"textlab: note: {', '.join(ignored)} does not apply to --task {task.name}", file=sys.stderr)
     return config
 
 
@@ -285,7 +329,8 @@ def _write_group_summaries(project, frame, output: Path, args) -> None:
         raise TextlabError(f"--summary-by: no column '{args.summary_by}' (columns: {', '.join(map(str, frame.columns))}).")
     info = project.info
     table = summarize_groups(frame[info.text_column].fillna("").astype(str).tolist(), frame["doc_id"].tolist(),
-                             frame[args.summary_by], cache_dir=project.folder / "embeddings", device=args.device)
+                             frame[args.summary_by], cache_dir=project.folder / "embeddings",
+                             device=args.device or "auto")
     table["evidence_doc_ids"] = [";".join(e["doc_id"] for e in ev) for ev in table["evidence"]]
     path = output.with_name(output.stem + ".summaries" + (output.suffix if output.suffix in (".csv", ".xlsx", ".tsv") else ".csv"))
     write_table(table.drop(columns="evidence").rename(columns={"group": args.summary_by}), path, bom=args.bom,

@@ -47,7 +47,9 @@ corpus and the charts use, :func:`analysis.datetimes.parse_dates`, in the projec
 as the user gave them.
 
 Label columns (Stata and SPSS) are pandas Categoricals plus the text columns named in
-``value_label_columns`` (default: :data:`VALUE_LABEL_COLUMNS`). Codes are 1, 2, ... in the
+``value_label_columns`` (default: the label columns that the tasks of the run manifests
+passed as ``runs`` declare, one code per text, and :data:`VALUE_LABEL_COLUMNS` for tables
+exported without their manifests). Codes are 1, 2, ... in the
 order of the label set that the column's task declares (``Task.label_sets``, read from the
 run manifests passed as ``runs``): sentiment negative=1, neutral=2, positive=3 in every
 export, whichever labels occur. Columns no task declares are numbered in category order
@@ -110,6 +112,8 @@ from analysis.errors import TextlabError
 
 EXPORT_FORMATS = ("csv", "xlsx", "parquet", "dta", "sav", "tsv")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# The built-in analyses' single-label columns, for a table exported without its run manifests
+# (with them, each run says which of its columns are labels: ``label_columns`` in the manifest).
 VALUE_LABEL_COLUMNS = ("sentiment_label", "emotion_label", "code_label", "topic_label")
 
 EXCEL_MAX_ROWS = 1_048_575  # 1,048,576 rows per sheet, one of them the header
@@ -229,7 +233,7 @@ def export_table(
     fmt = _normalize_format(fmt)
     frame = _prepare(df)
     result = ExportResult(data=b"", fmt=fmt, filename=_filename(name, fmt), mime=MIME_TYPES[fmt])
-    labelled = VALUE_LABEL_COLUMNS if value_label_columns is None else tuple(value_label_columns)
+    labelled = _default_label_columns(runs) if value_label_columns is None else tuple(value_label_columns)
     dates = dict.fromkeys(date_columns or (), date_order)  # column -> its day/month order
     try:
         if fmt in ("csv", "tsv"):
@@ -934,6 +938,19 @@ def _label_columns(df: pd.DataFrame, wanted: tuple[str, ...], original: list[str
         elif orig in wanted_set and _is_text(col) and col.notna().any():
             positions.append(i)
     return positions
+
+
+def _default_label_columns(runs: list[dict] | None) -> tuple[str, ...]:
+    """The text columns written as labelled integers by default: the single-label columns each
+    run's task declared (``label_columns`` less ``multi_label_columns`` in its manifest, written
+    by ``analysis.jobs``), and the built-in ones for runs (or tables) without that record."""
+    declared: list[str] = list(VALUE_LABEL_COLUMNS)
+    for manifest in runs or ():
+        if not isinstance(manifest, dict):
+            continue
+        multi = {str(c) for c in manifest.get("multi_label_columns") or ()}
+        declared += [str(c) for c in manifest.get("label_columns") or () if str(c) not in multi]
+    return tuple(dict.fromkeys(declared))
 
 
 def _declared_labels(runs: list[dict] | None) -> dict[str, list[str]]:

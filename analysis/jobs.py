@@ -313,6 +313,9 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
     )
     # Every value each label column can take, in a fixed order: exports number labels by it.
     manifest["label_sets"] = task.label_sets(manifest)
+    # The columns holding the code a text got (declared by the task), for the export's value labels.
+    manifest["label_columns"] = [c for c in task.label_columns if c in manifest["columns"]]
+    manifest["multi_label_columns"] = [c for c in task.multi_label_columns if c in manifest["columns"]]
     project.write_result(run.id, result, manifest)
     workspace.update_run(run.id, status="done", finished=finished, n_done=len(todo), heartbeat=finished, stage=None)
     return workspace.run(run.id)

@@ -17,21 +17,21 @@ if not latest:
 
 # The columns each task declares for charts (no free text, no ids), newest run first, so the
 # default is the label column of the analysis run last.
-options: dict[str, str] = {}
+options: dict[str, str] = {}  # column -> the task that wrote it
 for task, run in sorted(latest.items(), key=lambda item: item[1].finished or "", reverse=True):
     manifest = project.manifest(run.id)
     for column in get_task(task).chart_columns(manifest):
-        options.setdefault(column, get_task(task).title)
+        options.setdefault(column, task)
 frame = project.results_frame(latest)
 options = {c: t for c, t in options.items() if c in frame.columns}
 if not options:
     st.info("The finished analyses have no result to chart here (summaries are read on the Summaries page).")
     st.stop()
 column = st.selectbox("Result", list(options), key="explore_column",
-                      format_func=lambda c: f"{options[c]}: {charts.describe_column(c)}")
+                      format_func=lambda c: f"{get_task(options[c]).title}: {charts.describe_column(c)}")
 values = frame[column]
 numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-multi = column.endswith("_labels")  # several codes per text, ";"-joined
+multi = column in get_task(options[column]).multi_label_columns  # several codes per text, ";"-joined
 values_for_counts = aggregate.column_values(values, multi_label=multi)  # multi: one row per (text, code)
 
 if numeric:

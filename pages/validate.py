@@ -10,12 +10,11 @@ import streamlit as st
 
 from analysis import charts
 from analysis.errors import TextlabError
+from analysis.tasks import get_task, label_columns
 from analysis.validation import METRICS, agreement, code_options, disagreements, stratified_sample
 from analysis.workspace import annotation_column, check_coder_name
 from ui.widgets import literal, require_project, show_error
 
-# Result columns that hold a model's codes, most likely first.
-MODEL_COLUMNS = ("code_label", "code_labels", "sentiment_label", "emotion_label", "topic_label")
 # Column names that suggest human codes (the sample's human_code, hand codes human_<coder>, ...).
 HUMAN_HINT = re.compile(r"human|coder|gold|manual|annot", re.IGNORECASE)
 METRIC_LABELS = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "cohen_kappa": "Cohen's kappa",
@@ -44,7 +43,10 @@ def _may_hold_codes(column: pd.Series) -> bool:
 
 # Columns that can hold codes: not the ids or texts, not scores/probabilities.
 candidates = [c for c in frame.columns if c not in ("doc_id", info.text_column) and _may_hold_codes(frame[c])]
-model_cols = [c for c in MODEL_COLUMNS if c in candidates]
+# Result columns that hold a model's codes, as the tasks declare them; codebook coding's
+# first (what is validated most), then in the order the app lists the analyses.
+model_task = {c: t for c, t in label_columns(frame.columns).items() if c in candidates}
+model_cols = sorted(model_task, key=lambda c: model_task[c] != "coding")
 human_cols = [c for c in candidates if HUMAN_HINT.search(str(c)) and c not in model_cols]
 
 if not model_cols and not human_cols:
@@ -94,7 +96,8 @@ with compare:
     gold_cols = c2.multiselect("Human codes (one column per coder)", options, default=gold_default, key="val_gold",
                                help="Columns of codes that people gave, including your hand codes (`human_<name>`).")
     sample_values = frame[pred_col].dropna().astype(str).head(500)
-    multi = c3.checkbox("Multi-label", value=pred_col == "code_labels" or sample_values.str.contains(";").any(),
+    declared_multi = pred_col in model_task and pred_col in get_task(model_task[pred_col]).multi_label_columns
+    multi = c3.checkbox("Multi-label", value=declared_multi or sample_values.str.contains(";").any(),
                         key=f"val_multi_{pred_col}", help="Codes are ';'-joined sets, e.g. 'Housing;Health care'.")
     golds = [g for g in gold_cols if g != pred_col]
     report = None
@@ -154,8 +157,11 @@ with compare:
 
         st.subheader("Disagreements")
         st.caption("Texts where the model's code differs from a human code: read them to see what the model gets wrong.")
-        p_cols = [c for c in frame.columns if str(c).startswith("code_") and c not in MODEL_COLUMNS
-                  and pd.api.types.is_numeric_dtype(frame[c])]
+        # The scores beside the codes (code_<code>: the probability of each code) of the task that
+        # wrote the model column (or of the default model column's, when two people are compared).
+        score_task = get_task(model_task.get(pred_col) or model_task[model_cols[0]]) if model_cols else None
+        p_cols = [c for c in frame.columns if score_task is not None and c not in model_task
+                  and score_task.owns_column(str(c)) and pd.api.types.is_numeric_dtype(frame[c])]
         d1, d2 = st.columns([4, 1])
         picked = d1.multiselect("Only texts involving these codes", report.labels, key="val_dis_codes")
         limit = d2.number_input("Rows", 5, 1000, 50, step=5, key="val_dis_n")

@@ -380,6 +380,21 @@ def test_stata_value_label_columns_parameter_and_all_missing_text():
     assert back["summary"].isna().all()
 
 
+@pytest.mark.parametrize("fmt", ["dta", "sav"])
+def test_label_columns_a_run_declares_get_value_labels(fmt, tmp_path):
+    """A run's manifest names its label columns (from its task's declaration): a new analysis's
+    label column is labelled without a list in export; a ';'-joined set of codes is not."""
+    df = pd.DataFrame({"stance_label": ["pro", "con", "pro"], "code_labels": ["a;b", "a", "b"]})
+    runs = [{"task": "stance", "label_columns": ["stance_label"], "label_sets": {"stance_label": ["con", "pro"]}},
+            {"task": "coding", "label_columns": ["code_labels"], "multi_label_columns": ["code_labels"]}]
+    res = export_table(df, fmt, runs=runs)
+    assert res.value_labels == {"stance_label": {1: "con", 2: "pro"}}
+    back = _read_back(res.data, fmt, tmp_path)
+    assert back["stance_label"].astype(str).tolist() == ["pro", "con", "pro"]
+    assert back["code_labels"].tolist() == ["a;b", "a", "b"]
+    assert not export_table(df, fmt).value_labels  # without the manifests: only the built-in columns
+
+
 # --------------------------------------------------------------------------- SPSS
 
 

@@ -126,3 +126,44 @@ def test_too_few_shared_texts_show_the_count_and_why_not_an_estimate(home):
     assert "too few texts" in captions
     table = at.dataframe[0].value
     assert table["value"].isna().all() and table["95% CI"].eq("–").all() and (table["n"] == 3).all()
+
+
+def test_model_columns_are_the_label_columns_the_tasks_declare(home):
+    """Sentiment, emotion and multi-label coding results (written straight into the project): the
+    model columns are the tasks' declared label columns, coding's first; a set of codes is
+    multi-label by its declaration; the disagreements show the scores of the chosen column's task."""
+    import numpy as np
+    import pandas as pd
+
+    at = load_sample(new_app())
+    project = Workspace().project(at.query_params["project"])
+    ids = project.corpus().data["doc_id"]
+    rng = np.random.default_rng(1)
+
+    def finished(task, columns):
+        run = project.create_run(task, {"backend": "offline"}, n_total=len(ids), status="done")
+        project.write_result(run.id, pd.DataFrame({"doc_id": ids, **columns}), {"task": task})
+
+    finished("sentiment", {"sentiment_label": rng.choice(["negative", "neutral", "positive"], len(ids)),
+                           "sentiment_score": rng.uniform(-1, 1, len(ids)).round(2)})
+    finished("emotion", {"emotion_label": rng.choice(["joy", "fear"], len(ids)),
+                         "emotion_joy": rng.uniform(0, 1, len(ids))})
+    codes = rng.choice(["Housing", "Health care", "Housing;Health care"], len(ids))
+    finished("coding", {"code_labels": codes, "code_housing": rng.uniform(0, 1, len(ids)).round(2),
+                        "code_health_care": rng.uniform(0, 1, len(ids)).round(2)})
+    at = goto(at, "pages/validate.py")
+    assert not at.exception
+    pred = at.selectbox(key="val_pred")
+    assert pred.value == "code_labels"
+    assert pred.options[:3] == ["code_labels", "sentiment_label", "emotion_label"]
+    assert "sentiment_score" not in pred.options and "emotion_joy" not in pred.options  # scores, not codes
+    assert at.checkbox(key="val_multi_code_labels").value is True
+    at.multiselect(key="val_gold").set_value(["human_code"]).run()
+    assert not at.exception and not at.error
+    shown = at.dataframe[-1].value.columns
+    assert "code_housing" in shown and "code_health_care" in shown and "sentiment_score" not in shown
+    pred.set_value("sentiment_label").run()
+    assert not at.exception
+    assert at.checkbox(key="val_multi_sentiment_label").value is False
+    shown = at.dataframe[-1].value.columns
+    assert "sentiment_score" in shown and "code_housing" not in shown

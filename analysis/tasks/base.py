@@ -7,29 +7,91 @@ in order. ``describe()`` says what produced the result (backend, model, revision
 run manifest. The job runner (``analysis/jobs.py``) does the rest: empty texts, batching
 into checkpointed chunks, progress, cancel and resume. ``run(texts, config)`` runs a task
 in-process for notebooks and tests.
+
+Tasks describe themselves, so that the command line, the pages and the export read one
+source instead of lists of their own:
+
+- every ``Config`` field is declared with :func:`setting`: its default, a one-line help
+  text and, where the ``textlab analyze`` command takes it, its flag (``--n-topics``).
+  ``Config.settings()`` lists them; ``analysis.cli`` builds its task options from them.
+- every ``Task`` declares its result columns: ``columns`` (fixed names), ``column_prefixes``
+  (families named after a model's labels or a codebook's codes, ``code_<slug>``), the
+  ``label_columns`` among them (the code a text gets, what a person can check) and, of
+  those, the ``multi_label_columns`` (``;``-joined sets). ``output_columns(manifest)`` says
+  which a run of given settings writes; ``analysis.tasks.label_columns`` finds them in a
+  table.
+
+Adding an analysis: a module (or package) here with its Config, Task and Predictor, an
+entry in the registry (``analysis/tasks/__init__.py``) and a page.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import pandas as pd
 
 from ..errors import TextlabError
 
 
+def setting(default: Any = None, *, help: str, flag: str | None = None, choices: tuple[Any, ...] | None = None,
+            metavar: str | None = None) -> Any:
+    """A Config field that says what it is: ``dataclasses.field(default=...)`` with metadata.
+
+    ``help``: one line for ``textlab analyze --help``, notebooks and the docs. ``flag``: the
+    option of ``textlab analyze`` that sets it (``--n-topics``; None: not on the command
+    line). ``choices``: the values the option accepts; ``metavar``: the option's value name
+    in the help (``FILE``). Defaults must be immutable (None, numbers, strings, tuples)::
+
+        @dataclass
+        class TopicsConfig(BaseConfig):
+            n_topics: int | None = setting(None, help="number of topics (default: found automatically)",
+                                           flag="--n-topics", metavar="N")
+    """
+    if not help or not help.strip():
+        raise ValueError("A setting needs a help text.")
+    if flag is not None and not (flag.startswith("--") and len(flag) > 2):
+        raise ValueError(f"A setting's flag is a long option such as --n-topics, not {flag!r}.")
+    return dataclasses.field(default=default, metadata={"help": help.strip(), "flag": flag, "choices": choices,
+                                                        "metavar": metavar})
+
+
+class Setting(NamedTuple):
+    """One Config field as ``Config.settings()`` lists it."""
+
+    name: str
+    type: Any           # the annotation, resolved: int, float | None, ...
+    default: Any
+    help: str
+    flag: str | None    # textlab analyze option, or None
+    choices: tuple[Any, ...] | None = None
+    metavar: str | None = None
+
+    @property
+    def value_type(self) -> type:
+        """The one Python type the field holds besides None (str for anything richer: a
+        codebook is given as a file name and read into the config by ``from_dict``)."""
+        args = [a for a in typing.get_args(self.type) if a is not type(None)] or [self.type]
+        kind = args[0] if len(args) == 1 else str
+        return kind if kind in (bool, int, float, str) else str
+
+
 @dataclass
 class BaseConfig:
-    """Parameters every task shares. Subclasses add their own fields with defaults."""
+    """Parameters every task shares. Subclasses add their own fields, each a :func:`setting`."""
 
-    backend: str = "auto"          # auto | offline | transformers
-    model: str | None = None       # registry name, Hugging Face id or local folder
-    device: str = "auto"           # auto | cpu | cuda | mps
-    batch_size: int | None = None  # None: the task's token budget decides
-    seed: int = 0
+    backend: str = setting("auto", help="auto (the transformer model when it is on this machine, else the offline "
+                                        "method), offline or transformers", flag="--backend",
+                           choices=("auto", "offline", "transformers"))
+    model: str | None = setting(None, help="model: registry name, Hugging Face id or local folder", flag="--model")
+    device: str = setting("auto", help="auto (default), cpu, cuda, cuda:N or mps", flag="--device")
+    batch_size: int | None = setting(None, help="texts per batch (default: a token budget decides)",
+                                     flag="--batch-size")
+    seed: int = setting(0, help="seed of everything random in the run (sampling, folds, clustering)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -44,6 +106,24 @@ class BaseConfig:
                 f"Unknown setting(s) {', '.join(unknown)} for this task; known settings: {', '.join(sorted(known))}."
             )
         return cls(**data)
+
+    @classmethod
+    def settings(cls) -> list[Setting]:
+        """Every field: name, type, default, help and flag, in field order. A subclass that only
+        changes a field's default (``backend: str = "offline"``) keeps the help and flag of
+        the class it overrides."""
+        hints = typing.get_type_hints(cls)
+        out = []
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            if "help" not in meta:  # an override of the default only: the parent's description
+                meta = next((g.metadata for base in cls.__mro__[1:] if dataclasses.is_dataclass(base)
+                             for g in dataclasses.fields(base) if g.name == f.name and "help" in g.metadata), meta)
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+            out.append(Setting(f.name, hints.get(f.name, Any), default, meta.get("help", ""), meta.get("flag"),
+                               meta.get("choices"), meta.get("metavar")))
+        return out
 
 
 class Predictor:
@@ -164,13 +244,31 @@ class Task:
         """Result values for an empty text (the contract: empty texts get empty results)."""
         return {}
 
+    # The result columns, declared: the command line, the pages' column pickers and the
+    # export read these instead of lists of their own (see the module docstring).
+    columns: ClassVar[tuple[str, ...]] = ()            # fixed names a run may write
+    column_prefixes: ClassVar[tuple[str, ...]] = ()    # families: prefix + a label's slug (code_housing)
+    label_columns: ClassVar[tuple[str, ...]] = ()      # the code a text gets (main first): checked against people
+    multi_label_columns: ClassVar[tuple[str, ...]] = ()  # label columns holding ";"-joined sets of codes
     # Result columns a chart cannot use as a category or a number: free text (summaries) and
     # ids that another column names (topic_id beside topic_label).
     not_for_charts: ClassVar[tuple[str, ...]] = ()
 
+    def output_columns(self, manifest: dict[str, Any] | None = None) -> list[str]:
+        """The result columns a run writes: names, and ``prefix*`` for a family of columns.
+
+        ``manifest``: a finished run's manifest, or ``{"parameters": config.to_dict()}`` for a
+        run not made yet (None: every column the task can write). Default: all of ``columns``
+        and ``column_prefixes``; a task whose columns depend on its settings narrows them."""
+        return list(self.columns) + [f"{prefix}*" for prefix in self.column_prefixes]
+
+    def owns_column(self, column: str, manifest: dict[str, Any] | None = None) -> bool:
+        """Whether ``column`` is one of ``output_columns(manifest)``."""
+        return matches_columns(column, self.output_columns(manifest))
+
     def main_column(self, manifest: dict[str, Any]) -> str | None:
         """The result column a reader looks at first (default: the first label column)."""
-        return next(iter(self.label_sets(manifest)), None)
+        return next(iter(self.label_sets(manifest)), None) or next(iter(self.label_columns), None)
 
     def chart_columns(self, manifest: dict[str, Any]) -> list[str]:
         """The run's result columns that charts can show, the main one first."""
@@ -184,3 +282,8 @@ class Task:
         means the same label in every export of the task. Default: no label columns."""
         return {}
 
+
+def matches_columns(column: str, declared: list[str] | tuple[str, ...]) -> bool:
+    """Whether a column is among declared names and ``prefix*`` patterns (output_columns)."""
+    return any(column == d or (d.endswith("*") and column.startswith(d[:-1]) and len(column) > len(d) - 1)
+               for d in declared)

@@ -62,7 +62,7 @@ from ..errors import CodebookError, TextlabError
 from ..fewshot import CLASSIFIERS
 from ..method_notes import non_english
 from ..textutil import slug
-from .base import BaseConfig, Predictor, RunContext, Task, column_fingerprint
+from .base import BaseConfig, Predictor, RunContext, Task, column_fingerprint, setting
 from .classifier import choose_backend
 
 METHODS = ("auto", "zero-shot", "few-shot")
@@ -72,20 +72,26 @@ MULTI_SEPARATOR = ";"
 
 @dataclass
 class CodingConfig(BaseConfig):
-    codebook: dict | None = None            # the codebook itself (a file path is read into it)
-    method: str = "auto"                    # auto: few-shot when labels_column is set
-    labels_column: str | None = None        # corpus column with human codes (few-shot)
-    multi_label: bool | None = None         # None: the codebook's setting
-    threshold: float = 0.5                  # multi-label: a code is given at this probability
-    temperature: float = 0.05               # offline zero-shot: similarity scale
-    none_similarity: float = 0.15           # offline zero-shot: similarity of "none of these"
-    multi_similarity: float = 0.3           # offline zero-shot, multi-label: similarity at p = 0.5
-    regularization: float = 1.0             # few-shot: inverse regularisation C of the regression
-    cv_folds: int = 5
-    classifier: str = "logistic"            # few-shot: logistic (on embeddings) or setfit (fine-tune them first)
-    setfit_epochs: int = 1                  # SetFit: passes over the drawn pairs
-    setfit_iterations: int = 20             # SetFit: pairs drawn per coded row and epoch
-    setfit_batch_size: int = 16             # SetFit: pairs per optimiser step
+    codebook: dict | None = setting(None, help="codebook file (JSON, YAML or CSV); the run stores the codebook itself",
+                                    flag="--codebook", metavar="FILE")
+    method: str = setting("auto", help="auto (few-shot when labels_column is set, else zero-shot), zero-shot or "
+                                       "few-shot", choices=METHODS)
+    labels_column: str | None = setting(None, help="column of human codes for few-shot coding",
+                                        flag="--labels-column", metavar="COL")
+    multi_label: bool | None = setting(None, help="several codes per text (default: the codebook's setting)")
+    threshold: float = setting(0.5, help="multi-label: a code is given at this probability")
+    temperature: float = setting(0.05, help="offline zero-shot: similarity scale of the softmax")
+    none_similarity: float = setting(0.15, help='offline zero-shot: similarity given to "none of these"')
+    multi_similarity: float = setting(0.3, help="offline zero-shot, multi-label: similarity at probability 0.5")
+    regularization: float = setting(1.0, help="few-shot: inverse regularisation C of the logistic regression")
+    cv_folds: int = setting(5, help="few-shot: folds of the out-of-fold predictions for coded rows")
+    classifier: str = setting("logistic", help="few-shot classifier: logistic regression on embeddings (default, "
+                                               "fast) or setfit (fine-tunes the embedding model on the coded rows "
+                                               "first; use a GPU; needs textlab[setfit])",
+                              flag="--classifier", choices=("logistic", "setfit"))
+    setfit_epochs: int = setting(1, help="SetFit: passes over the drawn pairs")
+    setfit_iterations: int = setting(20, help="SetFit: pairs drawn per coded row and epoch")
+    setfit_batch_size: int = setting(16, help="SetFit: pairs per optimiser step")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "CodingConfig":
@@ -597,6 +603,10 @@ class CodingTask(Task):
     description = "Codes from your codebook, zero-shot or learned from coded examples."
     Config = CodingConfig
     chunk_size = 2048
+    columns = ("code_label", "code_labels")
+    column_prefixes = ("code_",)  # code_<slug> (0..1) for each code of the codebook (and its none label)
+    label_columns = ("code_label", "code_labels")
+    multi_label_columns = ("code_labels",)
 
     def validate(self, config: CodingConfig) -> None:
         super().validate(config)
@@ -668,6 +678,19 @@ class CodingTask(Task):
 
     def empty_row(self) -> dict[str, Any]:
         return {}
+
+    def output_columns(self, manifest: dict[str, Any] | None = None) -> list[str]:
+        # code_label for one code per text, code_labels for sets; unknown before the run when
+        # the codebook decides.
+        multi = (manifest or {}).get("multi_label")
+        if multi is None:
+            parameters = (manifest or {}).get("parameters") or {}
+            multi = parameters.get("multi_label")
+            if multi is None and isinstance(parameters.get("codebook"), dict):
+                multi = parameters["codebook"].get("multi_label")
+        if multi is None:
+            return super().output_columns(manifest)
+        return ["code_labels" if multi else "code_label", "code_*"]
 
     def main_column(self, manifest: dict[str, Any]) -> str | None:
         return "code_labels" if manifest.get("multi_label") else "code_label"

@@ -160,6 +160,9 @@ class EmotionTask(Task):
     description = "Emotion profile of every text and its top emotion."
     Config = EmotionConfig
     chunk_size = 4096
+    columns = ("emotion_label",)
+    column_prefixes = ("emotion_",)  # emotion_<name> (0..1) for each emotion of the backend
+    label_columns = ("emotion_label",)
 
     def validate(self, config: EmotionConfig) -> None:
         super().validate(config)

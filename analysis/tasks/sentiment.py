@@ -38,7 +38,7 @@ import pandas as pd
 from ..errors import TextlabError
 from ..method_notes import non_english
 from ..textutil import split_sentences
-from .base import BaseConfig, Predictor, Task, cpu_count, exit_with_parent
+from .base import BaseConfig, Predictor, Task, cpu_count, exit_with_parent, setting
 from .classifier import TransformerClassifier, choose_backend, slug
 
 LABELS = ("negative", "neutral", "positive")
@@ -54,10 +54,13 @@ _STARS = re.compile(r"^([1-5])\s*stars?$")
 
 @dataclass
 class SentimentConfig(BaseConfig):
-    positive_threshold: float = 0.05
-    negative_threshold: float = -0.05
-    multi_sentence: str = "auto"      # auto | whole | sentences (VADER only)
-    whole_text_max_words: int = 80
+    positive_threshold: float = setting(0.05, help="VADER: a compound score at least this is positive")
+    negative_threshold: float = setting(-0.05, help="VADER: a compound score at most this is negative")
+    multi_sentence: str = setting("auto", help="VADER: score a text whole or as the mean of its sentences: "
+                                               "auto (whole up to whole_text_max_words), whole or sentences",
+                                  choices=("auto", "whole", "sentences"))
+    whole_text_max_words: int = setting(80, help="VADER, multi_sentence auto: texts up to this many words are "
+                                                 "scored whole")
 
 
 def map_labels(labels: list[str], registry_labels: tuple[str, ...] = ()) -> list[str]:
@@ -229,6 +232,9 @@ class SentimentTask(Task):
     description = "Negative, neutral or positive, with a score from -1 to 1."
     Config = SentimentConfig
     chunk_size = 4096
+    columns = ("sentiment_label", "sentiment_score")
+    column_prefixes = ("sentiment_prob_",)  # transformers: P(class) for each class of the model
+    label_columns = ("sentiment_label",)
 
     def validate(self, config: SentimentConfig) -> None:
         super().validate(config)
@@ -252,6 +258,11 @@ class SentimentTask(Task):
 
     def empty_row(self) -> dict[str, Any]:
         return {"sentiment_label": None, "sentiment_score": np.nan}
+
+    def output_columns(self, manifest: dict[str, Any] | None = None) -> list[str]:
+        # VADER gives a label and a score; a model adds the probability of each of its classes.
+        backend = (manifest or {}).get("backend") or ((manifest or {}).get("parameters") or {}).get("backend")
+        return list(self.columns) if backend == "offline" else super().output_columns(manifest)
 
     def label_sets(self, manifest: dict[str, Any]) -> dict[str, list[str]]:
         return {"sentiment_label": list(LABELS)}  # every backend maps its classes to these

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..errors import TextlabError
 from ..textutil import split_sentences, token_counts, words
-from .base import BaseConfig, Predictor, Task
+from .base import BaseConfig, Predictor, Task, setting
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
@@ -27,9 +27,9 @@ _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 @dataclass
 class StatsConfig(BaseConfig):
     backend: str = "offline"
-    # Normalised probability below which the language is reported as "und": py3langid
-    # guesses wildly on two-word texts, and a wrong label is worse than none.
-    min_language_confidence: float = 0.5
+    # py3langid guesses wildly on two-word texts, and a wrong label is worse than none.
+    min_language_confidence: float = setting(
+        0.5, help="normalised probability below which the language is reported as 'und' (0 to 1)")
 
 
 @functools.lru_cache(maxsize=1)
@@ -80,6 +80,7 @@ class StatsTask(Task):
     description = "Words, sentences, tokens, type-token ratio and language of every text."
     Config = StatsConfig
     chunk_size = 5000
+    columns = ("stats_words", "stats_sentences", "stats_tokens", "stats_ttr", "stats_language")
 
     def main_column(self, manifest: dict[str, Any]) -> str | None:
         return "stats_words"

@@ -24,19 +24,19 @@ import pandas as pd
 
 from .. import models
 from ..errors import TextlabError
-from .base import BaseConfig, Predictor, RunContext, Task
+from .base import BaseConfig, Predictor, RunContext, Task, setting
 from .classifier import choose_backend
 
 
 @dataclass
 class SummaryConfig(BaseConfig):
-    max_sentences: int = 3              # extractive: sentences per summary
-    ratio: float | None = None          # extractive: share of the sentences instead
-    min_words: int = 40                 # extractive: shorter texts pass through
-    max_new_tokens: int = 80            # abstractive
-    min_new_tokens: int = 10
-    num_beams: int = 1
-    passthrough_words: int = 30         # abstractive: shorter texts pass through
+    max_sentences: int = setting(3, help="extractive: sentences per summary")
+    ratio: float | None = setting(None, help="extractive: share of the sentences instead of max_sentences (0 to 1)")
+    min_words: int = setting(40, help="extractive: shorter texts pass through unchanged")
+    max_new_tokens: int = setting(80, help="abstractive: longest summary, in model tokens")
+    min_new_tokens: int = setting(10, help="abstractive: shortest summary, in model tokens")
+    num_beams: int = setting(1, help="abstractive: beams of the beam search (1: greedy decoding)")
+    passthrough_words: int = setting(30, help="abstractive: shorter texts pass through unchanged")
 
 
 class ExtractivePredictor(Predictor):
@@ -93,6 +93,7 @@ class SummaryTask(Task):
     description = "A summary of every text; summaries of groups, codes and topics with their sources."
     Config = SummaryConfig
     chunk_size = 1024
+    columns = ("summary",)
     not_for_charts = ("summary",)  # free text: read on the Summaries page
 
     def validate(self, config: SummaryConfig) -> None:

@@ -20,20 +20,27 @@ import pandas as pd
 
 from .. import models, topics
 from ..errors import TextlabError
-from .base import BaseConfig, Predictor, RunContext, Task
+from .base import BaseConfig, Predictor, RunContext, Task, setting
 
 EMBED_SHARE = 0.8  # share of the progress bar for the embedding pass
 
 
 @dataclass
 class TopicsConfig(BaseConfig):
-    n_topics: int | None = None          # None: HDBSCAN finds them; a number: KMeans
-    min_topic_size: int | None = None    # None: 10, or corpus size / 500 for large corpora
-    reduce_outliers: bool = True
-    outlier_threshold: float = 0.3
-    merge_topics: bool = False           # HDBSCAN only: merge fine topics whose centres are similar
-    merge_similarity: float = 0.3        # ... at least this cosine similarity (average linkage)
-    max_fit_docs: int = 20_000
+    n_topics: int | None = setting(None, help="number of topics (default: found automatically by HDBSCAN; a "
+                                              "number: KMeans)", flag="--n-topics", metavar="N")
+    min_topic_size: int | None = setting(None, help="smallest topic (default: 10, more for big corpora)",
+                                         flag="--min-topic-size", metavar="N")
+    reduce_outliers: bool = setting(True, help="move each outlier to its most similar topic when their "
+                                               "cosine similarity is at least outlier_threshold")
+    outlier_threshold: float = setting(0.3, help="reduce_outliers: similarity to a topic's centre at which an outlier joins it")
+    merge_topics: bool = setting(False, help="without --n-topics: merge fine topics whose centres have a cosine "
+                                             "similarity of at least merge_similarity (0.3) into broader ones",
+                                 flag="--merge-topics")
+    merge_similarity: float = setting(0.3, help="merge_topics: cosine similarity (average linkage) at which "
+                                                "topics merge")
+    max_fit_docs: int = setting(20_000, help="texts the topics are fitted on (a sample of larger corpora; every "
+                                             "text gets a topic)")
 
 
 def embedding_model(config: BaseConfig) -> str:
@@ -183,10 +190,9 @@ class TopicsTask(Task):
     description = "Topics found in the texts (BERTopic), with keywords and example texts."
     Config = TopicsConfig
     chunk_size = 10**9  # one chunk: clustering needs all documents at once
+    columns = ("topic_id", "topic_label", "topic_prob")
+    label_columns = ("topic_label",)
     not_for_charts = ("topic_id",)  # topic_label names the same topic
-
-    def main_column(self, manifest: dict[str, Any]) -> str | None:
-        return "topic_label"
 
     def validate(self, config: TopicsConfig) -> None:
         super().validate(config)

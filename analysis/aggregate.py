@@ -101,7 +101,7 @@ def _z(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + level / 2)
 
 
-def _wilson(k: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(k: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for k successes out of n (NaN where n == 0)."""
     k = np.asarray(k, dtype=float)
     n = np.asarray(n, dtype=float)
@@ -273,7 +273,7 @@ def _shares(labels: pd.Series, groups: pd.Series | None, group_name: str | None,
     with np.errstate(divide="ignore", invalid="ignore"):
         table["share"] = np.where(table["total"] > 0, table["n"] / table["total"].where(table["total"] > 0, 1), np.nan)
     if method == "wilson":
-        lo, hi = _wilson(table["n"].to_numpy(), table["total"].to_numpy(), level)
+        lo, hi = wilson_interval(table["n"].to_numpy(), table["total"].to_numpy(), level)
     elif method == "bootstrap":
         pairs = [_bootstrap_share(int(k), int(n), n_boot=n_boot, level=level, seed=seed)
                  for k, n in zip(table["n"], table["total"])]
@@ -452,7 +452,7 @@ def multi_label_shares(frame: pd.DataFrame, column: str, labels: list[str], grou
             rows.append({**({group: key} if group is not None else {}), column: label, "n": n, "total": total})
     out = pd.DataFrame(rows, columns=([group] if group is not None else []) + [column, "n", "total"])
     out["share"] = out["n"] / out["total"].where(out["total"] > 0)
-    lo, hi = _wilson(out["n"].to_numpy(), out["total"].to_numpy(), level)
+    lo, hi = wilson_interval(out["n"].to_numpy(), out["total"].to_numpy(), level)
     out["lo"], out["hi"] = lo, hi
     out.attrs.update(missing=int((~keep).sum()), level=level, method="wilson")
     return out
@@ -504,7 +504,7 @@ def top_labels(table: pd.DataFrame, label: str, top: int, *, other: str = "other
         merged = pd.DataFrame({"n": [int(tail["n"].sum())], "total": [tail["total"].iloc[0]]})
     merged[label] = name
     merged["share"] = merged["n"] / merged["total"].where(merged["total"] > 0)
-    merged["lo"], merged["hi"] = _wilson(merged["n"].to_numpy(), merged["total"].to_numpy(),
+    merged["lo"], merged["hi"] = wilson_interval(merged["n"].to_numpy(), merged["total"].to_numpy(),
                                          float(attrs.get("level", 0.95)))
     out = pd.concat([head, merged[list(table.columns)]], ignore_index=True)
     if keys:  # keep the groups / periods in their order, "other" last within each

@@ -329,7 +329,7 @@ def _write_group_summaries(project, frame, output: Path, args) -> None:
         raise TextlabError(f"--summary-by: no column '{args.summary_by}' (columns: {', '.join(map(str, frame.columns))}).")
     info = project.info
     table = summarize_groups(frame[info.text_column].fillna("").astype(str).tolist(), frame["doc_id"].tolist(),
-                             frame[args.summary_by], cache_dir=project.folder / "embeddings",
+                             frame[args.summary_by], cache_dir=project.embeddings_dir,
                              device=args.device or "auto")
     table["evidence_doc_ids"] = [";".join(e["doc_id"] for e in ev) for ev in table["evidence"]]
     path = output.with_name(output.stem + ".summaries" + (output.suffix if output.suffix in (".csv", ".xlsx", ".tsv") else ".csv"))

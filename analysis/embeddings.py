@@ -2,7 +2,7 @@
 
 Codebook coding, topics and extractive summaries all start from the same vectors, so they
 are computed once by :class:`Embedder` and kept in a cache folder (per project:
-:func:`project_cache_dir`). A second analysis of the same corpus, a resumed job or a
+``Project.embeddings_dir``). A second analysis of the same corpus, a resumed job or a
 codebook tweak re-reads them instead of running the model again.
 
 **Vectors.** ``Embedder.encode`` returns a float32 matrix (one row per text, in input
@@ -67,6 +67,7 @@ from analysis.runner import (
     resolve_dtype,
 )
 from analysis.fileio import atomic_write_bytes
+from analysis.textutil import folder_slug
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ _MERGE_AT = 32
 _KEY_DTYPE = np.dtype([("key", np.uint8, (32,)), ("windows", "<u4")])
 
 __all__ = [
-    "Embedder", "embed", "project_cache_dir", "clear_cache", "cache_size", "text_key",
+    "Embedder", "embed", "clear_cache", "cache_size", "text_key",
     "DEFAULT_MODEL", "SLICE_SIZE", "CPU_SLICE_SIZE",
 ]
 
@@ -98,12 +99,6 @@ __all__ = [
 def text_key(text: str) -> bytes:
     """The cache key of a text: SHA-256 of its exact UTF-8 bytes (32 bytes)."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-
-
-def _slug(name: str) -> str:
-    """A folder-safe form of a model id (``org/name`` -> ``org--name``)."""
-    text = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name).replace("/", "--")).strip(".-")
-    return text or "model"
 
 
 def _normalize(matrix: np.ndarray) -> np.ndarray:
@@ -332,17 +327,12 @@ class _ShardCache:
         self._append(meta, vectors)
 
 
-def project_cache_dir(project) -> Path:
-    """The embedding cache folder of a workspace project."""
-    return Path(project.folder) / "embeddings"
-
-
 def _model_folders(cache_dir: Path, model=None) -> list[Path]:
     if not cache_dir.is_dir():
         return []
     folders = [p for p in cache_dir.iterdir() if p.is_dir() and "@" in p.name]
     if model is not None:
-        prefix = _slug(_identity(model)[1]) + "@"
+        prefix = folder_slug(_identity(model)[1]) + "@"
         folders = [p for p in folders if p.name.startswith(prefix)]
     return sorted(folders)
 
@@ -449,7 +439,7 @@ class Embedder(HoldsModel):
 
         model_kwargs = {"use_safetensors": True}
         if self.torch_dtype != torch.float32:
-            model_kwargs.update(models._dtype_kwarg(self.torch_dtype))
+            model_kwargs.update(models.dtype_kwarg(self.torch_dtype))
         try:
             st = SentenceTransformer(str(self.path), device=str(self.device), local_files_only=True,
                                      trust_remote_code=False, model_kwargs=model_kwargs)
@@ -477,7 +467,7 @@ class Embedder(HoldsModel):
         variant = f"{dtype}-win{self.max_seq_length}"
         if self.prompt:
             variant += "-p" + hashlib.sha256(self.prompt.encode("utf-8")).hexdigest()[:8]
-        return self.cache_dir / f"{_slug(self.model_id)}@{_slug(revision)}" / variant
+        return self.cache_dir / f"{folder_slug(self.model_id)}@{folder_slug(revision)}" / variant
 
     # ---- windows
 

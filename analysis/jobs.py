@@ -1,10 +1,10 @@
-"""Background execution of analyses: progress, cancel, checkpoints and resume.
+"""Background runs of analyses: the queue, claiming, heartbeats and cancel.
 
-``execute_run`` does one run: it splits the non-empty texts into fixed chunks, runs the
-task's predictor on each chunk, and writes every finished chunk to the project as a
-checkpoint before it reports progress. A run cut off by a crash, a kill or a restart is
-picked up again by ``execute_run`` on the same run id: finished chunks are read back, not
-recomputed, so no finished batch is lost.
+``execute_run`` does one run of a project: it claims the run, runs the task layer's chunk
+loop (``analysis.tasks.execute``) with the project's checkpoints as the store, keeps the
+run table's progress, stage and heartbeat current, and writes the result and manifest. A
+run cut off by a crash, a kill or a restart is picked up again by ``execute_run`` on the
+same run id: finished chunks are read back, not recomputed, so no finished batch is lost.
 
 ``JobManager`` is the one worker per server process: a thread that takes runs off a queue
 one at a time, so two analyses never fight over the GPU or the two cores of a laptop. On
@@ -14,13 +14,10 @@ both go through here; nothing here knows about either.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
-import random
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -29,13 +26,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-import pandas as pd
 
 from .errors import JobCancelled, TextlabError
-from .provenance import build_manifest, row_counts, split_row_flags
+from .provenance import build_manifest, row_counts
 from .tasks import get_task
-from .tasks.base import BaseConfig, RunContext, Task
+from .tasks.base import BaseConfig, RunContext
+from .tasks.execute import CheckpointStore, ProgressFn, execute, non_empty
 from .workspace import Project, Run, Workspace, corpus_hash, default_root, now_iso
 
 log = logging.getLogger(__name__)
@@ -53,34 +49,6 @@ WATCH_INTERVAL_S = 15.0
 # Progress writes to SQLite at most this often (seconds): polling pages need no more.
 PROGRESS_INTERVAL = 0.5
 
-ProgressFn = Callable[[int, int, float], None]  # (done, total, docs per second)
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    if "torch" in sys.modules:  # never import torch just to seed it
-        sys.modules["torch"].manual_seed(seed)
-
-
-def plan_chunks(n_items: int, chunk_size: int) -> list[range]:
-    return [range(start, min(start + chunk_size, n_items)) for start in range(0, n_items, chunk_size)]
-
-
-def assemble(task: Task, doc_ids: list[str], texts: list[str], coded: pd.DataFrame) -> pd.DataFrame:
-    """One result row per input row, in input order; empty texts get the task's empty row."""
-    coded = coded.set_index("doc_id")
-    empty_ids = [d for d, t in zip(doc_ids, texts) if not t.strip()]
-    if empty_ids:
-        empty = pd.DataFrame([task.empty_row()] * len(empty_ids), index=pd.Index(empty_ids, name="doc_id"))
-        coded = pd.concat([coded, empty.reindex(columns=coded.columns)]) if len(coded.columns) else empty
-    integer = [c for c in coded.columns if pd.api.types.is_integer_dtype(coded[c])]
-    result = coded.reindex(doc_ids)
-    for column in integer:  # empty texts leave gaps: keep ids integer (nullable), not float
-        result[column] = result[column].astype("Int64")
-    result.index.name = "doc_id"
-    return result.reset_index()
-
-
 def run_context(project: Project, corpus, run_id: str | None = None) -> RunContext:
     """The corpus table with the project's hand codes (``human_<coder>`` columns) beside it."""
     frame = project.with_human_codes(corpus.data.reset_index(drop=True))
@@ -92,52 +60,6 @@ def _report_stage(workspace: Workspace, run_id: str, message: str) -> None:
     workspace.update_run(run_id, stage=message, heartbeat=now_iso())
     if workspace.run(run_id).cancel_requested:
         raise JobCancelled(f"Run {run_id} was cancelled.")
-
-
-def _non_empty(texts: list[str]) -> list[int]:
-    return [i for i, t in enumerate(texts) if t.strip()]
-
-
-def run_in_memory(task: Task, texts: list[str], config: BaseConfig, progress: ProgressFn | None = None,
-                  frame: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Run a task on a list of texts without a workspace (notebooks, tests).
-
-    ``frame``: other columns aligned with ``texts`` (few-shot coding reads its human codes there).
-    """
-    task.validate(config)
-    seed_everything(config.seed)
-    texts = ["" if t is None else str(t) for t in texts]
-    if frame is not None and len(frame) != len(texts):
-        raise TextlabError(f"frame has {len(frame)} rows but there are {len(texts)} texts.")
-    context = RunContext(texts=texts, frame=None if frame is None else frame.reset_index(drop=True),
-                         doc_ids=[str(i) for i in range(len(texts))])
-    task.check(config, context)
-    ids = [str(i) for i in range(len(texts))]
-    todo = _non_empty(texts)
-    predictor = task.load(config, context) if todo else None
-    parts = []
-    try:
-        for chunk in plan_chunks(len(todo), task.chunk_size):
-            idx = [todo[i] for i in chunk]
-            part = _predict_checked(task, predictor, [texts[i] for i in idx])
-            part.insert(0, "doc_id", [ids[i] for i in idx])
-            parts.append(part)
-            if progress:
-                progress(chunk.stop, len(todo), 0.0)
-    finally:
-        if predictor is not None:
-            predictor.close()
-    coded = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"doc_id": []})
-    result = assemble(task, ids, texts, coded).drop(columns="doc_id")
-    return result.drop(columns=[c for c in result.columns if c.startswith("_")])
-
-
-def _predict_checked(task: Task, predictor, texts: list[str], progress: Callable[[int], None] | None = None) -> pd.DataFrame:
-    part = predictor.predict(texts, progress=progress)
-    if len(part) != len(texts):
-        # A backend that returns fewer rows than it was given would silently misalign results.
-        raise TextlabError(f"The {task.name} backend returned {len(part)} results for {len(texts)} texts.")
-    return part.reset_index(drop=True)
 
 
 def execute_run(
@@ -214,48 +136,23 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
              on_stage: Callable[[str], None] | None = None) -> Run:
     task = get_task(run.task)
     config = task.Config.from_dict(run.config)
-    task.validate(config)
-    seed_everything(config.seed)
     corpus = project.corpus()
     texts, ids = corpus.texts, corpus.doc_ids
-    todo = _non_empty(texts)
     context = run_context(project, corpus, run.id)
-
-    # The chunk plan is fixed when a run first starts, so that a resumed run (even by a
-    # newer Textlab with another default) finds its checkpoints where it left them.
-    plan_path = project.run_folder(run.id) / "chunks" / "plan.json"
-    if plan_path.exists():
-        plan = json.loads(plan_path.read_text("utf-8"))
-        if plan["n_items"] != len(todo):
-            raise TextlabError(f"Run {run.id} cannot resume: the project's corpus changed since it started.")
-    else:
-        plan = {"chunk_size": task.chunk_size, "n_items": len(todo)}
-        plan_path.parent.mkdir(parents=True, exist_ok=True)
-        plan_path.write_text(json.dumps(plan), encoding="utf-8")
-    chunks = plan_chunks(len(todo), plan["chunk_size"])
-    done = project.checkpoints(run.id)
-    n_done = sum(len(chunks[i]) for i in done if i < len(chunks))
-    resumed_from = n_done
-    workspace.update_run(run.id, n_total=len(todo), n_done=n_done, heartbeat=now_iso(), error=None)
-    if on_progress:
-        on_progress(n_done, len(todo), 0.0)
-
-    predictor = None
-    description: dict[str, Any] = {}
     last_write = 0.0
-    session_clock = time.monotonic()
 
-    def report(now_done: int) -> None:
+    def cancelled() -> bool:
+        return bool(workspace.run(run.id).cancel_requested)
+
+    def progress(done: int, total: int, rate: float) -> None:
         nonlocal last_write
-        elapsed = time.monotonic() - session_clock
-        rate = (now_done - resumed_from) / elapsed if elapsed > 0 else 0.0
         if on_progress:
-            on_progress(now_done, len(todo), rate)
-        if time.monotonic() - last_write >= PROGRESS_INTERVAL or now_done == len(todo):
+            on_progress(done, total, rate)
+        # SQLite gets progress at most every PROGRESS_INTERVAL: polling pages need no more.
+        if time.monotonic() - last_write >= PROGRESS_INTERVAL or done == total:
             last_write = time.monotonic()
-            fields = {"n_done": now_done, "docs_per_s": rate, "heartbeat": now_iso()}
-            workspace.update_run(run.id, **fields)
-            if workspace.run(run.id).cancel_requested:
+            workspace.update_run(run.id, n_total=total, n_done=done, docs_per_s=rate, heartbeat=now_iso(), error=None)
+            if cancelled():
                 raise JobCancelled(f"Run {run.id} was cancelled.")
 
     def stage(message: str) -> None:
@@ -263,61 +160,34 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
         if on_stage is not None:
             on_stage(message)
 
-    context.on_stage = stage
-    try:
-        for index, chunk in enumerate(chunks):
-            if index in done:
-                continue
-            if workspace.run(run.id).cancel_requested:
-                raise JobCancelled(f"Run {run.id} was cancelled.")
-            if predictor is None:
-                # Loading can take a minute (imports, weights, a few-shot fit): the page shows
-                # this stage and its elapsed time instead of a bar frozen at 0.
-                stage("Loading the model")
-                predictor = task.load(config, context)
-                description = predictor.describe()
-                workspace.update_run(run.id, backend=description.get("backend"), model=description.get("model"),
-                                     stage=None)
-            idx = [todo[i] for i in chunk]
-            base = n_done
-            part = _predict_checked(task, predictor, [texts[i] for i in idx], progress=lambda k: report(base + k))
-            part.insert(0, "doc_id", [ids[i] for i in idx])
-            project.write_checkpoint(run.id, index, part)
-            n_done += len(idx)
-            report(n_done)
-    finally:
-        if predictor is not None:
-            description = predictor.describe()
-            predictor.close()
+    def loaded(description: dict[str, Any]) -> None:
+        workspace.update_run(run.id, backend=description.get("backend"), model=description.get("model"), stage=None)
 
-    if predictor is None and todo:  # everything came from checkpoints: describe without reloading if we can
-        stage("Loading the model")
-        predictor = task.load(config, context)
-        description = predictor.describe()
-    parts = [pd.read_parquet(p) for i, p in sorted(project.checkpoints(run.id).items()) if i < len(chunks)]
-    coded = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"doc_id": pd.Series([], dtype=str)})
-    result = assemble(task, ids, texts, coded)
-    # Columns starting with "_" are per-row facts for the manifest (e.g. "_split": the text
-    # was longer than the model window), kept in checkpoints so resumed runs count them too.
-    result, row_flags, row_examples = split_row_flags(result)
+    try:
+        done = execute(task, texts, CheckpointStore(project, run.id), config=config, context=context, doc_ids=ids,
+                       progress=progress, stage=stage, cancelled=cancelled, on_loaded=loaded)
+    except JobCancelled as exc:
+        raise JobCancelled(f"Run {run.id} was cancelled.") from exc
+    result = done.result
 
     finished = now_iso()
     manifest = build_manifest(
-        run_id=run.id, task=run.task, project={"id": project.id, "name": project.name}, description=description,
+        run_id=run.id, task=run.task, project={"id": project.id, "name": project.name}, description=done.description,
         parameters=config.to_dict(), seed=config.seed,
         input_={"source": corpus.source, "hash_sha256": corpus_hash(corpus), "text_column": corpus.text_column,
                 "id_column": corpus.id_column},
         started=run.started, finished=finished, duration_s=time.monotonic() - started_clock,
-        resumed_from=resumed_from, rows={**row_counts(texts, result), **row_flags}, row_examples=row_examples,
-        columns=[c for c in result.columns if c != "doc_id"],
+        resumed_from=done.resumed_from, rows={**row_counts(texts, result), **done.row_flags},
+        row_examples=done.row_examples, columns=[c for c in result.columns if c != "doc_id"],
     )
+    manifest["row_flags"] = dict(task.row_flags)  # what each count in rows above means
     # Every value each label column can take, in a fixed order: exports number labels by it.
     manifest["label_sets"] = task.label_sets(manifest)
     # The columns holding the code a text got (declared by the task), for the export's value labels.
     manifest["label_columns"] = [c for c in task.label_columns if c in manifest["columns"]]
     manifest["multi_label_columns"] = [c for c in task.multi_label_columns if c in manifest["columns"]]
     project.write_result(run.id, result, manifest)
-    workspace.update_run(run.id, status="done", finished=finished, n_done=len(todo), heartbeat=finished, stage=None)
+    workspace.update_run(run.id, status="done", finished=finished, n_done=done.n_items, heartbeat=finished, stage=None)
     return workspace.run(run.id)
 
 
@@ -472,7 +342,7 @@ class JobManager:
         corpus = project.corpus()
         context = run_context(project, corpus)
         task.check(config, context)
-        n_total = len(_non_empty(corpus.texts))
+        n_total = len(non_empty(corpus.texts))
         run = project.create_run(task_name, config.to_dict(), n_total, inputs=task.input_fingerprint(config, context))
         self.workspace.update_run(run.id, owner=self.owner)
         self._enqueue(run.id)

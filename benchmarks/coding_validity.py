@@ -13,7 +13,7 @@
    on a CPU each fine-tuning takes minutes.
 
 Scores go through the same code as the app (``analysis.tasks.coding``,
-``analysis.fewshot``). Embeddings are cached under ``--cache`` so that re-runs are fast.
+``analysis.tasks.coding.fewshot``). Embeddings are cached under ``--cache`` so that re-runs are fast.
 
     python benchmarks/coding_validity.py [--eval-dir ../shared/eval] [--markdown docs/validity.md]
     python benchmarks/coding_validity.py --setfit [--device cuda] [--setfit-sizes 8 16 32] [--markdown docs/validity.md]
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from analysis.codebook import Codebook, read_codebook  # noqa: E402
 from analysis.embeddings import Embedder  # noqa: E402
-from analysis.fewshot import FewShotModel  # noqa: E402
+from analysis.tasks.coding import FewShotModel  # noqa: E402
 from analysis.tasks.coding import CodingConfig, SimilarityCoder  # noqa: E402
 from analysis.validation import agreement  # noqa: E402
 
@@ -60,7 +60,8 @@ def setfit_section(args, data, labels: np.ndarray, book, vectors: np.ndarray) ->
 
     from sklearn.metrics import f1_score
 
-    from analysis import fewshot, models
+    from analysis import models
+    from analysis.tasks.coding import setfit as fewshot
     from analysis.runner import device_description
 
     texts = data["text"].astype(str).tolist()

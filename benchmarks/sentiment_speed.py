@@ -534,12 +534,12 @@ def bench_gpu(args, repeat: int) -> list[str]:
             probs_bf, wall = timed(lambda: runner.predict_proba(texts))
             walls.append(wall)
         wall = statistics.median(walls)
-        _, t_pre = timed(lambda: runner._preprocess(texts))
+        _, t_pre = timed(lambda: runner.preprocess(texts))
         tl_rate = n / wall
         share = flops / wall / args.peak_flops
         speed_rows.append((L, n, f"Textlab `SequenceClassifierRunner` (token budget {max_tokens:,}, "
                                  f"<= {max_batch} rows)", dtype_name, wall, tl_rate, n_tokens / wall, share))
-        notes.append(f"{L} tokens: tokenisation and batch preparation (`_preprocess`) take {t_pre:.2f} s "
+        notes.append(f"{L} tokens: tokenisation and batch preparation (`preprocess`) take {t_pre:.2f} s "
                      f"of the runner's {wall:.2f} s.")
         print(f"Textlab runner {dtype_name}: {wall:.2f} s, {tl_rate:,.0f} texts/s, {n_tokens / wall:,.0f} tokens/s, "
               f"{share:.1%} of {args.peak_flops / 1e12:.0f} TFLOP/s (preprocess {t_pre:.2f} s; runs "

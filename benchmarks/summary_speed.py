@@ -1,4 +1,4 @@
-"""Speed of abstractive summaries (``analysis.abstractive.Seq2SeqSummarizer``), CPU and GPU.
+"""Speed of abstractive summaries (``analysis.tasks.summary.abstractive.Seq2SeqSummarizer``), CPU and GPU.
 
     python benchmarks/summary_speed.py cpu [--n 8] [--threads 1] [--markdown docs/benchmarks.md]
     python benchmarks/summary_speed.py gpu [--n 4096] [--markdown docs/benchmarks.md]
@@ -89,7 +89,7 @@ MARK_END = "<!-- END benchmarks/summary_speed.py -->"
 INTRO = [
     "## Abstractive summaries (CPU and GPU)",
     "",
-    "`benchmarks/summary_speed.py` times `Seq2SeqSummarizer` (analysis/abstractive.py) with a "
+    "`benchmarks/summary_speed.py` times `Seq2SeqSummarizer` (analysis/tasks/summary/abstractive.py) with a "
     "distilbart-cnn-12-6-sized BART with random weights (the real config values: d_model 1024, 12 encoder / "
     "6 decoder layers, 16 heads, FFN 4096; the bundled MiniLM WordPiece tokenizer stands in for BART's, so "
     "the vocabulary is 30,522 instead of 50,264) on synthetic texts of exactly 256 model tokens, greedy, "
@@ -203,7 +203,7 @@ def make_texts(tokenizer, n: int, tokens: int, seed: int = 0) -> list[str]:
 
 
 def summarizer(folder: Path, device: str, batch_size: int | None = None):
-    from analysis.abstractive import Seq2SeqSummarizer
+    from analysis.tasks.summary.abstractive import Seq2SeqSummarizer
 
     return Seq2SeqSummarizer(str(folder), device=device, dtype="auto", batch_size=batch_size,
                              max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, num_beams=1,

@@ -10,7 +10,7 @@ letter, digit or ``%`` comes before and a capital after) before scoring. The fir
 of each article is its title, which no reference contains: every method gets the body
 (the title line removed); one extra row gives the default on the article as it is.
 
-Compared, all on the same sentence splitter (``analysis.summarize.sentences``):
+Compared, all on the same sentence splitter (``analysis.tasks.summary.extractive.sentences``):
 
 - the offline default as the app runs it (``extractive_summary`` with its defaults:
   3 sentences, centroid + position prior 0.1 + MMR lambda 0.7),
@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from analysis.aggregate import bootstrap_mean_ci  # noqa: E402
 from analysis.embeddings import Embedder  # noqa: E402
-from analysis.summarize import extractive_summaries, sentences  # noqa: E402
+from analysis.tasks.summary.extractive import extractive_summaries, sentences  # noqa: E402
 from analysis.textutil import words  # noqa: E402
 
 MARK_BEGIN = "<!-- summary_validity.py: begin -->"

@@ -1,6 +1,6 @@
 """Topic clustering: validity on AG News and the cost of the fit at 10,000 and 100,000 documents.
 
-Everything goes through ``analysis.topics.fit_topics``, the function the app and the CLI use.
+Everything goes through ``analysis.tasks.topics.fit.fit_topics``, the function the app and the CLI use.
 
 ``validity`` (``../shared/eval/coding_agnews_dev.csv``, 3,800 headlines + leads, 4 balanced
 categories; evaluation only): the texts are embedded with the bundled all-MiniLM-L6-v2 (cached
@@ -69,8 +69,8 @@ from _common import host_description, module_versions, write_section
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis import topics as topics_mod  # noqa: E402
-from analysis.topics import OUTLIER, fit_topics  # noqa: E402
+from analysis.tasks.topics import fit as topics_mod  # noqa: E402
+from analysis.tasks.topics.fit import OUTLIER, fit_topics  # noqa: E402
 
 VALIDITY_BEGIN = "<!-- topics_benchmark.py validity: begin -->"
 VALIDITY_END = "<!-- topics_benchmark.py validity: end -->"
@@ -320,7 +320,7 @@ def validity_markdown(v: dict, command: str) -> str:
         f"Embeddings: bundled all-MiniLM-L6-v2, "
         + (f"read from the cache of an earlier run ({emb['seconds']:.1f} s)."
            if emb["cache_hits"] == n else f"computed in {emb['seconds']:.0f} s.")
-        + " Topics are fitted by `analysis.topics.fit_topics` (KMeans on the embeddings when the number of topics "
+        + " Topics are fitted by `analysis.tasks.topics.fit.fit_topics` (KMeans on the embeddings when the number of topics "
         "is given; otherwise UMAP to 5 dimensions, seeded, then HDBSCAN; outlier reduction on, threshold 0.3) and "
         "compared with the "
         "categories by NMI (scikit-learn, arithmetic normalisation) and ARI. Homogeneity (each topic holds one "
@@ -487,7 +487,7 @@ def scale_markdown(s: dict, command: str) -> str:
         f"Command: `{command}` ({date.today().isoformat()})  ",
         f"Machine: {machine()}; {versions()}",
         "",
-        "`benchmarks/topics_benchmark.py scale` times `analysis.topics.fit_topics` with its defaults (UMAP seeded, so "
+        "`benchmarks/topics_benchmark.py scale` times `analysis.tasks.topics.fit.fit_topics` with its defaults (UMAP seeded, so "
         "single-threaded; HDBSCAN with the default minimum topic size, max(10, n/500); outlier reduction; c-TF-IDF "
         "keywords over all documents; `max_fit_docs=20000`, so the 100,000-document run fits UMAP and HDBSCAN on a "
         "seeded 20,000 sample and assigns the other 80,000 to the nearest topic centroid). "

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from analysis import aggregate, charts
-from analysis.codebook import Codebook, codebook_bytes, read_codebook
+from analysis.codebook import Codebook, codebook_bytes, codes_table, read_codebook
 from analysis.errors import TextlabError
+from analysis.tasks.coding import (code_columns, code_shares, human_code_columns, human_code_counts, next_to_code,
+                                   preview_fewshot, require_setfit, setfit_estimate)
 from analysis.textutil import slug
-from ui.widgets import (close_reading, dates_readable, job_status, literal, method_caveats, model_settings,
-                        require_project, run_history, run_summary, show_error, submit_button)
+from ui.widgets import (analysis_header, close_reading, dates_readable, job_status, latest_results, literal,
+                        method_caveats, model_settings, run_history, run_summary, show_error, submit_button)
 from ui.state import SAMPLE_CODEBOOK
 
-st.title("Codebook coding")
-st.caption("Code every text into your own codebook: zero-shot from the codebook, or learned from rows people coded.")
-project = require_project()
+project = analysis_header("coding", "Code every text into your own codebook: zero-shot from the codebook, or learned "
+                                    "from rows people coded.")
 info = project.info
 corpus = project.corpus()
-latest = project.latest_runs().get("coding")
 
 # ---------------------------------------------------------------------- codebook
 
@@ -82,14 +81,8 @@ none_label = c3.text_input("'None of these' label (empty: every text gets a code
                            key=f"cb_none_{project.id}")
 template = st.text_input("Hypothesis template (transformer NLI models)", key=f"cb_template_{project.id}",
                          value=current.get("hypothesis_template") or "This text is about {}.")
-codes_frame = Codebook(codes=[]).to_frame() if not current.get("codes") else pd.DataFrame(
-    [{"label": c.get("label", "") if isinstance(c, dict) else str(c),
-      "definition": (c.get("definition") or "") if isinstance(c, dict) else "",
-      "include": (c.get("include") or "") if isinstance(c, dict) else "",
-      "exclude": (c.get("exclude") or "") if isinstance(c, dict) else "",
-      "examples": "\n".join(c.get("examples") or []) if isinstance(c, dict) else ""} for c in current["codes"]])
 edited = st.data_editor(
-    codes_frame, num_rows="dynamic", width="stretch", hide_index=True, key=f"editor_{project.id}",
+    codes_table(current.get("codes")), num_rows="dynamic", width="stretch", hide_index=True, key=f"editor_{project.id}",
     column_config={
         "label": st.column_config.TextColumn("Label", required=True, width="small"),
         "definition": st.column_config.TextColumn("Definition", width="large"),
@@ -123,9 +116,7 @@ if book is not None:
 
 st.subheader("2 · Method")
 frame_all = project.with_human_codes(corpus.data.reset_index(drop=True))
-candidates = [c for c in frame_all.columns if c not in (info.text_column, info.id_column, info.date_column)
-              and frame_all[c].dropna().astype(str).str.strip().ne("").any()
-              and frame_all[c].nunique(dropna=True) <= 200]
+candidates = human_code_columns(frame_all, exclude=(info.text_column, info.id_column, info.date_column))
 method = st.radio(
     "How to code", ["zero-shot", "few-shot"], horizontal=True, key="coding_method",
     format_func={"zero-shot": "Zero-shot (from the codebook)", "few-shot": "Few-shot (learn from coded rows)"}.get,
@@ -144,10 +135,8 @@ else:
         labels_column = None
     else:
         labels_column = st.selectbox("Column with human codes", candidates, index=default, key="coding_labels_col")
-        coded = frame_all[labels_column].dropna().astype(str).str.strip()
-        coded = coded[coded != ""]
-        st.caption(f"{len(coded):,} coded rows: "
-                   + ", ".join(f"{literal(k)} ({v})" for k, v in coded.value_counts().items()))
+        coded = human_code_counts(frame_all, labels_column)
+        st.caption(f"{coded.sum():,} coded rows: " + ", ".join(f"{literal(k)} ({v})" for k, v in coded.items()))
     config = {"labels_column": labels_column, "backend": "offline"}
     classifier = st.radio(
         "Classifier", ["logistic", "setfit"], horizontal=True, key="coding_classifier",
@@ -159,68 +148,44 @@ else:
     )
     config["classifier"] = classifier
     if classifier == "setfit":
-        from analysis.runner import resolve_device
-
         try:
-            from analysis.fewshot import require_setfit
-
             require_setfit()
         except TextlabError as exc:
             show_error(exc)
-        from analysis.fewshot import CPU_PAIRS_PER_SECOND, setfit_pairs
-
-        n_coded = len(coded) if labels_column else 0
-        pairs = setfit_pairs(n_coded)
-        if resolve_device("auto").type == "cpu":
+        estimate = setfit_estimate(int(coded.sum()) if labels_column else 0)
+        if estimate.on_cpu:
             st.warning(
-                f"No GPU here: SetFit's {pairs:,} training pairs (6 fine-tunings on {n_coded:,} coded rows) take "
-                f"roughly {max(1, round(pairs / CPU_PAIRS_PER_SECOND / 60)):,} min on a CPU. Logistic regression "
-                "takes seconds.",
+                f"No GPU here: SetFit's {estimate.pairs:,} training pairs ({estimate.fine_tunings} fine-tunings on "
+                f"{estimate.n_coded:,} coded rows) take roughly {estimate.cpu_minutes:,} min on a CPU. Logistic "
+                "regression takes seconds.",
                 icon=":material/hourglass:",
             )
 
     fs_key = f"fewshot_{project.id}"
     if labels_column and st.button("Check the few-shot model (cross-validation)", key="coding_check"):
-        from analysis import fewshot
-        from analysis.embeddings import Embedder
-        from analysis.tasks.coding import training_rows
-
         try:
             with st.spinner("Embedding the coded rows and cross-validating…"):
-                idx, codes = training_rows(corpus.texts, frame_all, labels_column, multi,
-                                           book.output_labels if book else None)
-                fewshot.check_training_codes(codes, multi, labels_column)
-                embedder = Embedder(device="auto", cache_dir=project.folder / "embeddings")
-                vectors = embedder.encode([corpus.texts[i] for i in idx])
-                model = fewshot.FewShotModel(multi_label=multi, labels=book.output_labels if book else None)
-                report = model.cross_validate(vectors, codes)
-                curve = fewshot.learning_curve(vectors, codes, multi_label=multi)
-            st.session_state[fs_key] = {"report": report, "curve": curve, "column": labels_column}
+                st.session_state[fs_key] = preview_fewshot(corpus.texts, frame_all, labels_column, multi_label=multi,
+                                                           labels=book.output_labels if book else None,
+                                                           cache_dir=project.embeddings_dir)
         except TextlabError as exc:
             show_error(exc)
-    checked = st.session_state.get(fs_key)
-    if checked and checked["column"] == labels_column:
-        report = checked["report"]
-        metrics = report["metrics"]
-        if all(v["value"] is None for v in metrics.values()):
-            from analysis.validation import MIN_SHARED_TEXTS
-
-            st.info(f"{report['rows']:,} coded rows are too few for an estimate of the model's agreement "
-                    f"(at least {MIN_SHARED_TEXTS} are needed); code more rows on the Validate page.",
-                    icon=":material/info:")
-        cols = st.columns(len(metrics))
-        for col, (metric, v) in zip(cols, metrics.items()):
+    preview = st.session_state.get(fs_key)
+    if preview is not None and preview.column == labels_column:
+        for note in preview.notes:
+            st.info(literal(note), icon=":material/info:")
+        cols = st.columns(len(preview.metrics))
+        for col, (metric, v) in zip(cols, preview.metrics.items()):
             if v["value"] is not None:
                 col.metric(metric.replace("_", " "), f"{v['value']:.2f}",
                            help=f"95% bootstrap CI {v['ci_low']:.2f} to {v['ci_high']:.2f}" if v["ci_low"] is not None else None)
-        st.caption(f"{report['folds']}-fold cross-validation on {report['rows']:,} coded rows: every row predicted by a "
+        st.caption(f"{preview.folds}-fold cross-validation on {preview.rows:,} coded rows: every row predicted by a "
                    "model that did not see it. Intervals: hover the figures."
                    + (" This check uses logistic regression (seconds); a SetFit run reports its own "
                       "cross-validation, usually higher with few coded rows." if classifier == "setfit" else ""))
-        if report["unseen_codes"]:
-            st.warning("No coded rows for " + ", ".join(map(literal, report["unseen_codes"]))
-                       + ": these codes are never predicted.")
-        st.plotly_chart(charts.learning_curve_chart(checked["curve"]), key="coding_curve")
+        for warning in preview.warnings:
+            st.warning(literal(warning))
+        st.plotly_chart(charts.learning_curve_chart(preview.curve), key="coding_curve")
 
 if book is not None and method == "zero-shot":
     config["codebook"] = book.to_dict()
@@ -235,14 +200,10 @@ job_status(project, "coding")
 
 # ---------------------------------------------------------------------- results
 
-if latest is None:
-    st.info("No coding results yet: write or load a codebook, choose the method and press **Run coding**.")
-    run_history(project, "coding")
-    st.stop()
-
+results = latest_results(project, "coding", "No coding results yet: write or load a codebook, choose the method and "
+                                           "press **Run coding**.")
+frame, manifest = results.frame, results.manifest
 st.subheader("3 · Results")
-frame = project.results_frame({"coding": latest})
-manifest = project.manifest(latest.id)
 run_summary(manifest)
 run_book = manifest.get("codebook")
 if book is not None and run_book and Codebook.from_dict(run_book).version_tag() != book.version_tag():
@@ -250,8 +211,8 @@ if book is not None and run_book and Codebook.from_dict(run_book).version_tag() 
                f"the editor above holds version `{book.version_tag()}`, which has not been run. Press **Run coding** "
                "to code with it, or reopen the run's codebook under *Load a codebook*.", icon=":material/history:")
 labels: list[str] = manifest.get("labels") or []
-is_multi = "code_labels" in frame.columns
-label_col = "code_labels" if is_multi else "code_label"
+codes = code_columns(frame, labels)
+label_col = codes.label
 if manifest.get("cross_validation"):
     cv = manifest["cross_validation"]["metrics"]
     f1 = cv.get("macro_f1", {})
@@ -264,45 +225,31 @@ elif manifest.get("method", "").startswith("zero-shot"):
                "Validate page and report the agreement with the shares.")
 method_caveats(manifest, frame, info.text_column, key="coding_non_english")
 
-
-def shares(group: str | None = None) -> pd.DataFrame:
-    if is_multi:
-        return aggregate.multi_label_shares(frame, label_col, labels, group)
-    return aggregate.label_shares(frame, label_col, group)
-
-
-st.plotly_chart(charts.label_distribution(shares(), label_col, order=labels,
+st.plotly_chart(charts.label_distribution(code_shares(frame, codes, labels), label_col, order=labels,
                                           title="Share of texts per code (95% CI)"), key="coding_dist")
 if info.group_column:
-    st.plotly_chart(charts.label_distribution(shares(info.group_column), label_col, order=labels,
-                                              title=f"Codes by {info.group_column} (95% CI)"), key="coding_by_group")
-if info.date_column and not is_multi and dates_readable(info, frame):
+    st.plotly_chart(charts.label_distribution(code_shares(frame, codes, labels, info.group_column), label_col,
+                                              order=labels, title=f"Codes by {info.group_column} (95% CI)"),
+                    key="coding_by_group")
+if info.date_column and not codes.multi and dates_readable(info, frame):
     freq = aggregate.auto_freq(frame[info.date_column], date_order=info.date_order)
     table = aggregate.label_shares_over_time(frame, label_col, info.date_column, freq=freq, date_order=info.date_order)
     st.plotly_chart(charts.shares_over_time(table, label_col, order=labels,
                                             title="Codes over time (share of texts, 95% CI)"), key="coding_time")
 
 st.subheader("Examples per code")
-probability_columns = {label: f"code_{slug(label)}" for label in labels if f"code_{slug(label)}" in frame.columns}
-if probability_columns:
-    chosen = st.selectbox("Code", list(probability_columns), key="coding_pick")
+if codes.probabilities:
+    chosen = st.selectbox("Code", list(codes.probabilities), key="coding_pick")
     st.caption("Texts with the highest probability for this code; filter by the assigned code to see "
                "borderline cases.")
-    close_reading(frame, info.text_column, probability_columns[chosen], label_column=label_col,
+    close_reading(frame, info.text_column, codes.probabilities[chosen], label_column=label_col,
                   group_column=info.group_column, extra=[], key="coding_read")
 
     st.subheader("Code next")
-    from analysis.fewshot import suggest_next
-
-    probs = frame[list(probability_columns.values())].to_numpy(dtype=float)
-    coded_mask = frame[info.text_column].astype(str).str.strip().eq("").to_numpy()
-    if manifest.get("labels_column") and manifest["labels_column"] in frame_all.columns:
-        # Not "|=": to_numpy() can hand back a read-only view of the frame.
-        coded_mask = coded_mask | frame_all[manifest["labels_column"]].notna().to_numpy()
-    picks = suggest_next(probs, k=20, exclude=coded_mask, multi_label=is_multi)
     st.caption("The 20 uncoded texts the model is least sure about (smallest gap between its two most probable "
                "codes). Coding these next teaches a few-shot model the most per row.")
-    st.dataframe(frame.iloc[picks][["doc_id", info.text_column, label_col, *probability_columns.values()]],
+    human = frame_all.get(manifest["labels_column"]) if manifest.get("labels_column") else None
+    st.dataframe(next_to_code(frame, info.text_column, codes, human_codes=human, k=20),
                  hide_index=True, column_config={info.text_column: st.column_config.TextColumn(width="large")})
 st.page_link("pages/validate.py", label="Check the codes against human coders", icon=":material/fact_check:")
 run_history(project, "coding")

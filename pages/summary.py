@@ -7,16 +7,12 @@ import streamlit as st
 
 from analysis.errors import TextlabError
 from analysis.export import export_table
-from analysis.tasks.summary import abstractive_model_if_available, summarize_groups
-from ui.widgets import (job_status, literal, model_settings, require_project, run_history, run_summary, show_error,
-                        submit_button)
+from analysis.tasks.summary import (abstractive_model_if_available, group_columns, group_summaries_table,
+                                    summarize_groups)
+from ui.widgets import analysis_header, literal, model_settings, run_controls, run_history, run_summary, show_error
 
-st.title("Summaries")
-st.caption("A short summary of every text, and summaries of groups, codes and topics that cite their sources.")
-project = require_project()
-info = project.info
 
-with st.expander("Settings", expanded=not project.runs("summary")):
+def settings() -> dict:
     config = model_settings("summary")
     if config["backend"] != "transformers":
         c1, c2 = st.columns(2)
@@ -27,8 +23,13 @@ with st.expander("Settings", expanded=not project.runs("summary")):
         c1, c2 = st.columns(2)
         config["max_new_tokens"] = int(c1.number_input("Abstractive: longest summary (tokens)", 10, 512, 80, key="sum_max"))
         config["num_beams"] = int(c2.number_input("Beams (1 = greedy, fastest)", 1, 8, 1, key="sum_beams"))
-submit_button(project, "summary", "Summarise every text", lambda: config)
-job_status(project, "summary")
+    return config
+
+
+project = analysis_header("summary", "A short summary of every text, and summaries of groups, codes and topics that "
+                                     "cite their sources.")
+info = project.info
+run_controls(project, "summary", "Summarise every text", settings)
 latest = project.latest_runs().get("summary")
 
 frame = project.results_frame(project.latest_runs())
@@ -47,10 +48,8 @@ else:
     st.info("No per-text summaries yet: press **Summarise every text**. Group summaries below work without them.")
 
 st.subheader("By group, code or topic")
-candidates = [c for c in ([info.group_column] if info.group_column else []) + ["code_label", "topic_label"]
-              if c and c in frame.columns]
-candidates += [c for c in frame.columns if c not in candidates and c not in (info.text_column, info.id_column, "doc_id",
-               "summary") and frame[c].dtype == object and 1 < frame[c].nunique() <= 50]
+candidates = group_columns(frame, text_column=info.text_column, id_column=info.id_column,
+                           group_column=info.group_column)
 if not candidates:
     st.info("Set a group column on the Data page, or run Codebook coding or Topics, to summarise groups.")
     run_history(project, "summary")
@@ -66,7 +65,7 @@ if st.button("Summarise groups", key="sum_groups"):
     try:
         with st.spinner("Choosing representative sentences…"):
             table = summarize_groups(frame[info.text_column].fillna("").astype(str).tolist(), frame["doc_id"].tolist(),
-                                     frame[by], k=k, cache_dir=project.folder / "embeddings",
+                                     frame[by], k=k, cache_dir=project.embeddings_dir,
                                      abstractive=abstract_model if use_abstract else None)
         st.session_state[key] = {"by": by, "table": table}
     except TextlabError as exc:
@@ -88,9 +87,7 @@ if saved and saved["by"] == by:
             st.caption(f"\\[{n}\\] text {literal(item['doc_id'], code=True)}, characters {item['start']}–{item['end']}")
             with st.expander("Whole text"):
                 st.text(texts.get(item["doc_id"], ""))
-    download = table.assign(evidence_doc_ids=[";".join(e["doc_id"] for e in ev) for ev in table["evidence"]]
-                            ).drop(columns="evidence")
-    exported = export_table(download, "csv", name=f"summaries_by_{by}")  # formulas neutralised, like every export
+    exported = export_table(group_summaries_table(table), "csv", name=f"summaries_by_{by}")  # formulas neutralised, like every export
     st.download_button("Download group summaries (CSV)", exported.data, exported.filename, exported.mime,
                        key="sum_download", on_click="ignore")
 run_history(project, "summary")

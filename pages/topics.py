@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from analysis import aggregate, charts
 from analysis.errors import TextlabError
-from analysis.tasks.topics import edit_topics, load_centroids
-from ui.widgets import (close_reading, dates_readable, job_status, require_project, run_history, run_summary,
-                        show_error, submit_button)
+from analysis.tasks.topics import edit_topics, map_points, top_topics, topic_overview, topic_similarity
+from ui.widgets import analysis_page, close_reading, dates_readable, run_history, show_error
 
 TOP_IN_CHARTS = 10  # topics shown by name in the group and time charts; the rest are "Other topics"
 
-st.title("Topics")
-st.caption("Topics found in the texts (BERTopic over sentence embeddings), with keywords, example texts and a map.")
-project = require_project()
-info = project.info
 
-with st.expander("Settings", expanded=not project.runs("topics")):
+def settings() -> dict:
     c1, c2, c3 = st.columns(3)
     n_topics = c1.number_input("Number of topics (0 = find automatically)", 0, 500, 0, key="topics_n",
                                help="0: HDBSCAN finds the topics and leaves texts that fit none as outliers. "
@@ -34,23 +28,22 @@ with st.expander("Settings", expanded=not project.runs("topics")):
                       help="HDBSCAN often splits one theme over many small topics. This joins topics whose centres "
                            "are similar (cosine similarity 0.3 or more, average linkage). Only when the number of "
                            "topics is found automatically.")
-config = {"device": device, "reduce_outliers": bool(reduce), "merge_topics": bool(merge and not n_topics)}
-if n_topics:
-    config["n_topics"] = int(n_topics)
-if min_size:
-    config["min_topic_size"] = int(min_size)
-submit_button(project, "topics", "Find topics", lambda: config)
-job_status(project, "topics")
-latest = project.latest_runs().get("topics")
-if latest is None:
-    st.info("No topics yet: choose the settings and press **Find topics**. The embedding pass is the slow part "
-            "and is cached, so later runs with other settings are quick.")
-    run_history(project, "topics")
-    st.stop()
+    config = {"device": device, "reduce_outliers": bool(reduce), "merge_topics": bool(merge and not n_topics)}
+    if n_topics:
+        config["n_topics"] = int(n_topics)
+    if min_size:
+        config["min_topic_size"] = int(min_size)
+    return config
 
-frame = project.results_frame({"topics": latest})
-manifest = project.manifest(latest.id)
-run_summary(manifest)
+
+results = analysis_page(
+    "topics", caption="Topics found in the texts (BERTopic over sentence embeddings), with keywords, example texts "
+                      "and a map.",
+    run_label="Find topics", settings=settings,
+    empty="No topics yet: choose the settings and press **Find topics**. The embedding pass is the slow part "
+          "and is cached, so later runs with other settings are quick.")
+project, info, frame, manifest, latest = results.project, results.info, results.frame, results.manifest, results.run
+folder = project.run_folder(latest.id)
 table = pd.DataFrame(manifest.get("topics", []))
 tinfo = manifest.get("topics_info", {})
 cols = st.columns(4)
@@ -73,33 +66,22 @@ if table.empty:
     run_history(project, "topics")
     st.stop()
 
-corpus_text = frame[info.text_column].astype(str)
 tab_overview, tab_map, tab_compare, tab_read, tab_edit = st.tabs(
     ["Overview", "Document map", "By group and time", "Close reading", "Edit"])
 
 with tab_overview:
     st.plotly_chart(charts.topic_sizes(table), key="topic_sizes")
-    shown = table.assign(keywords=table["keywords"].map(", ".join), share=(table["share"] * 100).round(1))
-    st.dataframe(shown[["topic_id", "topic_label", "size", "share", "keywords"]], hide_index=True,
+    st.dataframe(topic_overview(table), hide_index=True,
                  column_config={"share": st.column_config.NumberColumn("share %", format="%.1f"),
                                 "keywords": st.column_config.TextColumn(width="large")})
-    centroids = load_centroids(project.run_folder(latest.id))
-    if len(centroids) > 1:
-        ids = sorted(centroids)
-        matrix = np.stack([centroids[i] for i in ids])
-        names = dict(zip(table["topic_id"], table["topic_label"]))
-        similarity = pd.DataFrame(matrix @ matrix.T, index=[f"{i}: {names.get(i, i)}" for i in ids],
-                                  columns=[f"{i}: {names.get(i, i)}" for i in ids]).iloc[:30, :30]
-        similarity.index.name = "topic"
+    similarity = topic_similarity(folder, table)
+    if not similarity.empty:
         st.plotly_chart(charts.profile_heatmap(similarity, title="Topic similarity (cosine of the topic centroids)"),
                         key="topic_similarity")
 
 with tab_map:
-    map_path = project.run_folder(latest.id) / "map.parquet"
-    if map_path.exists():
-        points = pd.read_parquet(map_path).merge(frame[["doc_id", "topic_label"]], on="doc_id", how="left")
-        snippets = dict(zip(frame["doc_id"], corpus_text.str.slice(0, 160)))
-        points["snippet"] = points["doc_id"].map(snippets)
+    points = map_points(folder, frame, info.text_column)
+    if points is not None:
         st.plotly_chart(charts.document_map(points), key="topic_map")
         st.caption(f"{len(points):,} texts shown" + (" (a random sample)" if len(points) < tinfo.get("documents", 0) else "")
                    + ". Hover a point to read the text; click legend entries to hide topics.")
@@ -107,10 +89,7 @@ with tab_map:
         st.info("This run has no document map.")
 
 with tab_compare:
-    top = table[table["topic_id"] >= 0].nlargest(TOP_IN_CHARTS, "size")["topic_label"].tolist()
-    grouped = frame.assign(topic=frame["topic_label"].where(frame["topic_label"].isin(top + ["Outliers"]),
-                                                            frame["topic_label"].where(frame["topic_label"].isna(), "Other topics")))
-    order = top + ["Other topics", "Outliers"]
+    grouped, order = top_topics(frame, table, TOP_IN_CHARTS)
     if info.group_column:
         st.plotly_chart(charts.label_distribution(aggregate.label_shares(grouped, "topic", info.group_column), "topic",
                                                   order=order, title=f"Topics by {info.group_column} (share of texts, 95% CI)"),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.abstractive import Seq2SeqSummarizer
+from analysis.tasks.summary.abstractive import Seq2SeqSummarizer
 from analysis.errors import ModelNotAvailable, TextlabError
 from analysis.textutil import split_sentences
 from tests.tiny_models import make_tiny_classifier, make_tiny_seq2seq

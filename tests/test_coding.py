@@ -8,7 +8,8 @@ import pytest
 from analysis.codebook import read_codebook
 from analysis.corpus import build_corpus
 from analysis.errors import CodebookError, TextlabError
-from analysis.fewshot import FewShotModel, learning_curve, suggest_next
+from analysis.textutil import slug
+from analysis.tasks.coding import FewShotModel, learning_curve, suggest_next
 from analysis.jobs import JobManager
 from analysis.tasks import coding
 from analysis.workspace import Workspace
@@ -137,7 +138,7 @@ def test_few_shot_training_rows_get_out_of_fold_predictions_equal_to_sklearn(hom
     ref = cross_val_predict(
         LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced", random_state=0), vectors, y,
         cv=StratifiedKFold(5, shuffle=True, random_state=0), method="predict_proba")
-    mine = out.loc[coded, [f"code_{coding.slug(label)}" for label in labels_order]].to_numpy()
+    mine = out.loc[coded, [f"code_{slug(label)}" for label in labels_order]].to_numpy()
     assert np.allclose(mine, ref, atol=1e-4)
     assert (out.loc[coded, "code_label"].to_numpy() == np.array(labels_order)[ref.argmax(axis=1)]).all()
 

@@ -87,3 +87,44 @@ def test_offline_zero_shot_results_show_the_method_note_and_count_non_english_te
                       {"label": "Housing", "definition": "Rents, landlords and homes."}]}
     at, project, run = offline_result_page("coding", {"method": "zero-shot", "codebook": book}, "pages/coding.py")
     assert_honest_offline_page(at, project, run, note=["AG News", "0.761"], method="MiniLM")
+
+
+def test_the_page_draws_the_few_shot_preview_the_library_returns(home, monkeypatch):
+    """The page gathers the inputs, calls the service and draws its answer; it builds no model
+    (the service is patched here, as in mkuthan/example-streamlit's page tests)."""
+    import pandas as pd
+
+    from analysis.tasks import coding
+
+    calls = []
+
+    def preview_fewshot(texts, frame, labels_column, **settings):
+        calls.append({"texts": len(texts), "rows": len(frame), "column": labels_column, **settings})
+        return coding.FewShotPreview(
+            column=labels_column,
+            report={"folds": 3, "rows": 42, "unseen_codes": ["Climate"],
+                    "metrics": {"accuracy": {"value": 0.81, "ci_low": 0.7, "ci_high": 0.9},
+                                "macro_f1": {"value": None, "ci_low": None, "ci_high": None}}},
+            curve=pd.DataFrame({"n_train": [10, 20, 30], "macro_f1": [0.5, 0.6, 0.7], "sd": [0.1, 0.1, 0.05]}),
+            notes=["A note from the library."], warnings=["No coded rows for Climate: these codes are never predicted."])
+
+    monkeypatch.setattr(coding, "preview_fewshot", preview_fewshot)
+    monkeypatch.setattr(coding, "setfit_estimate",
+                        lambda n_coded, **_: coding.SetFitEstimate(n_coded=n_coded, pairs=1234, fine_tunings=6, on_cpu=True))
+    at = goto(load_sample(new_app()), "pages/coding.py")
+    at.radio(key="coding_method").set_value("few-shot").run()
+    at.button(key="coding_check").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (call,) = calls
+    book = read_codebook(SAMPLE_CODEBOOK)
+    assert call["column"] == "human_code" and call["multi_label"] is False and call["labels"] == book.output_labels
+    assert call["texts"] == call["rows"] and str(call["cache_dir"]).endswith("embeddings")
+    assert {m.label: m.value for m in at.metric} == {"accuracy": "0.81"}  # no figure for what has none
+    assert "3-fold cross-validation on 42 coded rows" in texts_of(at.caption)
+    assert "A note from the library" in texts_of(at.info)
+    assert "Climate" in texts_of(at.warning) and "never predicted" in texts_of(at.warning)
+    assert len(at.get("plotly_chart")) == 1  # the learning curve
+    at.radio(key="coding_classifier").set_value("setfit").run()
+    assert not at.exception and "1,234 training pairs (6 fine-tunings on 80 coded rows)" in texts_of(at.warning)
+    assert "This check uses logistic regression" in texts_of(at.caption)  # the preview is kept
+    assert len(calls) == 1

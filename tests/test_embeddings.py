@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from analysis import embeddings
-from analysis.embeddings import Embedder, cache_size, clear_cache, embed, project_cache_dir, text_key
+from analysis.embeddings import Embedder, cache_size, clear_cache, embed, text_key
 from analysis.errors import ModelNotAvailable, TextlabError
 from tests.tiny_models import make_tiny_sentence_transformer
 
@@ -452,12 +452,15 @@ def test_cache_size_and_clear(tiny, tiny_folder, minilm, tmp_path):
     assert cache_size(tiny.cache_dir)["vectors"] == 0
 
 
-def test_embed_and_project_cache_dir(tiny_folder, tmp_path):
-    class FakeProject:
-        folder = tmp_path / "projects" / "p1"
+def test_embed_into_the_project_cache(tiny_folder, tmp_path):
+    import pandas as pd
 
-    cache = project_cache_dir(FakeProject())
-    assert cache == tmp_path / "projects" / "p1" / "embeddings"
+    from analysis.corpus import build_corpus
+    from analysis.workspace import Workspace
+
+    project = Workspace(tmp_path / "ws").create_project("p", build_corpus(pd.DataFrame({"text": ["a"]}), "text"))
+    cache = project.embeddings_dir
+    assert cache == project.folder / "embeddings"
     vectors = embed(["hello there", ""], model=str(tiny_folder), cache_dir=cache, device="cpu")
     assert vectors.shape == (2, 32) and not vectors[1].any()
     assert cache_size(cache)["vectors"] == 1

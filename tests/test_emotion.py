@@ -70,7 +70,7 @@ def test_nrc_flags_texts_that_are_not_in_english_without_a_new_result_column():
 
     predictor = emotion.TASK.load(EmotionConfig(backend="offline"))
     out = predictor.predict([t for t in MIXED if t])
-    assert out["_non_english"].tolist() == [False, False, True, True, False, False]
+    assert out["non_english"].tolist() == [False, False, True, True, False, False]
     assert "_non_english" not in emotion.run(MIXED, EmotionConfig(backend="offline")).columns
 
 

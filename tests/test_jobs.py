@@ -9,7 +9,8 @@ import pytest
 import tests.slow_task  # noqa: F401  (registers the "slow" task)
 from analysis.corpus import build_corpus
 from analysis.errors import JobCancelled, TaskNotAvailable, TextlabError
-from analysis.jobs import JobManager, execute_run, make_owner, owner_is_dead, run_in_memory
+from analysis.jobs import JobManager, execute_run, make_owner, owner_is_dead
+from analysis.tasks.execute import run as run_in_memory
 from analysis.tasks import get_task
 from analysis.workspace import Workspace
 from tests.paths import ROOT

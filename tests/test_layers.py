@@ -1,8 +1,9 @@
 """The layers of the design point down: a module never imports one of a layer above it.
 
 Reads every module of ``analysis/`` (module-level and function-level imports alike) and
-checks the rules that hold today. Issue 12 tightens them: tasks still reach ``jobs`` lazily
-through their ``run()`` helpers, listed below as the one known exception.
+checks the design's rules: nothing imports the UI, the shared leaves import only leaves,
+and no module imports one of a layer above it (tasks never import jobs: the chunk loop is
+the task layer's own ``execute``). No exceptions are listed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ PACKAGE = ROOT / "analysis"
 # The shared leaves: they may import each other (and the package version, `from . import
 # __version__`), never anything above them.
 LEAVES = {"errors", "textutil", "datetimes", "fileio", "aggregate", "charts", "export", "provenance", "__version__"}
+# Module names that may repeat: a method's module inside its analysis package (coding/fewshot
+# and the like) never repeats another, but "abstractive" names a summary method only.
+SHARED_NAMES: set[str] = set()
 # Modules that must not import these (the layer above them).
 NOT_ABOVE = {
     "corpus": {"workspace", "jobs", "tasks", "cli", "models", "runner", "embeddings"},
@@ -26,10 +30,9 @@ NOT_ABOVE = {
     "models": {"workspace", "jobs", "tasks", "cli"},
     "runner": {"workspace", "jobs", "tasks", "cli"},
     "embeddings": {"workspace", "jobs", "tasks", "cli"},
+    "tasks": {"jobs", "cli", "workshop", "engines"},
     "jobs": {"cli"},
 }
-# Known debt (issue 12, item 1): each task's in-memory run() helper imports jobs.run_in_memory.
-LAZY_TASK_TO_JOBS = "run_in_memory"
 
 
 def modules() -> list[Path]:
@@ -82,6 +85,37 @@ def test_no_module_imports_a_layer_above_it(path):
         if mine in LEAVES:
             assert target in LEAVES, f"{path.name} is a shared leaf but imports analysis.{target}"
         assert target not in NOT_ABOVE.get(mine, set()), f"{path.name} imports analysis.{target}, a layer above"
-        if mine == "tasks" and target == "jobs":
-            assert names == [LAZY_TASK_TO_JOBS], f"{path.name} imports {names} from jobs"
         assert target != "cli", f"{path.name} imports the command line"
+
+
+def test_no_two_modules_share_a_name():
+    """One obvious home per analysis: analysis/topics.py beside analysis/tasks/topics/ is gone."""
+    seen: dict[str, Path] = {}
+    for path in modules():
+        name = path.parent.name if path.name == "__init__.py" else path.stem
+        if name in ("__init__", "analysis"):
+            continue
+        assert name not in seen or name in SHARED_NAMES, f"{path} and {seen[name]} share the name '{name}'"
+        seen[name] = path
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    """What another module needs is public (item 3 of issue 12): no `from x import _y`, no `x._y`
+    on an imported analysis module, in the library, the UI glue and the pages."""
+    for path in modules() + sorted((ROOT / "ui").glob("*.py")) + sorted((ROOT / "pages").glob("*.py")):
+        tree = ast.parse(path.read_text("utf-8"))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    assert not (alias.name.startswith("_") and not alias.name.startswith("__")), \
+                        f"{path.relative_to(ROOT)} imports the private {alias.name} from {node.module}"
+                    if node.level or (node.module or "").startswith("analysis"):
+                        imported.add(alias.asname or alias.name)
+            elif isinstance(node, ast.Import):
+                imported.update((alias.asname or alias.name).split(".")[0] for alias in node.names
+                                if alias.name.startswith("analysis"))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and isinstance(node.value, ast.Name) and node.value.id in imported):
+                raise AssertionError(f"{path.relative_to(ROOT)}:{node.lineno} uses {node.value.id}.{node.attr}")

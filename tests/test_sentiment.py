@@ -222,7 +222,7 @@ def test_a_dead_vader_worker_falls_back_to_one_process_with_the_same_scores(monk
 def test_vader_flags_texts_that_are_not_in_english_without_a_new_result_column():
     predictor = sentiment.TASK.load(SentimentConfig(backend="offline"))
     out = predictor.predict([t for t in MIXED if t])
-    assert out["_non_english"].tolist() == [False, False, True, True, False, False]
+    assert out["non_english"].tolist() == [False, False, True, True, False, False]
     assert list(sentiment.run(MIXED, SentimentConfig(backend="offline")).columns) == ["sentiment_label",
                                                                                        "sentiment_score"]
 
@@ -262,4 +262,4 @@ def assert_honest_offline_page(at, project, run, *, note: list[str], method: str
 def test_non_english_texts_are_counted_in_the_manifest_and_on_the_page_with_the_method_note(home):
     at, project, run = offline_result_page("sentiment", {}, "pages/sentiment.py")
     assert_honest_offline_page(at, project, run, note=["r = 0.43", "r = 0.87", "movie-review"], method="VADER")
-    assert "_non_english" not in project.result(run.id).columns
+    assert "non_english" not in project.result(run.id).columns

@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("setfit")
 
-from analysis import fewshot, models  # noqa: E402
+from analysis import models  # noqa: E402
+from analysis.tasks.coding import setfit as tuning  # noqa: E402
 from analysis.corpus import build_corpus  # noqa: E402
 from analysis.embeddings import Embedder  # noqa: E402
 from analysis.errors import TextlabError  # noqa: E402
@@ -57,7 +58,7 @@ def setfit_config(model, **extra):
 def test_tuning_pulls_texts_of_a_code_together(tmp_path, no_network):
     texts, codes = SPORT[:4] + MONEY[:4], ["Sport"] * 4 + ["Economy"] * 4
     base = models.bundled_embedding_path()
-    tuned = fewshot.finetune_setfit(base, texts, codes, tmp_path / "tuned", iterations=4, batch_size=8)
+    tuned = tuning.finetune_setfit(base, texts, codes, tmp_path / "tuned", iterations=4, batch_size=8)
     same = np.equal.outer(np.array(codes), np.array(codes))
     off_diagonal = ~np.eye(len(codes), dtype=bool)
 
@@ -102,13 +103,13 @@ def test_held_out_rows_never_shape_their_fold_model_and_resume_reuses_the_tuned_
     texts = frame["text"].tolist()
     config = coding.CodingConfig.from_dict(setfit_config(tiny_st))
     seen: list[list[str]] = []
-    real = fewshot.finetune_setfit
+    real = tuning.finetune_setfit
 
     def recording(base, rows, codes, out_dir, **kwargs):
         seen.append(list(rows))
         return real(base, rows, codes, out_dir, **kwargs)
 
-    monkeypatch.setattr(fewshot, "finetune_setfit", recording)
+    monkeypatch.setattr(tuning, "finetune_setfit", recording)
     stages: list[str] = []
     context = RunContext(texts=texts, frame=frame, run_folder=tmp_path / "run", on_stage=stages.append)
     predictor = coding.TASK.load(config, context)
@@ -119,12 +120,12 @@ def test_held_out_rows_never_shape_their_fold_model_and_resume_reuses_the_tuned_
     assert set(seen[0]).isdisjoint(seen[1]) and set(seen[0]) | set(seen[1]) == coded
     assert any("fold 1 of 2" in s for s in stages) and any("final model" in s for s in stages)
     # A coded row's probabilities come from the fold model that did not see it.
-    assert first["_trained_on"].iloc[:12].all() and not first["_trained_on"].iloc[12:].any()
+    assert first["trained_on"].iloc[:12].all() and not first["trained_on"].iloc[12:].any()
 
     def refuse(*args, **kwargs):
         raise AssertionError("fine-tuned again instead of reusing the saved model")
 
-    monkeypatch.setattr(fewshot, "finetune_setfit", refuse)
+    monkeypatch.setattr(tuning, "finetune_setfit", refuse)
     again = coding.TASK.load(config, RunContext(texts=texts, frame=frame, run_folder=tmp_path / "run"))
     second = again.predict(texts)
     again.close()
@@ -173,6 +174,6 @@ def test_the_pair_count_matches_what_setfit_trains_on(tmp_path, tiny_st):
                                                     run_folder=tmp_path / "r", on_stage=record))
     predictor.close()
     assert len(steps) == 3  # two folds, then the final model
-    pairs = fewshot.setfit_pairs(12, folds=2, iterations=2)  # what the page's time estimate counts
+    pairs = tuning.setfit_pairs(12, folds=2, iterations=2)  # what the page's time estimate counts
     assert pairs == 2 * 2 * (6 + 6 + 12)
     assert sum(steps.values()) == sum(-(-n // 8) for n in (2 * 2 * 6, 2 * 2 * 6, 2 * 2 * 12))  # batches of 8 pairs

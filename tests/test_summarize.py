@@ -10,7 +10,7 @@ import pytest
 
 from analysis.embeddings import Embedder
 from analysis.errors import TextlabError
-from analysis.summarize import (Summary, extractive_summaries, extractive_summary, select_representative,
+from analysis.tasks.summary.extractive import (Summary, extractive_summaries, extractive_summary, select_representative,
                                 sentences)
 from analysis.textutil import split_sentences
 

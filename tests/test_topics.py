@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
-from analysis import topics
+from analysis.tasks.topics import fit as topics
 from analysis.corpus import build_corpus
 from analysis.errors import TextlabError
 from analysis.jobs import JobManager
@@ -68,6 +68,7 @@ def test_with_k_given_topics_equal_kmeans_on_the_embeddings(corpus_texts):
     reference = KMeans(n_clusters=4, random_state=0, n_init=10).fit_predict(vectors)
     assert adjusted_rand_score(reference, result.topic_ids) == 1.0  # same partition, renumbered by size
     assert result.info["clustering"] == "KMeans on the embeddings" and result.info["outliers"] == 0
+
 
 
 def test_the_reduction_and_clustering_steps_can_be_replaced(corpus_texts):
@@ -152,10 +153,10 @@ def test_outliers_are_counted_and_reduced_only_when_similar_enough():
                          rng.normal(size=(4, 8))])
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = np.array([0] * 30 + [1] * 30 + [-1] * 4)
-    centroids = topics._centroids(vectors, ids)
+    centroids = topics.topic_centroids(vectors, ids)
     best, sim = topics._nearest(vectors[-4:], centroids, with_similarity=True)
     assert set(best) <= {0, 1} and (sim < 1).all()
-    probs = topics._typicality(vectors, ids, centroids)
+    probs = topics.typicality(vectors, ids, centroids)
     assert (probs[:60] > 0.9).all()
 
 

@@ -4,9 +4,10 @@ A task module defines a ``Config`` dataclass (its parameters, JSON-serialisable,
 with the run) and a ``Task`` whose ``load(config)`` returns a ``Predictor``: the loaded
 model or lexicon. ``Predictor.predict(texts, progress)`` returns one row of result columns per text,
 in order. ``describe()`` says what produced the result (backend, model, revision) for the
-run manifest. The job runner (``analysis/jobs.py``) does the rest: empty texts, batching
-into checkpointed chunks, progress, cancel and resume. ``run(texts, config)`` runs a task
-in-process for notebooks and tests.
+run manifest. ``execute`` (``analysis/tasks/execute.py``) does the rest: empty texts,
+batching into checkpointed chunks, progress, cancel and resume; ``analysis.jobs`` queues
+runs of a project through it, and ``execute.run(task, texts)`` runs a task in-process for
+notebooks and tests.
 
 Tasks describe themselves, so that the command line, the pages and the export read one
 source instead of lists of their own:
@@ -206,7 +207,7 @@ class RunContext:
 
     @property
     def cache_dir(self):
-        return None if self.project is None else self.project.folder / "embeddings"
+        return None if self.project is None else self.project.embeddings_dir
 
 
 class Task:
@@ -253,6 +254,10 @@ class Task:
     # Result columns a chart cannot use as a category or a number: free text (summaries) and
     # ids that another column names (topic_id beside topic_label).
     not_for_charts: ClassVar[tuple[str, ...]] = ()
+    # Per-row facts a predictor may return beside its result columns (boolean columns of these
+    # names), for the manifest, not the result: name -> what a marked row means. The chunk
+    # loop (``execute``) counts them and takes them off; an undeclared extra column is an error.
+    row_flags: ClassVar[dict[str, str]] = {}
 
     def output_columns(self, manifest: dict[str, Any] | None = None) -> list[str]:
         """The result columns a run writes: names, and ``prefix*`` for a family of columns.

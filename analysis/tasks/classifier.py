@@ -16,7 +16,6 @@ import numpy as np
 
 from .. import models
 from ..errors import TextlabError
-from ..textutil import slug  # noqa: F401  (re-exported: the tasks name columns with it)
 
 
 @dataclass

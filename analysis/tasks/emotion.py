@@ -34,9 +34,10 @@ import pandas as pd
 
 from ..errors import TextlabError
 from ..method_notes import non_english
-from ..textutil import words
+from ..textutil import slug, words
 from .base import BaseConfig, Predictor, Task
-from .classifier import TransformerClassifier, choose_backend, slug
+from . import execute
+from .classifier import TransformerClassifier, choose_backend
 
 NRC_EMOTIONS = ("anger", "anticipation", "disgust", "fear", "joy", "sadness", "surprise", "trust")
 NRC_POLARITIES = ("positive", "negative")
@@ -115,7 +116,7 @@ class NrcPredictor(Predictor):
         frame = pd.DataFrame(scores.round(4), columns=self.columns)
         frame.insert(0, "emotion_label", labels)
         # The NRC lexicon is English: the manifest counts the texts it could not read.
-        frame["_non_english"] = non_english(texts)
+        frame["non_english"] = non_english(texts)
         return frame
 
     def describe(self) -> dict[str, Any]:
@@ -144,7 +145,7 @@ class TransformerEmotionPredictor(Predictor):
         probs, split = self.classifier.predict_proba(texts, progress)
         frame = pd.DataFrame(probs.round(4), columns=[f"emotion_{n}" for n in self.names])
         frame.insert(0, "emotion_label", np.array(self.names)[probs.argmax(axis=1)])
-        frame["_split"] = split
+        frame["split"] = split
         return frame
 
     def describe(self) -> dict[str, Any]:
@@ -163,6 +164,10 @@ class EmotionTask(Task):
     columns = ("emotion_label",)
     column_prefixes = ("emotion_",)  # emotion_<name> (0..1) for each emotion of the backend
     label_columns = ("emotion_label",)
+    row_flags = {
+        "non_english": "probably not English, which this English-only method cannot read",
+        "split": "longer than the model window: read in overlapping windows",
+    }
 
     def validate(self, config: EmotionConfig) -> None:
         super().validate(config)
@@ -186,11 +191,9 @@ class EmotionTask(Task):
 TASK = EmotionTask()
 
 
-def run(texts: list[str], config: EmotionConfig | None = None) -> pd.DataFrame:
+def run(texts: list[str], config: EmotionConfig | dict | None = None, **settings) -> pd.DataFrame:
     """Emotion of each text, in order (empty texts get empty results)."""
-    from ..jobs import run_in_memory
-
-    return run_in_memory(TASK, texts, config or EmotionConfig())
+    return execute.run(TASK, texts, config, **settings)
 
 
 def emotion_columns(frame: pd.DataFrame) -> dict[str, str]:

@@ -37,9 +37,10 @@ import pandas as pd
 
 from ..errors import TextlabError
 from ..method_notes import non_english
-from ..textutil import split_sentences
+from ..textutil import slug, split_sentences
 from .base import BaseConfig, Predictor, Task, cpu_count, exit_with_parent, setting
-from .classifier import TransformerClassifier, choose_backend, slug
+from . import execute
+from .classifier import TransformerClassifier, choose_backend
 
 LABELS = ("negative", "neutral", "positive")
 
@@ -174,7 +175,7 @@ class VaderPredictor(Predictor):
             "sentiment_label": _labels_from_scores(scores, c.negative_threshold, c.positive_threshold),
             "sentiment_score": scores.round(4),
             # VADER's lexicon is English: the manifest counts the texts it could not read.
-            "_non_english": non_english(texts),
+            "non_english": non_english(texts),
         })
 
     def describe(self) -> dict[str, Any]:
@@ -215,7 +216,7 @@ class TransformerSentimentPredictor(Predictor):
         })
         for j, column in enumerate(self.columns):
             frame[column] = probs[:, j].round(4)
-        frame["_split"] = split
+        frame["split"] = split
         return frame
 
     def describe(self) -> dict[str, Any]:
@@ -235,6 +236,10 @@ class SentimentTask(Task):
     columns = ("sentiment_label", "sentiment_score")
     column_prefixes = ("sentiment_prob_",)  # transformers: P(class) for each class of the model
     label_columns = ("sentiment_label",)
+    row_flags = {
+        "non_english": "probably not English, which this English-only method cannot read",
+        "split": "longer than the model window: read in overlapping windows",
+    }
 
     def validate(self, config: SentimentConfig) -> None:
         super().validate(config)
@@ -271,8 +276,6 @@ class SentimentTask(Task):
 TASK = SentimentTask()
 
 
-def run(texts: list[str], config: SentimentConfig | None = None) -> pd.DataFrame:
+def run(texts: list[str], config: SentimentConfig | dict | None = None, **settings) -> pd.DataFrame:
     """Sentiment of each text, in order (empty texts get empty results)."""
-    from ..jobs import run_in_memory
-
-    return run_in_memory(TASK, texts, config or SentimentConfig())
+    return execute.run(TASK, texts, config, **settings)

@@ -20,6 +20,7 @@ import pandas as pd
 from ..errors import TextlabError
 from ..textutil import split_sentences, token_counts, words
 from .base import BaseConfig, Predictor, Task, setting
+from . import execute
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
@@ -102,8 +103,6 @@ class StatsTask(Task):
 TASK = StatsTask()
 
 
-def run(texts: list[str], config: StatsConfig | None = None) -> pd.DataFrame:
+def run(texts: list[str], config: StatsConfig | dict | None = None, **settings) -> pd.DataFrame:
     """Statistics for each text, in order (empty texts included)."""
-    from ..jobs import run_in_memory
-
-    return run_in_memory(TASK, texts, config or StatsConfig())
+    return execute.run(TASK, texts, config, **settings)

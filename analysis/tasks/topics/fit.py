@@ -1,4 +1,4 @@
-"""Topic clustering over the shared embeddings: BERTopic fit, keywords, views and hand edits.
+"""Topic clustering over the shared embeddings: BERTopic fit, keywords, views.
 
 Pipeline (BERTopic): the documents' all-MiniLM-L6-v2 embeddings (``analysis.embeddings``,
 cached in the project) -> UMAP to 5 dimensions with a fixed ``random_state`` -> HDBSCAN
@@ -36,12 +36,17 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import TextlabError
+from ... import models
+from ...errors import TextlabError
+from ..base import Predictor, RunContext
+
+if TYPE_CHECKING:
+    from . import TopicsConfig
 
 log = logging.getLogger(__name__)
 # UMAP says that a fixed random_state makes it single-threaded: that is the deliberate price
@@ -176,7 +181,7 @@ def fit_topics(texts: list[str], embeddings: np.ndarray, *, n_topics: int | None
                                                   similarity=merge_similarity)
         topic_ids[fit_idx] = merged
 
-    centroids = _centroids(embeddings, topic_ids)
+    centroids = topic_centroids(embeddings, topic_ids)
     assigned = 0
     if len(fit_idx) < n:
         rest = np.setdiff1d(np.arange(n), fit_idx)
@@ -188,10 +193,10 @@ def fit_topics(texts: list[str], embeddings: np.ndarray, *, n_topics: int | None
         best, sim = _nearest(embeddings[out], centroids, with_similarity=True)
         ok = sim >= outlier_threshold
         topic_ids[out[ok]] = best[ok]
-        centroids = _centroids(embeddings, topic_ids)
+        centroids = topic_centroids(embeddings, topic_ids)
     topic_ids = _renumber(topic_ids)
-    centroids = _centroids(embeddings, topic_ids)
-    probs = _typicality(embeddings, topic_ids, centroids)
+    centroids = topic_centroids(embeddings, topic_ids)
+    probs = typicality(embeddings, topic_ids, centroids)
     table = topic_table(texts, embeddings, topic_ids, centroids, stop_words=stop_words)
     info = {
         "documents": n,
@@ -229,7 +234,7 @@ def merge_similar_topics(embeddings: np.ndarray, topic_ids: np.ndarray, *,
     from sklearn.cluster import AgglomerativeClustering
 
     ids = np.asarray(topic_ids, dtype=np.int64)
-    centroids = _centroids(embeddings, ids)
+    centroids = topic_centroids(embeddings, ids)
     keys = np.array(sorted(centroids), dtype=np.int64)
     info: dict[str, Any] = {"from": int(len(keys)), "to": int(len(keys)), "similarity": float(similarity)}
     if len(keys) < 2:
@@ -256,7 +261,7 @@ def _renumber(topic_ids: np.ndarray) -> np.ndarray:
     return np.array([mapping[t] for t in topic_ids], dtype=np.int64)
 
 
-def _centroids(embeddings: np.ndarray, topic_ids: np.ndarray) -> dict[int, np.ndarray]:
+def topic_centroids(embeddings: np.ndarray, topic_ids: np.ndarray) -> dict[int, np.ndarray]:
     out = {}
     for t in np.unique(topic_ids):
         if t == OUTLIER:
@@ -282,7 +287,7 @@ def _nearest(vectors: np.ndarray, centroids: dict[int, np.ndarray], with_similar
     return (best, best_sim) if with_similarity else best
 
 
-def _typicality(embeddings: np.ndarray, topic_ids: np.ndarray, centroids: dict[int, np.ndarray]) -> np.ndarray:
+def typicality(embeddings: np.ndarray, topic_ids: np.ndarray, centroids: dict[int, np.ndarray]) -> np.ndarray:
     probs = np.zeros(len(topic_ids), dtype=np.float64)
     if not centroids:
         return probs
@@ -371,56 +376,148 @@ def similarity_matrix(centroids: dict[int, np.ndarray]) -> pd.DataFrame:
 # ---------------------------------------------------------------------- edits
 
 
-def apply_edit(texts: list[str], embeddings: np.ndarray, topic_ids: np.ndarray, labels: dict[int, str],
-               edit: dict[str, Any], seed: int = 0) -> tuple[np.ndarray, dict[int, str]]:
-    """One hand edit on a topic assignment; returns new ids and labels (renamed topics keep their name).
+# ---------------------------------------------------------------------- the predictor
 
-    - ``{"op": "rename", "topic": 3, "label": "Rent and landlords"}``
-    - ``{"op": "merge", "topics": [3, 7], "label": optional}``: all into the first
-    - ``{"op": "split", "topic": 2, "into": 3}``: KMeans on the topic's embeddings; the parts get new ids
-    """
-    op = edit.get("op")
-    ids = np.asarray(topic_ids, dtype=np.int64).copy()
-    labels = dict(labels)
-    existing = {int(t) for t in np.unique(ids) if t != OUTLIER}
+EMBED_SHARE = 0.8  # share of the progress bar for the embedding pass
 
-    def need(topic) -> int:
-        if topic is None or int(topic) not in existing:
-            raise TextlabError(f"Topic {topic} does not exist; topics are {', '.join(map(str, sorted(existing)))}.")
-        return int(topic)
 
-    if op == "rename":
-        t = need(edit.get("topic"))
-        label = str(edit.get("label") or "").strip()
-        if not label:
-            raise TextlabError("A topic needs a non-empty name.")
-        labels[t] = label
-    elif op == "merge":
-        topics = [need(t) for t in edit.get("topics") or []]
-        if len(set(topics)) < 2:
-            raise TextlabError("Choose at least two different topics to merge.")
-        keep = topics[0]
-        ids[np.isin(ids, topics[1:])] = keep
-        for t in topics[1:]:
-            labels.pop(t, None)
-        if edit.get("label"):
-            labels[keep] = str(edit["label"]).strip()
-        else:
-            labels.pop(keep, None)  # the merged topic gets fresh keywords and label
-    elif op == "split":
-        t = need(edit.get("topic"))
-        into = int(edit.get("into") or 2)
-        members = np.flatnonzero(ids == t)
-        if into < 2 or into > len(members):
-            raise TextlabError(f"Topic {t} has {len(members)} texts; it can be split into 2 to {len(members)} parts.")
-        from sklearn.cluster import KMeans
+def embedding_model(config) -> str:
+    return config.model or models.DEFAULTS["topics"]["offline"]
 
-        parts = KMeans(n_clusters=into, random_state=seed, n_init=10).fit_predict(embeddings[members])
-        next_id = max(existing) + 1
-        for p in range(1, into):  # part 0 keeps the id
-            ids[members[parts == p]] = next_id
-            next_id += 1
-        labels.pop(t, None)
-    else:
-        raise TextlabError(f"Unknown topic edit '{op}': use rename, merge or split.")
-    return ids, labels
+
+class TopicsPredictor(Predictor):
+    def __init__(self, config: TopicsConfig, context: RunContext | None):
+        from ...embeddings import Embedder
+
+        self.config = config
+        self.context = context
+        self.embedder = Embedder(embedding_model(config), device=config.device, batch_size=config.batch_size,
+                                 cache_dir=context.cache_dir if context else None)
+        self.result: TopicModelResult | None = None
+        self.doc_ids: list[str] = []
+
+    def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
+        n = len(texts)
+        vectors = self.embedder.encode(texts, None if progress is None else (lambda k: progress(int(k * EMBED_SHARE))))
+        # The fit and the map report no per-text progress: say what runs (the page adds the time).
+        self._stage(f"Clustering {n:,} texts into topics")
+        result = fit_topics(
+            texts, vectors, n_topics=self.config.n_topics, min_topic_size=self.config.min_topic_size,
+            reduce_outliers=self.config.reduce_outliers, outlier_threshold=self.config.outlier_threshold,
+            merge_topics=self.config.merge_topics, merge_similarity=self.config.merge_similarity,
+            max_fit_docs=self.config.max_fit_docs, seed=self.config.seed,
+            gpu=self._on_cuda(),
+        )
+        self.result = result
+        self.doc_ids = self._doc_ids(texts)
+        labels = dict(zip(result.table["topic_id"], result.table["topic_label"]))
+        frame = pd.DataFrame({
+            "topic_id": result.topic_ids.astype("int64"),
+            "topic_label": [labels.get(int(t), OUTLIER_LABEL) for t in result.topic_ids],
+            "topic_prob": result.topic_probs,
+        })
+        self._stage("Drawing the document map")
+        self._write_artifacts(vectors)
+        if progress:
+            progress(n)
+        return frame
+
+    def _stage(self, message: str) -> None:
+        if self.context is not None:
+            self.context.stage(message)
+
+    def _on_cuda(self) -> bool:
+        from ...runner import resolve_device
+
+        return resolve_device(self.config.device).type == "cuda"
+
+    def _doc_ids(self, texts: list[str]) -> list[str]:
+        """Doc ids of the texts: the task gets every non-empty text of the corpus in order."""
+        ctx = self.context
+        if ctx is None or ctx.doc_ids is None:
+            return [str(i) for i in range(len(texts))]
+        ids = [d for d, t in zip(ctx.doc_ids, ctx.texts) if t.strip()]
+        if len(ids) != len(texts):
+            raise TextlabError("Topic clustering expects the whole corpus in one piece; got a part of it.")
+        return ids
+
+    def _write_artifacts(self, vectors: np.ndarray) -> None:
+        folder = None if self.context is None else self.context.run_folder
+        if folder is None:
+            return
+        from ...fileio import atomic_write_bytes, atomic_write_parquet
+
+        import json
+
+        # The description goes into the manifest; a run resumed after its only chunk was
+        # checkpointed has no fit in memory and reads it back from here.
+        atomic_write_bytes(folder / "topics.json", json.dumps(
+            {"topics_info": self.result.info, "topics": table_records(self.result.table, self.doc_ids)},
+            default=_json_default).encode("utf-8"))
+        rows, xy = document_map(vectors, seed=self.config.seed)
+        atomic_write_parquet(folder / "map.parquet", pd.DataFrame(
+            {"doc_id": [self.doc_ids[i] for i in rows], "x": xy[:, 0], "y": xy[:, 1]}))
+        save_centroids(folder, self.result.centroids, atomic_write_bytes)
+
+    def describe(self) -> dict[str, Any]:
+        out = {
+            **self.embedder.describe(),
+            "backend": "offline",
+            "method": "BERTopic: "
+                      + ("KMeans on the embeddings" if self.config.n_topics else
+                         "UMAP (5 dims, cosine, seeded) + HDBSCAN"
+                         + (f" + fine topics merged (average linkage of centres, similarity >= "
+                            f"{self.config.merge_similarity})"
+                            if self.config.merge_topics else ""))
+                      + " + c-TF-IDF keywords",
+        }
+        if self.result is not None:
+            out["topics_info"] = self.result.info
+            out["topics"] = table_records(self.result.table, self.doc_ids)
+        elif self.context is not None and self.context.run_folder is not None:
+            import json
+
+            saved = self.context.run_folder / "topics.json"
+            if saved.exists():
+                out.update(json.loads(saved.read_text("utf-8")))
+        return out
+
+    def close(self) -> None:
+        self.embedder.close()
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def table_records(table: pd.DataFrame, doc_ids: list[str]) -> list[dict]:
+    """The topics table for the manifest: representative rows as doc ids (texts stay in the corpus)."""
+    records = []
+    for row in table.to_dict("records"):
+        records.append({
+            "topic_id": int(row["topic_id"]), "topic_label": row["topic_label"], "size": int(row["size"]),
+            "share": round(float(row["share"]), 4), "keywords": list(row["keywords"]),
+            "representative_doc_ids": [doc_ids[i] for i in row["representative"]],
+        })
+    return records
+
+
+def save_centroids(folder, centroids: dict[int, np.ndarray], writer) -> None:
+    import io
+
+    ids = np.array(sorted(centroids), dtype=np.int64)
+    matrix = np.stack([centroids[i] for i in ids]) if len(ids) else np.zeros((0, 0), dtype=np.float32)
+    buffer = io.BytesIO()
+    np.savez(buffer, ids=ids, centroids=matrix)
+    writer(folder / "centroids.npz", buffer.getvalue())
+
+
+def load_centroids(folder) -> dict[int, np.ndarray]:
+    path = folder / "centroids.npz"
+    if not path.exists():
+        return {}
+    with np.load(path) as data:
+        return {int(i): data["centroids"][k] for k, i in enumerate(data["ids"])}
+

@@ -39,11 +39,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
-from .errors import TextlabError
-from .textutil import sentence_spans, words
+from ... import models
+from ...errors import TextlabError
+from ...textutil import sentence_spans, words
+from ..base import Predictor, RunContext
+
+if TYPE_CHECKING:
+    from . import SummaryConfig
 
 __all__ = ["Summary", "sentences", "extractive_summary", "extractive_summaries", "select_representative"]
 
@@ -277,3 +284,27 @@ def select_representative(sentences: list[str], vectors: np.ndarray, k: int, *, 
             return True
 
     return _mmr(vectors, relevance, k, mmr_lambda, allowed, available=usable)
+
+
+# ---------------------------------------------------------------------- the predictor
+
+
+class ExtractivePredictor(Predictor):
+    def __init__(self, config: SummaryConfig, reason: str, context: RunContext | None):
+        from ...embeddings import Embedder
+
+        self.config, self.reason = config, reason
+        self.embedder = Embedder(models.DEFAULTS["summary"]["offline"], device=config.device,
+                                 batch_size=config.batch_size, cache_dir=context.cache_dir if context else None)
+
+    def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
+        found = extractive_summaries(texts, self.embedder, max_sentences=self.config.max_sentences,
+                                     ratio=self.config.ratio, min_words=self.config.min_words, progress=progress)
+        return pd.DataFrame({"summary": [s.text for s in found], "passthrough": [s.passthrough for s in found]})
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.embedder.describe(), "backend": "offline", "backend_choice": self.reason,
+                "method": "extractive: centroid + MMR over sentence embeddings, position prior"}
+
+    def close(self) -> None:
+        self.embedder.close()

@@ -51,21 +51,27 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import torch
 
-from . import models
-from .errors import TextlabError
-from .runner import (
+from ... import models
+from ...errors import TextlabError
+from ..base import Predictor
+from ...runner import (
     DEFAULT_MAX_TOKENS,
     HoldsModel,
-    _check_positive,
-    _model_window,
+    check_positive,
+    model_window,
     device_description,
     run_batched,
 )
-from .textutil import split_sentences, word_counts
+from ...textutil import split_sentences, word_counts, words
+
+if TYPE_CHECKING:
+    from . import SummaryConfig
 
 DEFAULT_MODEL = "distilbart-cnn"
 CPU_BATCH_SIZE = 16
@@ -96,22 +102,22 @@ class Seq2SeqSummarizer(HoldsModel):
                  length_penalty: float = 1.0, no_repeat_ngram_size: int = 3, passthrough_words: int = 30,
                  max_rounds: int = MAX_ROUNDS):
         # Arguments first: a typo should not cost a model load.
-        max_new_tokens = _check_positive("max_new_tokens", max_new_tokens)
+        max_new_tokens = check_positive("max_new_tokens", max_new_tokens)
         min_new_tokens = _check_nonnegative("min_new_tokens", min_new_tokens)
         if min_new_tokens > max_new_tokens:
             raise TextlabError(
                 f"min_new_tokens ({min_new_tokens}) cannot be larger than max_new_tokens ({max_new_tokens})."
             )
-        self.num_beams = _check_positive("num_beams", num_beams)
+        self.num_beams = check_positive("num_beams", num_beams)
         try:
             self.length_penalty = float(length_penalty)
         except (TypeError, ValueError):
             raise TextlabError(f"length_penalty must be a number, not {length_penalty!r}.") from None
         self.no_repeat_ngram_size = _check_nonnegative("no_repeat_ngram_size", no_repeat_ngram_size)
         self.passthrough_words = _check_nonnegative("passthrough_words", passthrough_words)
-        self.max_rounds = _check_positive("max_rounds", max_rounds)
+        self.max_rounds = check_positive("max_rounds", max_rounds)
         if batch_size is not None:
-            batch_size = _check_positive("batch_size", batch_size)
+            batch_size = check_positive("batch_size", batch_size)
 
         self.spec = models.get_spec(model, task="summary")
         self.tokenizer, self.model = models.load_seq2seq(self.spec, device=device, dtype=dtype)
@@ -127,7 +133,7 @@ class Seq2SeqSummarizer(HoldsModel):
         self.device = next(self.model.parameters()).device
         self.torch_dtype = next(self.model.parameters()).dtype
 
-        self.window = _model_window(self.tokenizer, self.model)
+        self.window = model_window(self.tokenizer, self.model)
         self._prefix, self._suffix = self._special_tokens()
         self.chunk_tokens = max(1, self.window - len(self._prefix) - len(self._suffix))
         # Decoder positions: the start token plus the generated tokens must fit the table.
@@ -438,3 +444,27 @@ class Seq2SeqSummarizer(HoldsModel):
             "n_passthrough": self.n_passthrough,
             "notes": notes,
         }
+
+
+# ---------------------------------------------------------------------- the predictor
+
+
+class AbstractivePredictor(Predictor):
+    def __init__(self, config: SummaryConfig, model: str, reason: str):
+        self.reason = reason
+        self.passthrough_words = config.passthrough_words
+        self.summarizer = Seq2SeqSummarizer(
+            model, device=config.device, batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
+            min_new_tokens=config.min_new_tokens, num_beams=config.num_beams,
+            passthrough_words=config.passthrough_words)
+
+    def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
+        out = self.summarizer.summarize(texts, progress)
+        return pd.DataFrame({"summary": out, "split": self.summarizer.chunked.copy(),
+                             "passthrough": [len(words(t)) < self.passthrough_words for t in texts]})
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.summarizer.describe(), "backend_choice": self.reason, "method": "abstractive (seq2seq)"}
+
+    def close(self) -> None:
+        self.summarizer.close()

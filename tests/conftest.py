@@ -32,6 +32,34 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+# Tiny models with random weights, built once per test session and shared read-only (a test
+# that changes a model folder builds its own with tests.tiny_models).
+
+
+@pytest.fixture(scope="session")
+def tiny_sentence_transformer(tmp_path_factory):
+    """A 2-layer sentence-transformers model (max_seq_length 16) with the bundled MiniLM tokenizer."""
+    from tests.tiny_models import make_tiny_sentence_transformer
+
+    return make_tiny_sentence_transformer(tmp_path_factory.mktemp("shared-st") / "tiny-st", max_seq_length=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_nli_model(tmp_path_factory):
+    """A tiny BERT NLI classifier (entailment, neutral, contradiction)."""
+    from tests.tiny_models import make_tiny_nli
+
+    return make_tiny_nli(tmp_path_factory.mktemp("shared-nli") / "nli")
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_model(tmp_path_factory):
+    """A tiny BERT sequence classifier with the labels negative, neutral, positive."""
+    from tests.tiny_models import make_tiny_classifier
+
+    return make_tiny_classifier(tmp_path_factory.mktemp("shared-clf") / "clf")
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """An empty workspace folder used as TEXTLAB_HOME."""

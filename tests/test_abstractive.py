@@ -14,7 +14,7 @@ import torch
 from analysis.tasks.summary.abstractive import Seq2SeqSummarizer
 from analysis.errors import ModelNotAvailable, TextlabError
 from analysis.textutil import split_sentences
-from tests.tiny_models import make_tiny_classifier, make_tiny_seq2seq
+from tests.tiny_models import make_tiny_seq2seq
 
 _ENV = ("TEXTLAB_MODELS", "TEXTLAB_HOME", "TEXTLAB_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
         "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE")
@@ -242,8 +242,8 @@ def test_missing_model_names_the_download_command(tmp_path, monkeypatch):
         Seq2SeqSummarizer("someone/some-summariser", device="cpu")
 
 
-def test_a_classifier_folder_is_refused(tmp_path):
-    path = make_tiny_classifier(tmp_path / "clf")
+def test_a_classifier_folder_is_refused(tiny_classifier_model):
+    path = tiny_classifier_model
     with pytest.raises(TextlabError, match="not a seq2seq"):
         Seq2SeqSummarizer(str(path), device="cpu")
     with pytest.raises(TextlabError, match="not a seq2seq"):

@@ -14,7 +14,7 @@ from analysis.jobs import JobManager
 from analysis.tasks import coding
 from analysis.workspace import Workspace
 from tests.paths import ROOT, SAMPLE_CSV
-from tests.tiny_models import make_tiny_classifier, make_tiny_nli
+from tests.tiny_models import make_tiny_classifier
 
 SAMPLE_BOOK = ROOT / "sample_data" / "policy_codebook.json"
 LABELS = ["housing", "public transport", "health care"]
@@ -27,8 +27,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def tiny_nli(tmp_path_factory):
-    return make_tiny_nli(tmp_path_factory.mktemp("models") / "nli")
+def tiny_nli(tiny_nli_model):
+    return tiny_nli_model
 
 
 def pipeline_scores(model_path, text, multi, template="This text is about {}."):

@@ -38,8 +38,8 @@ def minilm():
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    return make_tiny_sentence_transformer(tmp_path_factory.mktemp("st") / "tiny-st", max_seq_length=16)
+def tiny_folder(tiny_sentence_transformer):
+    return tiny_sentence_transformer
 
 
 @pytest.fixture

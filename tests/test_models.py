@@ -332,10 +332,10 @@ def test_load_sequence_classifier_from_textlab_models(offline_env):
     assert model.config.num_labels == 7
 
 
-def test_load_refuses_base_model_without_head(tmp_path):
+def test_load_refuses_base_model_without_head(tmp_path, tiny_classifier_model):
     from transformers import AutoModel
 
-    path = make_tiny_classifier(tmp_path / "clf")
+    path = tiny_classifier_model
     base = tmp_path / "base"
     AutoModel.from_pretrained(path).save_pretrained(base, safe_serialization=True)
     shutil.copy(path / "tokenizer.json", base)

@@ -239,10 +239,10 @@ def test_classifier_matches_pipeline(tmp_path, arch):
     assert len(set(probs.argmax(1).tolist())) > 1  # the tiny model does not predict one class only
 
 
-def test_classifier_truncates_long_texts_and_counts_them(tmp_path):
+def test_classifier_truncates_long_texts_and_counts_them(tiny_classifier_model):
     from analysis.models import load_sequence_classifier
 
-    path = make_tiny_classifier(tmp_path / "m")
+    path = tiny_classifier_model
     tokenizer, model = load_sequence_classifier(path, device="cpu")
     runner = SequenceClassifierRunner(tokenizer, model, max_length=32, split_long=False)
     probs = runner.predict_proba(["short", "word " * 100, "word " * 30, "word " * 31])
@@ -273,11 +273,11 @@ def test_classifier_default_window_and_validation(tmp_path):
         SequenceClassifierRunner(tokenizer, model, max_tokens=0)
 
 
-def test_classifier_splits_long_texts_into_windows_and_weights_them(tmp_path):
+def test_classifier_splits_long_texts_into_windows_and_weights_them(tiny_classifier_model):
     """A long text = the length-weighted mean of its windows, each run on its own."""
     from analysis.models import load_sequence_classifier
 
-    path = make_tiny_classifier(tmp_path / "m")
+    path = tiny_classifier_model
     tokenizer, model = load_sequence_classifier(path, device="cpu")
     runner = SequenceClassifierRunner(tokenizer, model, max_length=32, stride=8)
     long_text = " ".join(f"word{i % 17} apple{i % 5}" for i in range(60))

@@ -23,7 +23,6 @@ from analysis.jobs import JobManager  # noqa: E402
 from analysis.tasks import coding  # noqa: E402
 from analysis.tasks.base import RunContext  # noqa: E402
 from analysis.workspace import Workspace  # noqa: E402
-from tests.tiny_models import make_tiny_sentence_transformer  # noqa: E402
 
 SPORT = ["the striker scored twice", "a late goal won the match", "the coach praised the team",
          "the keeper saved a penalty", "fans cheered the home side", "the league title race tightens"]
@@ -32,8 +31,8 @@ MONEY = ["the central bank raised rates", "stocks fell on the market", "profits 
 
 
 @pytest.fixture(scope="module")
-def tiny_st(tmp_path_factory):
-    return make_tiny_sentence_transformer(tmp_path_factory.mktemp("st") / "tiny-st")
+def tiny_st(tiny_sentence_transformer):
+    return tiny_sentence_transformer
 
 
 @pytest.fixture

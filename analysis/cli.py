@@ -211,15 +211,20 @@ class _StderrProgress:
         if self.bar is None:
             self.bar = tqdm(total=total, initial=done, desc=self.label, unit="doc", file=sys.stderr,
                             dynamic_ncols=True, mininterval=0.5)
+        if done > self.bar.n and getattr(self, "_stage", ""):
+            self._stage = ""  # texts are moving again: the stage ("Loading the model") is over
+            self.bar.set_postfix_str("", refresh=False)
         self.bar.update(done - self.bar.n)
 
     def stage(self, message: str) -> None:
-        """Work before the first text (fine-tuning): shown on the bar, at most twice a second."""
+        """Work without per-text progress (loading, fine-tuning, clustering): shown on the bar;
+        repeats of one message (a step counter) at most twice a second."""
         import time
 
         now = time.monotonic()
-        if self.bar is not None and now - getattr(self, "_last_stage", 0.0) >= 0.5:
-            self._last_stage = now
+        new_stage = message != getattr(self, "_stage", "")
+        if self.bar is not None and (new_stage or now - getattr(self, "_last_stage", 0.0) >= 0.5):
+            self._last_stage, self._stage = now, message
             self.bar.set_postfix_str(message, refresh=True)
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ neutral; configurable). **Multi-sentence texts.** VADER sums word valences over 
 and squashes the sum into -1..1, so the compound of a long text drifts towards ±1 with
 length alone. Scored per sentence and averaged, it loses the cross-sentence cues that
 make it good on tweets (r with the human mean on the VADER tweets falls from 0.872 to
-0.797). So ``multi_sentence="auto"`` (the default) scores a text whole up to
+0.801). So ``multi_sentence="auto"`` (the default) scores a text whole up to
 ``whole_text_max_words`` words (80: tweets, survey answers, short posts; this is how
 VADER was validated; words here are whitespace-separated) and longer texts as the mean
 of their sentences' compounds, each sentence weighted by its word count. ``"whole"`` and ``"sentences"`` force one rule.

@@ -117,11 +117,7 @@ def scored(pred, gold) -> dict:
 
 
 def zero_shot(book: Codebook, vectors: np.ndarray, embedder) -> list[str]:
-    coder = SimilarityCoder.__new__(SimilarityCoder)  # reuse the app's scoring with our embedder
-    coder.config, coder.book, coder.multi = CodingConfig(), book, False
-    from analysis.tasks.coding import code_prototypes
-
-    coder.prototypes = code_prototypes(embedder, book)
+    coder = SimilarityCoder(CodingConfig(), book, "benchmark", None, embedder=embedder)  # the app's scoring
     probs, _ = coder.scores(vectors)
     return list(np.array(book.labels, dtype=object)[probs.argmax(axis=1)])
 

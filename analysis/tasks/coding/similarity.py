@@ -50,13 +50,18 @@ def code_prototypes(embedder, book: Codebook) -> np.ndarray:
 class SimilarityCoder(Predictor):
     """Zero-shot coding by embedding similarity to the codebook (offline default)."""
 
-    def __init__(self, config: CodingConfig, book: Codebook, reason: str, context: RunContext | None):
+    def __init__(self, config: CodingConfig, book: Codebook, reason: str, context: RunContext | None,
+                 embedder=None):
+        """``embedder``: an Embedder to score with instead of loading the default model (the
+        caller keeps it and closes it; the benchmarks score precomputed vectors this way)."""
         from ...embeddings import Embedder
 
         self.config, self.book, self.reason = config, book, reason
         self.multi = multi_label_of(config, book)
-        self.embedder = Embedder(models.DEFAULTS["coding"]["offline"], device=config.device,
-                                 batch_size=config.batch_size, cache_dir=context.cache_dir if context else None)
+        self._owns_embedder = embedder is None
+        self.embedder = embedder or Embedder(models.DEFAULTS["coding"]["offline"], device=config.device,
+                                             batch_size=config.batch_size,
+                                             cache_dir=context.cache_dir if context else None)
         self.prototypes = code_prototypes(self.embedder, book)
         self.n_split = 0
 
@@ -95,5 +100,6 @@ class SimilarityCoder(Predictor):
         }
 
     def close(self) -> None:
-        self.embedder.close()
+        if self._owns_embedder:
+            self.embedder.close()
 

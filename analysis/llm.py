@@ -1,0 +1,427 @@
+"""Generative language models: an OpenAI-compatible server the user runs, or a model in process.
+
+Every backend answers the same call, ``chat(conversations, ...) -> list[Answer]``, so the
+tasks (coding, sentiment and emotion with explanations, free prompts) never know which one
+runs. What makes the answers defensible is here, not in the tasks:
+
+- **Where texts go.** A server URL is used only when its host is this machine or the local
+  network (loopback, private, link-local addresses); any other host is refused unless the
+  user opts in (``allow_remote=True``, ``--allow-remote``, a confirmation in the app),
+  because the texts would leave the machine. An API key is read from the environment
+  (``TEXTLAB_LLM_API_KEY``, then ``OPENAI_API_KEY``) and never stored: ``describe()`` and
+  every manifest carry the server and the model, not the key.
+- **Reproducible.** Temperature 0 and a fixed seed by default; every answer is cached by
+  :class:`AnswerCache` under a key of (backend, model, model digest where the server says
+  it, the whole conversation, every generation parameter), so a resumed run or a re-run
+  asks nothing twice and gets the same answers.
+- **Constrained answers.** ``choices=[...]`` asks the server for JSON that holds one of the
+  labels (``response_format`` with a JSON schema, which vLLM, llama.cpp's server, Ollama and
+  LM Studio accept); a server that refuses the schema gets the plain prompt and the task
+  parses strictly. Log-probabilities are returned when the server gives them.
+
+Servers are reached through the ``openai`` client package (the protocol vLLM, Ollama,
+llama.cpp, LM Studio and ``transformers serve`` speak); requests run concurrently (a vLLM
+server batches them) with retries, backoff and a timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import math
+import os
+import re
+import socket
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import TextlabError
+
+API_KEY_VARIABLES = ("TEXTLAB_LLM_API_KEY", "OPENAI_API_KEY")
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_CONCURRENCY = 8
+
+Message = dict[str, str]          # {"role": "system" | "user" | "assistant", "content": "..."}
+Conversation = list[Message]
+
+
+class RemoteServerRefused(TextlabError):
+    """The URL names a host outside this machine and its local network, and the user has not
+    agreed that texts may be sent there."""
+
+
+class ServerUnavailable(TextlabError):
+    """No OpenAI-compatible server answers at the URL, or it answered with an error."""
+
+
+@dataclass
+class Answer:
+    """One generated answer and what it cost."""
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    # With ``choices``: the probability of each choice the server's log-probabilities cover
+    # (None when the server gives none; then the codes' probabilities are absent, not guessed).
+    choice_probs: dict[str, float] | None = None
+    cached: bool = False
+    constrained: bool = False     # the server accepted the JSON schema of the choices
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if k != "cached"}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, data: str) -> "Answer":
+        return cls(**json.loads(data), cached=True)
+
+
+# ---------------------------------------------------------------------- where texts may go
+
+
+def server_scope(url: str) -> str:
+    """"loopback", "lan" or "remote" for a server URL, from the addresses its host resolves
+    to (every address must be local for the host to count as local)."""
+    host = urlsplit(url).hostname
+    if not host:
+        raise TextlabError(f"'{url}' is not a server URL; give one like http://127.0.0.1:11434/v1.")
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        try:
+            addresses = {ipaddress.ip_address(info[4][0].split("%")[0])
+                         for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+        except socket.gaierror as exc:
+            raise ServerUnavailable(f"The host '{host}' of {url} cannot be found ({exc.strerror}). Check the "
+                                    "server URL.") from exc
+    if all(a.is_loopback for a in addresses):
+        return "loopback"
+    if all(a.is_loopback or a.is_private or a.is_link_local for a in addresses):
+        return "lan"
+    return "remote"
+
+
+def check_server_url(url: str, *, allow_remote: bool = False) -> str:
+    """The base URL to use (``/v1`` added when missing), or RemoteServerRefused."""
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise TextlabError(f"'{url}' is not a server URL; give one like http://127.0.0.1:11434/v1 "
+                           "(Ollama) or http://127.0.0.1:8000/v1 (vLLM).")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/v1"):
+        path += "/v1"
+    base = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    if server_scope(base) == "remote" and not allow_remote:
+        raise RemoteServerRefused(
+            f"{parts.hostname} is not on this machine or its local network: coding with it sends every text "
+            "to that server. If that is what you want (and your data may leave the machine), allow it with "
+            "--allow-remote or the confirmation in the app."
+        )
+    return base
+
+
+def api_key() -> str | None:
+    for name in API_KEY_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+# ---------------------------------------------------------------------- the answer cache
+
+
+def answer_key(identity: dict[str, Any], conversation: Conversation, params: dict[str, Any]) -> str:
+    payload = json.dumps([identity, conversation, params], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class AnswerCache:
+    """Answers kept on disk (SQLite, one file per project), so nothing is asked twice.
+
+    Written as soon as each answer arrives: a run killed mid-way loses no answer it had.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL)")
+        self._db.commit()
+
+    def get(self, key: str) -> Answer | None:
+        with self._lock:
+            row = self._db.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
+        return None if row is None else Answer.from_json(row[0])
+
+    def put(self, key: str, answer: Answer) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?)", (key, answer.to_json()))
+            self._db.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+# ---------------------------------------------------------------------- backends
+
+
+def choice_schema(choices: list[str], multi: bool = False) -> dict[str, Any]:
+    """The JSON schema of an answer that is one of ``choices`` (or a list of them)."""
+    item = {"type": "string", "enum": list(choices)}
+    value = {"type": "array", "items": item, "uniqueItems": True} if multi else item
+    name = "codes" if multi else "code"
+    return {"type": "object", "properties": {name: value}, "required": [name], "additionalProperties": False}
+
+
+@dataclass
+class GenerationParams:
+    max_tokens: int = 64
+    temperature: float = 0.0
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()     # constrain the answer to one of these labels
+    multi: bool = False               # ... or to a list of them
+    logprobs: bool = True             # ask for log-probabilities (servers that have them)
+
+    def key(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Usage:
+    """What a backend has done since it was made (for progress bars and the manifest)."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    schema_refused: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, answer: Answer) -> None:
+        with self.lock:
+            if answer.cached:
+                self.cache_hits += 1
+            else:
+                self.requests += 1
+                self.prompt_tokens += answer.prompt_tokens or 0
+                self.completion_tokens += answer.completion_tokens or 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "lock"}
+
+
+class ServerLLM:
+    """A model on an OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio, ...)."""
+
+    def __init__(self, url: str, model: str, *, allow_remote: bool = False, timeout: float = DEFAULT_TIMEOUT_S,
+                 max_retries: int = 3, concurrency: int = DEFAULT_CONCURRENCY, cache: AnswerCache | None = None):
+        try:
+            import openai
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise TextlabError("The LLM backend needs the 'openai' client package: pip install openai.") from exc
+        self.url = check_server_url(url, allow_remote=allow_remote)
+        self.scope = server_scope(self.url)
+        self.model = model
+        self.concurrency = max(1, int(concurrency))
+        self.cache = cache
+        self.usage = Usage()
+        # A key is only sent where the user set one; local servers take any (or none).
+        self._client = openai.OpenAI(base_url=self.url, api_key=api_key() or "not-needed", timeout=timeout,
+                                     max_retries=max_retries)
+        self._openai = openai
+        self.digest = self._check_model()
+
+    def models(self) -> list[dict[str, Any]]:
+        """The models the server lists (``/v1/models``): what "Test connection" shows."""
+        try:
+            return [m.model_dump() for m in self._client.models.list()]
+        except self._openai.APIConnectionError as exc:
+            raise ServerUnavailable(
+                f"No model server answers at {self.url}. Start it (for example `ollama serve` or "
+                "`vllm serve MODEL`) or check the URL and port."
+            ) from exc
+        except self._openai.APIStatusError as exc:
+            raise ServerUnavailable(f"The server at {self.url} answered /models with HTTP {exc.status_code}: "
+                                    f"{_short(exc.message)}") from exc
+
+    def _check_model(self) -> str | None:
+        listed = self.models()
+        names = [str(m.get("id")) for m in listed]
+        if names and self.model not in names:
+            raise ServerUnavailable(
+                f"The server at {self.url} has no model '{self.model}'. It lists: {', '.join(names[:20])}. "
+                "Choose one of these (or pull/load the model on the server first)."
+            )
+        found = next((m for m in listed if str(m.get("id")) == self.model), {})
+        # Ollama and some others report a content digest; it pins the exact weights.
+        return found.get("digest")
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "llm", "server": self.url, "server_scope": self.scope, "model": self.model,
+                "model_digest": self.digest, "usage": self.usage.to_dict()}
+
+    def identity(self) -> dict[str, Any]:
+        # The cache key names the server's model and digest, not the URL: the same model behind
+        # another port gives the same answers; another model never shares an entry.
+        return {"backend": "server", "model": self.model, "digest": self.digest}
+
+    def chat(self, conversations: list[Conversation], params: GenerationParams | None = None,
+             progress: Callable[[int], None] | None = None) -> list[Answer]:
+        """One answer per conversation, in order; ``progress(k)`` after each finished one."""
+        params = params or GenerationParams()
+        out: list[Answer | None] = [None] * len(conversations)
+        done = 0
+        done_lock = threading.Lock()
+
+        def one(i: int) -> None:
+            nonlocal done
+            key = answer_key(self.identity(), conversations[i], params.key())
+            answer = self.cache.get(key) if self.cache is not None else None
+            if answer is None:
+                answer = self._request(conversations[i], params)
+                if self.cache is not None:
+                    self.cache.put(key, answer)
+            self.usage.add(answer)
+            out[i] = answer
+            with done_lock:
+                done += 1
+                if progress is not None:
+                    progress(done)
+
+        if self.concurrency == 1 or len(conversations) <= 1:
+            for i in range(len(conversations)):
+                one(i)
+        else:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="llm") as pool:
+                for future in [pool.submit(one, i) for i in range(len(conversations))]:
+                    future.result()  # re-raises the first failure
+        return [a for a in out if a is not None]
+
+    def _request(self, conversation: Conversation, params: GenerationParams) -> Answer:
+        kwargs: dict[str, Any] = {"model": self.model, "messages": conversation, "max_tokens": params.max_tokens,
+                                  "temperature": params.temperature, "seed": params.seed}
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        if params.logprobs:
+            kwargs.update(logprobs=True, top_logprobs=5)
+        constrained = bool(params.choices) and not self.usage.schema_refused
+        if constrained:
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "codes" if params.multi else "code", "strict": True,
+                "schema": choice_schema(list(params.choices), params.multi)}}
+        try:
+            response = self._create(kwargs)
+        except self._openai.BadRequestError:
+            if not constrained and not params.logprobs:
+                raise
+            # A server without JSON schemas or log-probabilities: ask plainly, parse strictly.
+            self.usage.schema_refused = self.usage.schema_refused or constrained
+            kwargs.pop("response_format", None)
+            kwargs.pop("logprobs", None)
+            kwargs.pop("top_logprobs", None)
+            constrained = False
+            response = self._create(kwargs)
+        choice = response.choices[0]
+        usage = getattr(response, "usage", None)
+        return Answer(
+            text=choice.message.content or "",
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            choice_probs=_choice_probs(choice, params.choices) if params.choices else None,
+            constrained=constrained,
+        )
+
+    def _create(self, kwargs: dict[str, Any]):
+        openai = self._openai
+        try:
+            return self._client.chat.completions.create(**kwargs)
+        except openai.APIConnectionError as exc:
+            raise ServerUnavailable(f"The model server at {self.url} stopped answering ({_short(str(exc))}). "
+                                    "Answers received so far are kept; restart the server and resume.") from exc
+        except openai.NotFoundError as exc:
+            raise ServerUnavailable(f"The server at {self.url} has no model '{self.model}' "
+                                    f"({_short(exc.message)}).") from exc
+        except openai.BadRequestError:
+            raise
+        except openai.APIStatusError as exc:
+            raise ServerUnavailable(f"The server at {self.url} answered HTTP {exc.status_code}: "
+                                    f"{_short(exc.message)}") from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+_VALUE_START = re.compile(r'^\s*(\{\s*"code"\s*:\s*")?$')
+
+
+def _choice_probs(choice, labels: tuple[str, ...]) -> dict[str, float] | None:
+    """Probabilities of the labels from the answer token where the label starts.
+
+    That token is the first of a plain answer, or the one after ``{"code": "`` of a JSON
+    answer; its top alternatives each start at most one label (the probability of an
+    alternative that starts several, "Econ" for Economy and Economics, cannot be split:
+    then the probabilities are absent, as they are when the server sends none).
+    """
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not content:
+        return None
+    produced = ""
+    for token in content:
+        json_value = produced.strip().startswith("{")
+        if _VALUE_START.match(produced) and not (not json_value and token.token.lstrip().startswith("{")):
+            probs = dict.fromkeys(labels, 0.0)
+            for alt in getattr(token, "top_logprobs", None) or []:
+                start = alt.token.lower() if json_value else alt.token.lower().lstrip()
+                start = start.split('"')[0]
+                if not start.strip():
+                    continue  # whitespace before a plain answer's label: not a choice
+                matches = [label for label in labels if label.lower().startswith(start)
+                           or start.startswith(label.lower())]
+                if len(matches) > 1:
+                    return None
+                if matches:
+                    probs[matches[0]] += math.exp(alt.logprob)
+            total = sum(probs.values())
+            if total > 0:
+                return {label: round(p / total, 4) for label, p in probs.items()}
+            if json_value or token.token.strip():
+                return None
+        produced += token.token
+    return None
+
+
+def wait_for_server(url: str, timeout: float = 60.0) -> None:
+    """Block until ``url``'s ``/models`` answers (tests, ``textlab llm serve``)."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/models", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except Exception as exc:  # not up yet
+            last = exc
+        time.sleep(0.5)
+    raise ServerUnavailable(f"No model server answered at {url} within {timeout:.0f} s ({last}).")

@@ -1,0 +1,94 @@
+"""analysis.llm: where texts may go, the answer cache, constrained choices, log-probabilities."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from analysis import llm
+from analysis.errors import TextlabError
+
+
+@pytest.mark.parametrize("url, scope", [
+    ("http://127.0.0.1:11434/v1", "loopback"),
+    ("http://localhost:8000", "loopback"),
+    ("http://[::1]:8000/v1", "loopback"),
+    ("http://192.168.1.20:8000/v1", "lan"),
+    ("http://10.0.0.5:11434", "lan"),
+    ("http://169.254.10.1:8000", "lan"),
+    ("https://8.8.8.8/v1", "remote"),
+])
+def test_the_scope_of_a_server_comes_from_its_addresses(url, scope):
+    assert llm.server_scope(url) == scope
+
+
+def test_a_remote_server_needs_an_explicit_opt_in_and_the_url_gets_v1():
+    assert llm.check_server_url("http://127.0.0.1:11434") == "http://127.0.0.1:11434/v1"
+    assert llm.check_server_url("http://192.168.1.20:8000/v1/") == "http://192.168.1.20:8000/v1"
+    with pytest.raises(llm.RemoteServerRefused, match="sends every text"):
+        llm.check_server_url("https://8.8.8.8/v1")
+    assert llm.check_server_url("https://8.8.8.8/v1", allow_remote=True) == "https://8.8.8.8/v1"
+    for bad in ("", "127.0.0.1:8000", "ftp://127.0.0.1/v1"):
+        with pytest.raises(TextlabError, match="not a server URL"):
+            llm.check_server_url(bad)
+
+
+def test_the_api_key_comes_from_the_environment_only(monkeypatch):
+    for name in llm.API_KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert llm.api_key() is None
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-b")
+    monkeypatch.setenv("TEXTLAB_LLM_API_KEY", "sk-a")
+    assert llm.api_key() == "sk-a"
+
+
+def test_answers_are_cached_by_model_conversation_and_parameters(tmp_path):
+    cache = llm.AnswerCache(tmp_path / "answers.sqlite")
+    conversation = [{"role": "user", "content": "Code this: the buses are late."}]
+    params = llm.GenerationParams(choices=("Transport", "Housing"))
+    key = llm.answer_key({"model": "m"}, conversation, params.key())
+    assert cache.get(key) is None
+    cache.put(key, llm.Answer('{"code": "Transport"}', prompt_tokens=40, completion_tokens=6,
+                              choice_probs={"Transport": 0.9, "Housing": 0.1}, constrained=True))
+    again = llm.AnswerCache(tmp_path / "answers.sqlite")  # another process, later
+    got = again.get(key)
+    assert got.cached and got.text == '{"code": "Transport"}' and got.choice_probs["Transport"] == 0.9
+    other_params = llm.GenerationParams(choices=("Transport", "Housing"), temperature=0.7)
+    assert key != llm.answer_key({"model": "m"}, conversation, other_params.key())
+    assert key != llm.answer_key({"model": "m2"}, conversation, params.key())
+    assert len(again) == 1
+
+
+def test_the_choice_schema_allows_exactly_the_labels():
+    schema = llm.choice_schema(["Economy", "Health"])
+    assert schema["properties"]["code"]["enum"] == ["Economy", "Health"] and schema["required"] == ["code"]
+    multi = llm.choice_schema(["Economy", "Health"], multi=True)
+    assert multi["properties"]["codes"]["items"]["enum"] == ["Economy", "Health"]
+
+
+def _choice(tokens):
+    """A chat-completion choice as the openai client parses it from a server's JSON."""
+    from openai.types.chat.chat_completion import Choice
+
+    content = [{"token": t, "logprob": lp, "bytes": None,
+                "top_logprobs": [{"token": a, "logprob": alp, "bytes": None} for a, alp in alts]}
+               for t, lp, alts in tokens]
+    return Choice.model_validate({"index": 0, "finish_reason": "stop", "logprobs": {"content": content},
+                                  "message": {"role": "assistant", "content": "".join(t for t, _, _ in tokens)}})
+
+
+def test_label_probabilities_come_from_the_token_where_the_label_starts():
+    json_answer = _choice([('{"', -0.01, []), ("code", -0.01, []), ('":', -0.01, []), (' "', -0.01, []),
+                           ("Econ", math.log(0.6), [("Econ", math.log(0.6)), ("Health", math.log(0.3)),
+                                                    ("x", math.log(0.1))]),
+                           ("omy", -0.01, []), ('"}', -0.01, [])])
+    probs = llm._choice_probs(json_answer, ("Economy", "Health", "Housing"))
+    assert probs == {"Economy": pytest.approx(0.6667, abs=1e-4), "Health": pytest.approx(0.3333, abs=1e-4),
+                     "Housing": 0.0}
+    plain = _choice([(" Health", math.log(0.8), [(" Health", math.log(0.8)), (" Economy", math.log(0.2))])])
+    assert llm._choice_probs(plain, ("Economy", "Health")) == {"Economy": 0.2, "Health": 0.8}
+    shared_prefix = _choice([("Econ", -0.1, [("Econ", -0.1)]), ("omy", -0.1, [])])
+    assert llm._choice_probs(shared_prefix, ("Economy", "Economics")) is None  # cannot be split
+    no_logprobs = _choice([])
+    assert llm._choice_probs(no_logprobs, ("Economy",)) is None

@@ -222,7 +222,8 @@ class Usage:
                 self.completion_tokens += answer.completion_tokens or 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "lock"}
+        return {"requests": self.requests, "cache_hits": self.cache_hits, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "schema_refused": self.schema_refused}
 
 
 class ServerLLM:
@@ -364,6 +365,164 @@ class ServerLLM:
 
     def close(self) -> None:
         self._client.close()
+
+
+class LocalLLM:
+    """A causal language model in this process (transformers): a model folder, or a GGUF file.
+
+    Prompts are rendered with the model's chat template, sorted by length and generated in
+    batches with left padding (greedy at temperature 0; bf16 on CUDA). With ``choices`` the
+    answer is not generated freely: every label is scored as the continuation of the prompt
+    (the sum of its tokens' log-probabilities), the most probable one is the answer and the
+    normalised probabilities are ``choice_probs``. That is guided choice done exactly, and it
+    cannot produce an answer outside the codebook.
+    """
+
+    def __init__(self, model: str | os.PathLike, *, device: str = "auto", batch_size: int = 8,
+                 cache: AnswerCache | None = None, gguf_file: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from .runner import device_description, resolve_device
+
+        path = Path(model)
+        if path.is_file() and path.suffix == ".gguf":
+            path, gguf_file = path.parent, path.name
+        if not path.exists():
+            raise TextlabError(f"No model folder or GGUF file at {model}.")
+        self.path, self.gguf_file = path, gguf_file
+        self.device = resolve_device(device)
+        self.batch_size = max(1, int(batch_size))
+        self.cache = cache
+        self.usage = Usage()
+        load = {"local_files_only": True}
+        if gguf_file:
+            load["gguf_file"] = gguf_file
+        self.tokenizer = AutoTokenizer.from_pretrained(path, **load)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"  # generation continues at the right edge
+        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        weights = {} if gguf_file else {"use_safetensors": True}
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **load, **weights).to(self.device)
+        self.model.eval()
+        self._torch = torch
+        self._device_text = device_description(self.device)
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise TextlabError(f"The model at {model} has no chat template, so it cannot be prompted as an "
+                               "instruct model. Use an instruct (chat) model.")
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "llm", "server": None, "model": str(self.path / self.gguf_file) if self.gguf_file
+                else str(self.path), "device": self._device_text, "usage": self.usage.to_dict()}
+
+    def identity(self) -> dict[str, Any]:
+        from .models import resolved_revision
+
+        return {"backend": "in-process", "model": self.path.name, "file": self.gguf_file,
+                "revision": resolved_revision(self.path)}
+
+    def _prompt_ids(self, conversation: Conversation) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
+        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+    def chat(self, conversations: list[Conversation], params: GenerationParams | None = None,
+             progress: Callable[[int], None] | None = None) -> list[Answer]:
+        params = params or GenerationParams()
+        out: list[Answer | None] = [None] * len(conversations)
+        todo = []
+        for i, conversation in enumerate(conversations):
+            key = answer_key(self.identity(), conversation, params.key())
+            cached = self.cache.get(key) if self.cache is not None else None
+            if cached is not None:
+                out[i] = cached
+                self.usage.add(cached)
+            else:
+                todo.append((i, key, self._prompt_ids(conversation)))
+        done = len(conversations) - len(todo)
+        if progress is not None and done:
+            progress(done)
+        todo.sort(key=lambda item: len(item[2]))  # similar lengths share a batch: little padding
+        for start in range(0, len(todo), self.batch_size):
+            batch = todo[start:start + self.batch_size]
+            answers = (self._choose([ids for _, _, ids in batch], params) if params.choices and not params.multi
+                       else self._generate([ids for _, _, ids in batch], params))
+            for (i, key, _), answer in zip(batch, answers):
+                if self.cache is not None:
+                    self.cache.put(key, answer)
+                self.usage.add(answer)
+                out[i] = answer
+            done += len(batch)
+            if progress is not None:
+                progress(done)
+        return [a for a in out if a is not None]
+
+    def _padded(self, rows: list[list[int]]):
+        torch = self._torch
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for k, row in enumerate(rows):
+            ids[k, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[k, width - len(row):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _generate(self, prompts: list[list[int]], params: GenerationParams) -> list[Answer]:
+        torch = self._torch
+        ids, mask = self._padded(prompts)
+        sample = params.temperature > 0
+        if sample:
+            torch.manual_seed(params.seed)
+        with torch.inference_mode():
+            generated = self.model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=params.max_tokens, do_sample=sample,
+                temperature=params.temperature if sample else None, top_p=None, top_k=None,
+                pad_token_id=self.tokenizer.pad_token_id,
+                stop_strings=list(params.stop) or None, tokenizer=self.tokenizer if params.stop else None)
+        answers = []
+        for k, prompt in enumerate(prompts):
+            new = generated[k, ids.shape[1]:].tolist()
+            while new and new[-1] in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id):
+                new.pop()
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            for stop in params.stop:  # generation stops after a stop string; the answer ends before it
+                text = text.split(stop)[0]
+            answers.append(Answer(text=text.strip(), prompt_tokens=len(prompt), completion_tokens=len(new)))
+        return answers
+
+    def _choose(self, prompts: list[list[int]], params: GenerationParams) -> list[Answer]:
+        """Score every choice as the prompt's continuation; the answer is the most probable."""
+        torch = self._torch
+        labels = list(params.choices)
+        label_ids = [self.tokenizer(label, add_special_tokens=False)["input_ids"] for label in labels]
+        answers = []
+        for prompt in prompts:
+            rows = [prompt + ids for ids in label_ids]
+            ids, mask = self._padded(rows)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            logprobs = torch.log_softmax(logits, dim=-1)
+            width = ids.shape[1]
+            scores = []
+            for k, tokens in enumerate(label_ids):
+                # logits at position p predict token p + 1: the label's tokens sit at the right edge.
+                positions = range(width - len(tokens) - 1, width - 1)
+                scores.append(sum(float(logprobs[k, p, t]) for p, t in zip(positions, tokens)))
+            best = max(range(len(labels)), key=lambda j: scores[j])
+            top = max(scores)
+            weights = [math.exp(x - top) for x in scores]
+            total = sum(weights)
+            probs = {label: round(w / total, 4) for label, w in zip(labels, weights)}
+            text = json.dumps({"code": labels[best]}, ensure_ascii=False)
+            answers.append(Answer(text=text, prompt_tokens=len(prompt), completion_tokens=len(label_ids[best]),
+                                  choice_probs=probs, constrained=True))
+        return answers
+
+    def close(self) -> None:
+        from .runner import release_model
+
+        release_model(self.model)
 
 
 def _short(text: str, limit: int = 300) -> str:

@@ -92,3 +92,69 @@ def test_label_probabilities_come_from_the_token_where_the_label_starts():
     assert llm._choice_probs(shared_prefix, ("Economy", "Economics")) is None  # cannot be split
     no_logprobs = _choice([])
     assert llm._choice_probs(no_logprobs, ("Economy",)) is None
+
+
+# ---------------------------------------------------------------------- in process
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    from tests.tiny_models import make_tiny_causal_lm
+
+    return make_tiny_causal_lm(tmp_path_factory.mktemp("lm") / "tiny-lm")
+
+
+CONVERSATIONS = [[{"role": "system", "content": "Code the text."}, {"role": "user", "content": text}]
+                 for text in ("The buses are late every morning.", "Rents went up again, we cannot stay.",
+                              "ok", "The new clinic shortened waiting times a lot, finally some good news.")]
+
+
+def test_in_process_choices_are_scored_exactly_and_always_a_label(tiny_lm, tmp_path):
+    model = llm.LocalLLM(tiny_lm, device="cpu", batch_size=3, cache=llm.AnswerCache(tmp_path / "a.sqlite"))
+    params = llm.GenerationParams(choices=("Transport", "Housing", "Health"))
+    answers = model.chat(CONVERSATIONS, params)
+    assert len(answers) == 4
+    import json
+
+    for answer in answers:
+        code = json.loads(answer.text)["code"]
+        assert code in params.choices and answer.constrained
+        assert sum(answer.choice_probs.values()) == pytest.approx(1.0, abs=1e-3)
+        assert max(answer.choice_probs, key=answer.choice_probs.get) == code
+    # One at a time gives the same answers as batched and length-sorted (padding changes nothing).
+    alone = llm.LocalLLM(tiny_lm, device="cpu", batch_size=1).chat(CONVERSATIONS, params)
+    for one, batched in zip(alone, answers):
+        assert one.text == batched.text
+        assert one.choice_probs == pytest.approx(batched.choice_probs, abs=1e-3)
+
+
+def test_in_process_generation_is_greedy_reproducible_and_cached(tiny_lm, tmp_path):
+    cache = llm.AnswerCache(tmp_path / "a.sqlite")
+    model = llm.LocalLLM(tiny_lm, device="cpu", batch_size=2, cache=cache)
+    params = llm.GenerationParams(max_tokens=6)
+    seen = []
+    first = model.chat(CONVERSATIONS, params, progress=seen.append)
+    assert seen[-1] == 4 and all(a.completion_tokens <= 6 and not a.cached for a in first)
+    again = model.chat(CONVERSATIONS, params)
+    assert [a.text for a in again] == [a.text for a in first] and all(a.cached for a in again)
+    assert model.usage.requests == 4 and model.usage.cache_hits == 4
+    assert model.describe()["backend"] == "llm" and "usage" in model.describe()
+
+
+def test_a_missing_model_or_one_without_a_chat_template_is_refused(tmp_path, tiny_lm):
+    import shutil
+
+    with pytest.raises(TextlabError, match="No model folder"):
+        llm.LocalLLM(tmp_path / "missing", device="cpu")
+    plain = tmp_path / "plain-lm"
+    shutil.copytree(tiny_lm, plain)
+    for name in ("chat_template.jinja",):
+        (plain / name).unlink(missing_ok=True)
+    config = plain / "tokenizer_config.json"
+    import json
+
+    data = json.loads(config.read_text())
+    data.pop("chat_template", None)
+    config.write_text(json.dumps(data))
+    with pytest.raises(TextlabError, match="no chat template"):
+        llm.LocalLLM(plain, device="cpu")

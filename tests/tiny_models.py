@@ -162,3 +162,29 @@ def make_tiny_sentence_transformer(path, max_seq_length=16, seed=0) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+# A chat template of the usual shape (role markers, a generation prompt), for the tiny causal LM.
+TINY_CHAT_TEMPLATE = (
+    "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}[assistant] {% endif %}"
+)
+
+
+def make_tiny_causal_lm(path, seed=0) -> Path:
+    """A tiny Llama-architecture causal LM with a chat template (random weights; its answers
+    are gibberish, their shape, order and reproducibility are what tests check)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    path = Path(path)
+    tokenizer = bundled_tokenizer()
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+                         eos_token_id=tokenizer.sep_token_id, initializer_range=0.5)
+    model = LlamaForCausalLM(config).eval()
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path

@@ -74,6 +74,14 @@ def make_tiny_classifier(path, labels=("negative", "neutral", "positive"), arch=
     model.eval()
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
+    # A decoder takes no token types: without this the (BERT) tokenizer hands generate() a
+    # token_type_ids that a server's generation refuses.
+    import json
+
+    config_path = path / "tokenizer_config.json"
+    config = json.loads(config_path.read_text("utf-8"))
+    config["model_input_names"] = ["input_ids", "attention_mask"]
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return path
 
 
@@ -117,6 +125,14 @@ def make_tiny_seq2seq(path, seed=0, max_positions=512) -> Path:
     model.generation_config.num_beams = 1
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
+    # A decoder takes no token types: without this the (BERT) tokenizer hands generate() a
+    # token_type_ids that a server's generation refuses.
+    import json
+
+    config_path = path / "tokenizer_config.json"
+    config = json.loads(config_path.read_text("utf-8"))
+    config["model_input_names"] = ["input_ids", "attention_mask"]
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return path
 
 
@@ -187,4 +203,12 @@ def make_tiny_causal_lm(path, seed=0) -> Path:
     model = LlamaForCausalLM(config).eval()
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
+    # A decoder takes no token types: without this the (BERT) tokenizer hands generate() a
+    # token_type_ids that a server's generation refuses.
+    import json
+
+    config_path = path / "tokenizer_config.json"
+    config = json.loads(config_path.read_text("utf-8"))
+    config["model_input_names"] = ["input_ids", "attention_mask"]
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return path

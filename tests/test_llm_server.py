@@ -1,0 +1,106 @@
+"""The OpenAI-compatible server backend against a real server process on 127.0.0.1.
+
+The server is ``transformers serve`` (the ``transformers[serving]`` extra) with a tiny
+Llama that the test builds; nothing is mocked. The model's answers are gibberish: what is
+checked is the protocol, order, caching and the messages when something is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from analysis import llm
+from tests.tiny_models import make_tiny_causal_lm
+
+pytestmark = pytest.mark.slow
+
+pytest.importorskip("fastapi", reason="needs transformers[serving] (pip install -e '.[test]')")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir, port, log):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir), "--host", "127.0.0.1",
+         "--port", str(port), "--device", "cpu"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("served")
+    model_dir = make_tiny_causal_lm(folder / "tiny-chat")
+    port = free_port()
+    log = open(folder / "server.log", "w")
+    process = start_server(model_dir, port, log)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        llm.wait_for_server(url, timeout=120)
+        yield {"url": url, "model": str(model_dir), "process": process, "folder": folder}
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+CONVERSATIONS = [[{"role": "user", "content": f"Code text number {i}: the buses are late again."}] for i in range(6)]
+
+
+def test_the_server_lists_its_model_and_a_wrong_name_says_what_it_has(server):
+    backend = llm.ServerLLM(server["url"], server["model"])
+    assert server["model"] in [m["id"] for m in backend.models()]
+    assert backend.describe()["server_scope"] == "loopback" and "key" not in str(backend.describe()).lower()
+    with pytest.raises(llm.ServerUnavailable, match="has no model 'no-such-model'.*It lists"):
+        llm.ServerLLM(server["url"], "no-such-model")
+
+
+def test_answers_come_back_in_order_concurrently_and_a_rerun_is_served_from_the_cache(server, tmp_path):
+    cache = llm.AnswerCache(tmp_path / "answers.sqlite")
+    backend = llm.ServerLLM(server["url"], server["model"], concurrency=3, cache=cache)
+    params = llm.GenerationParams(max_tokens=4, logprobs=False)
+    seen = []
+    first = backend.chat(CONVERSATIONS, params, progress=seen.append)
+    assert len(first) == 6 and sorted(seen) == list(range(1, 7))
+    assert all(a.text and a.completion_tokens and not a.cached for a in first)
+    one_by_one = llm.ServerLLM(server["url"], server["model"], concurrency=1).chat(CONVERSATIONS, params)
+    assert [a.text for a in one_by_one] == [a.text for a in first]  # greedy: same answers, same order
+    again = llm.ServerLLM(server["url"], server["model"], cache=llm.AnswerCache(tmp_path / "answers.sqlite"))
+    repeated = again.chat(CONVERSATIONS, params)
+    assert [a.text for a in repeated] == [a.text for a in first]
+    assert again.usage.requests == 0 and again.usage.cache_hits == 6
+
+
+def test_a_server_that_is_down_gets_a_clear_message(tmp_path):
+    port = free_port()
+    with pytest.raises(llm.ServerUnavailable, match="No model server answers at http://127.0.0.1"):
+        llm.ServerLLM(f"http://127.0.0.1:{port}/v1", "any", max_retries=0, timeout=5)
+
+
+def test_a_server_that_dies_mid_run_keeps_the_answers_already_received(tmp_path):
+    model_dir = make_tiny_causal_lm(tmp_path / "tiny-chat")
+    port = free_port()
+    with open(tmp_path / "server.log", "w") as log:
+        process = start_server(model_dir, port, log)
+        url = f"http://127.0.0.1:{port}/v1"
+        try:
+            llm.wait_for_server(url, timeout=120)
+            cache = llm.AnswerCache(tmp_path / "answers.sqlite")
+            backend = llm.ServerLLM(url, str(model_dir), concurrency=1, cache=cache, max_retries=0, timeout=10)
+            params = llm.GenerationParams(max_tokens=3, logprobs=False)
+            backend.chat(CONVERSATIONS[:2], params)
+        finally:
+            process.kill()
+            process.wait(30)
+        with pytest.raises(llm.ServerUnavailable, match="stopped answering.*kept"):
+            backend.chat(CONVERSATIONS, params)
+        assert len(cache) == 2  # what arrived before the server died is on disk

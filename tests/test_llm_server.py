@@ -104,3 +104,21 @@ def test_a_server_that_dies_mid_run_keeps_the_answers_already_received(tmp_path)
         with pytest.raises(llm.ServerUnavailable, match="stopped answering.*kept"):
             backend.chat(CONVERSATIONS, params)
         assert len(cache) == 2  # what arrived before the server died is on disk
+
+
+def test_coding_through_a_server_never_guesses_a_code_from_an_unusable_answer(server):
+    """transformers serve ignores JSON schemas, and the tiny model answers gibberish: every text
+    must come back uncoded (and counted), none with an invented code."""
+    from analysis.tasks import coding
+    from analysis.tasks.execute import MemoryStore, execute
+    from tests.paths import ROOT
+
+    texts = ["The buses are late.", "", "Rents are too high."]
+    config = coding.CodingConfig.from_dict({
+        "codebook": str(ROOT / "sample_data" / "policy_codebook.json"), "backend": "llm",
+        "llm_url": server["url"], "llm_model": server["model"], "llm_max_tokens": 4})
+    done = execute(coding.TASK, texts, MemoryStore(), config=config)
+    assert done.result["code_label"].isna().all()
+    assert done.row_flags["unparsed"] == 2
+    assert done.description["backend"] == "llm" and done.description["retried_answers"] == 2
+    assert done.description["label_probabilities"].startswith("absent")

@@ -86,8 +86,8 @@ class BaseConfig:
     """Parameters every task shares. Subclasses add their own fields, each a :func:`setting`."""
 
     backend: str = setting("auto", help="auto (the transformer model when it is on this machine, else the offline "
-                                        "method), offline or transformers", flag="--backend",
-                           choices=("auto", "offline", "transformers"))
+                                        "method), offline, transformers, or llm (a generative model; coding)",
+                           flag="--backend", choices=("auto", "offline", "transformers", "llm"))
     model: str | None = setting(None, help="model: registry name, Hugging Face id or local folder", flag="--model")
     device: str = setting("auto", help="auto (default), cpu, cuda, cuda:N or mps", flag="--device")
     batch_size: int | None = setting(None, help="texts per batch (default: a token budget decides)",
@@ -217,6 +217,8 @@ class Task:
     title: ClassVar[str]
     description: ClassVar[str]
     Config: ClassVar[type[BaseConfig]] = BaseConfig
+    # Whether the task runs on a generative model with backend="llm" (analysis.llm).
+    llm_backend: ClassVar[bool] = False
     # Documents per checkpoint: small enough that a crash loses little, large enough that
     # the Parquet writes cost nothing next to the model work.
     chunk_size: ClassVar[int] = 2048
@@ -225,8 +227,11 @@ class Task:
         """Raise TextlabError for settings that cannot work, before any model is loaded."""
         if config.batch_size is not None and config.batch_size < 1:
             raise TextlabError(f"--batch-size must be at least 1, not {config.batch_size}.")
-        if config.backend not in ("auto", "offline", "transformers"):
-            raise TextlabError(f"Unknown backend '{config.backend}': use auto, offline or transformers.")
+        if config.backend not in ("auto", "offline", "transformers", "llm"):
+            raise TextlabError(f"Unknown backend '{config.backend}': use auto, offline, transformers or llm.")
+        if config.backend == "llm" and not self.llm_backend:
+            raise TextlabError(f"The {self.title.lower()} analysis has no LLM backend yet: use auto, offline or "
+                               "transformers (codebook coding has one).")
         if config.device not in ("auto", "cpu", "cuda", "mps") and not config.device.startswith("cuda:"):
             raise TextlabError(f"Unknown device '{config.device}': use auto, cpu, cuda or mps.")
 

@@ -133,6 +133,15 @@ class CodingConfig(BaseConfig):
     setfit_epochs: int = setting(1, help="SetFit: passes over the drawn pairs")
     setfit_iterations: int = setting(20, help="SetFit: pairs drawn per coded row and epoch")
     setfit_batch_size: int = setting(16, help="SetFit: pairs per optimiser step")
+    llm_url: str | None = setting(None, help="backend llm: the OpenAI-compatible server (vLLM, Ollama, llama.cpp, "
+                                             "LM Studio), e.g. http://127.0.0.1:11434/v1; without it --model is "
+                                             "a local instruct-model folder or GGUF file", flag="--llm-url",
+                                  metavar="URL")
+    llm_model: str | None = setting(None, help="backend llm: the model's name on the server", flag="--llm-model",
+                                    metavar="NAME")
+    allow_remote: bool = setting(False, help="backend llm: allow a server outside this machine and its local "
+                                             "network (every text is sent there)", flag="--allow-remote")
+    llm_max_tokens: int = setting(64, help="backend llm: longest answer, in tokens")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "CodingConfig":
@@ -160,7 +169,9 @@ class CodingTask(Task):
         "split": "longer than the model window: read in overlapping windows",
         "non_english": "probably not English, which this English-only method cannot read",
         "trained_on": "a human-coded training row: its codes are out-of-fold predictions",
+        "unparsed": "the language model's answer named no codebook label (after one retry): not coded",
     }
+    llm_backend = True
 
     def validate(self, config: CodingConfig) -> None:
         super().validate(config)
@@ -174,7 +185,13 @@ class CodingTask(Task):
                     "Zero-shot coding needs a codebook (--codebook FILE, or write one in the app). "
                     "To learn codes from coded rows instead, give --labels-column."
                 )
-            choose_backend("coding", config.backend, config.model)
+            if config.backend == "llm":
+                self._validate_llm(config)
+            else:
+                choose_backend("coding", config.backend, config.model)
+        elif config.backend == "llm":
+            raise TextlabError("The LLM backend codes zero-shot from the codebook; few-shot coding (--labels-column) "
+                               "learns from embeddings (backend auto or offline).")
         elif not config.labels_column:
             raise TextlabError("Few-shot coding needs a column of human codes (--labels-column COL).")
         if not 0 < config.threshold < 1:
@@ -200,6 +217,19 @@ class CodingTask(Task):
                 "sentence-transformers model to use a stronger embedding model."
             )
 
+    def _validate_llm(self, config: CodingConfig) -> None:
+        from ... import llm
+
+        if config.llm_url:
+            if not config.llm_model:
+                raise TextlabError("A model server needs the model's name too (--llm-model NAME).")
+            llm.check_server_url(config.llm_url, allow_remote=config.allow_remote)
+        elif not config.model:
+            raise TextlabError("The LLM backend needs a model: a server (--llm-url URL --llm-model NAME) or a "
+                               "local instruct-model folder or GGUF file (--model PATH).")
+        if config.llm_max_tokens < 1:
+            raise TextlabError(f"llm_max_tokens must be at least 1, not {config.llm_max_tokens}.")
+
     def check(self, config: CodingConfig, context: RunContext) -> None:
         if method_of(config) != "few-shot":
             return
@@ -221,6 +251,10 @@ class CodingTask(Task):
             if context is None or context.frame is None:
                 raise TextlabError("Few-shot coding needs the corpus with its column of human codes.")
             return FewShotCoder(config, book, context)
+        if config.backend == "llm":
+            from .generative import LLMCoder  # the openai client and the model load only for this backend
+
+            return LLMCoder(config, book, context)
         choice = choose_backend("coding", config.backend, config.model)
         if choice.backend == "offline":
             return SimilarityCoder(config, book, choice.reason, context)

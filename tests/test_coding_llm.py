@@ -1,0 +1,100 @@
+"""Codebook coding with a generative model (backend="llm"): prompt, strict parsing, never a guess."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from analysis.codebook import read_codebook
+from analysis.errors import TextlabError
+from analysis.tasks import coding
+from analysis.tasks.coding.generative import choices_of, codebook_prompt, parse_codes
+from analysis.textutil import slug
+from tests.paths import ROOT, SAMPLE_CSV
+
+BOOK = ROOT / "sample_data" / "policy_codebook.json"
+LABELS = ["Housing", "Transport", "Health care"]
+
+
+@pytest.mark.parametrize("answer, multi, expected", [
+    ('{"code": "Transport"}', False, ["Transport"]),
+    ('Sure! {"code": " transport "}', False, ["Transport"]),
+    ("Health care.", False, ["Health care"]),
+    ('"Housing"', False, ["Housing"]),
+    ('{"code": "Education"}', False, None),          # not in the codebook: not an answer
+    ("I think it is about buses", False, None),       # prose: not guessed
+    ('{"code": ["Housing", "Transport"]}', False, None),
+    ('{"codes": ["Housing", "health care"]}', True, ["Housing", "Health care"]),
+    ('{"codes": []}', True, []),
+    ('{"codes": ["Housing", "Space"]}', True, None),
+    ("", False, None),
+])
+def test_answers_are_parsed_strictly(answer, multi, expected):
+    assert parse_codes(answer, LABELS, multi) == expected
+
+
+def test_the_prompt_holds_every_code_definition_and_the_answer_format():
+    book = read_codebook(BOOK)
+    prompt = codebook_prompt(book, multi=False)
+    for code in book.codes:
+        assert code.label in prompt and code.definition.strip()[:30] in prompt
+    assert '{"code": "..."}' in prompt and "exactly one of these labels" in prompt
+    assert '{"codes": [...]}' in codebook_prompt(book, multi=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    from tests.tiny_models import make_tiny_causal_lm
+
+    return make_tiny_causal_lm(tmp_path_factory.mktemp("lm") / "tiny-lm")
+
+
+def test_in_process_coding_always_names_a_codebook_label_with_probabilities(tiny_lm):
+    frame = pd.read_csv(SAMPLE_CSV).head(12)
+    texts = frame["text"].tolist() + ["", None]
+    book = read_codebook(BOOK)
+    out = coding.run(texts, {"codebook": str(BOOK), "backend": "llm", "model": str(tiny_lm), "device": "cpu"})
+    assert len(out) == 14
+    labels = choices_of(book)
+    coded = out["code_label"].iloc[:12]
+    assert coded.notna().all() and set(coded) <= set(labels)
+    probs = out[[f"code_{slug(label)}" for label in labels]].iloc[:12]
+    assert ((probs.sum(axis=1) - 1).abs() < 1e-2).all()
+    assert out.iloc[12:].isna().all().all()  # empty texts get empty results
+
+
+def test_the_cli_codes_the_sample_with_a_local_model_and_the_manifest_keeps_the_prompt(tiny_lm, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.csv"
+    small = tmp_path / "small.csv"
+    pd.read_csv(SAMPLE_CSV).head(10).to_csv(small, index=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "analysis.cli", "analyze", str(small), "-o", str(out), "--task", "coding",
+         "--codebook", str(BOOK), "--backend", "llm", "--model", str(tiny_lm), "--device", "cpu",
+         "--workspace", str(tmp_path / "ws")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = pd.read_csv(out)
+    assert len(table) == 10 and table["code_label"].notna().all()
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
+    run = next(r for r in manifest["runs"] if r["task"] == "coding") if "runs" in manifest else manifest
+    text = json.dumps(run)
+    assert "{text}" in text and "Answer with JSON" in text and '"backend": "llm"' in text
+
+
+def test_llm_settings_are_checked_before_anything_runs():
+    base = {"codebook": str(BOOK), "backend": "llm"}
+    with pytest.raises(TextlabError, match="needs a model"):
+        coding.run(["a text"], base)
+    with pytest.raises(TextlabError, match="model's name"):
+        coding.run(["a text"], {**base, "llm_url": "http://127.0.0.1:9/v1"})
+    with pytest.raises(TextlabError, match="not on this machine or its local network"):
+        coding.run(["a text"], {**base, "llm_url": "https://8.8.8.8/v1", "llm_model": "m"})
+    with pytest.raises(TextlabError, match="no LLM backend yet"):
+        from analysis.tasks import sentiment
+
+        sentiment.run(["a text"], {"backend": "llm"})

@@ -74,14 +74,6 @@ def make_tiny_classifier(path, labels=("negative", "neutral", "positive"), arch=
     model.eval()
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
-    # A decoder takes no token types: without this the (BERT) tokenizer hands generate() a
-    # token_type_ids that a server's generation refuses.
-    import json
-
-    config_path = path / "tokenizer_config.json"
-    config = json.loads(config_path.read_text("utf-8"))
-    config["model_input_names"] = ["input_ids", "attention_mask"]
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return path
 
 
@@ -125,14 +117,6 @@ def make_tiny_seq2seq(path, seed=0, max_positions=512) -> Path:
     model.generation_config.num_beams = 1
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
-    # A decoder takes no token types: without this the (BERT) tokenizer hands generate() a
-    # token_type_ids that a server's generation refuses.
-    import json
-
-    config_path = path / "tokenizer_config.json"
-    config = json.loads(config_path.read_text("utf-8"))
-    config["model_input_names"] = ["input_ids", "attention_mask"]
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return path
 
 
@@ -193,7 +177,9 @@ def make_tiny_causal_lm(path, seed=0) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     path = Path(path)
-    tokenizer = bundled_tokenizer()
+    # A decoder takes no token types: the (BERT) tokenizer would hand generate() token_type_ids,
+    # which a server's generation refuses.
+    tokenizer = bundled_tokenizer(model_input_names=["input_ids", "attention_mask"])
     tokenizer.chat_template = TINY_CHAT_TEMPLATE
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -203,12 +189,4 @@ def make_tiny_causal_lm(path, seed=0) -> Path:
     model = LlamaForCausalLM(config).eval()
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
-    # A decoder takes no token types: without this the (BERT) tokenizer hands generate() a
-    # token_type_ids that a server's generation refuses.
-    import json
-
-    config_path = path / "tokenizer_config.json"
-    config = json.loads(config_path.read_text("utf-8"))
-    config["model_input_names"] = ["input_ids", "attention_mask"]
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return path

@@ -246,6 +246,7 @@ class ServerLLM:
                                      max_retries=max_retries)
         self._openai = openai
         self.digest = self._check_model()
+        self._identity = {"backend": "server", "model": self.model, "digest": self.digest}
 
     def models(self) -> list[dict[str, Any]]:
         """The models the server lists (``/v1/models``): what "Test connection" shows."""
@@ -279,7 +280,7 @@ class ServerLLM:
     def identity(self) -> dict[str, Any]:
         # The cache key names the server's model and digest, not the URL: the same model behind
         # another port gives the same answers; another model never shares an entry.
-        return {"backend": "server", "model": self.model, "digest": self.digest}
+        return self._identity
 
     def chat(self, conversations: list[Conversation], params: GenerationParams | None = None,
              progress: Callable[[int], None] | None = None) -> list[Answer]:
@@ -408,6 +409,10 @@ class LocalLLM:
         self.model.eval()
         self._torch = torch
         self._device_text = device_description(self.device)
+        # Computed once: the cache key of every answer. Two folders of the same name hold other
+        # weights more often than not, so the key holds a fingerprint of the weights themselves.
+        self._identity = {"backend": "in-process", "model": self.path.name, "file": self.gguf_file,
+                          "weights": weights_fingerprint(self.path, gguf_file)}
         if not getattr(self.tokenizer, "chat_template", None):
             raise TextlabError(f"The model at {model} has no chat template, so it cannot be prompted as an "
                                "instruct model. Use an instruct (chat) model.")
@@ -417,10 +422,7 @@ class LocalLLM:
                 else str(self.path), "device": self._device_text, "usage": self.usage.to_dict()}
 
     def identity(self) -> dict[str, Any]:
-        from .models import resolved_revision
-
-        return {"backend": "in-process", "model": self.path.name, "file": self.gguf_file,
-                "revision": resolved_revision(self.path)}
+        return self._identity
 
     def _prompt_ids(self, conversation: Conversation) -> list[int]:
         ids = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
@@ -523,6 +525,23 @@ class LocalLLM:
         from .runner import release_model
 
         release_model(self.model)
+
+
+def weights_fingerprint(folder: Path, gguf_file: str | None = None, sample: int = 1 << 20) -> str:
+    """SHA-256 over each weights file's name, size and first and last MiB: tells models apart
+    (and a re-trained or re-quantised model from its predecessor) without reading gigabytes."""
+    files = [folder / gguf_file] if gguf_file else sorted(
+        p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf") or p.name == "config.json")
+    digest = hashlib.sha256()
+    for path in files:
+        size = path.stat().st_size
+        digest.update(f"{path.name}:{size}".encode())
+        with open(path, "rb") as fh:
+            digest.update(fh.read(sample))
+            if size > 2 * sample:
+                fh.seek(size - sample)
+                digest.update(fh.read(sample))
+    return digest.hexdigest()[:16]
 
 
 def _short(text: str, limit: int = 300) -> str:

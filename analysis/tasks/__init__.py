@@ -23,6 +23,7 @@ _TASKS: dict[str, str | Task] = {
     "coding": "analysis.tasks.coding",
     "summary": "analysis.tasks.summary",
     "topics": "analysis.tasks.topics",
+    "prompt": "analysis.tasks.prompt",
 }
 
 

@@ -127,6 +127,26 @@ class BaseConfig:
         return out
 
 
+@dataclass
+class LLMConfig(BaseConfig):
+    """The settings of a task that can run on a generative model (``backend="llm"``)."""
+
+    llm_url: str | None = setting(None, help="backend llm: the OpenAI-compatible server (vLLM, Ollama, llama.cpp, "
+                                             "LM Studio), e.g. http://127.0.0.1:11434/v1; without it --model is "
+                                             "a local instruct-model folder or GGUF file, and without that the "
+                                             "embedded SmolLM2-135M-Instruct runs", flag="--llm-url",
+                                  metavar="URL")
+    llm_model: str | None = setting(None, help="backend llm: the model's name on the server", flag="--llm-model",
+                                    metavar="NAME")
+    allow_remote: bool = setting(False, help="backend llm: allow a server outside this machine and its local "
+                                             "network (every text is sent there)", flag="--allow-remote")
+    llm_max_tokens: int | None = setting(None, help="backend llm: longest answer, in tokens (default: 32 for a "
+                                                    "label, 160 with an explanation, 256 for a free prompt)",
+                                         flag="--llm-max-tokens", metavar="N")
+    explain: bool = setting(False, help="backend llm: the model explains each answer in a sentence "
+                                        "(<task>_explanation column)", flag="--explain")
+
+
 class Predictor:
     """A loaded backend. Subclasses implement ``predict`` and ``describe``."""
 

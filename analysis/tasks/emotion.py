@@ -35,7 +35,7 @@ import pandas as pd
 from ..errors import TextlabError
 from ..method_notes import non_english
 from ..textutil import slug, words
-from .base import BaseConfig, Predictor, Task
+from .base import LLMConfig, Predictor, Task
 from . import execute
 from .classifier import TransformerClassifier, choose_backend
 
@@ -48,7 +48,7 @@ _SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", ""), ("ing", "e"), ("ed", ""), 
 
 
 @dataclass
-class EmotionConfig(BaseConfig):
+class EmotionConfig(LLMConfig):
     pass
 
 
@@ -155,26 +155,49 @@ class TransformerEmotionPredictor(Predictor):
         self.classifier.close()
 
 
+# The emotions the LLM backend asks about: those of the default transformer model (Ekman's
+# six and neutral), so that the two backends' results can be compared label for label.
+LLM_EMOTIONS = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
+
+
+def llm_emotion_predictor(config: "EmotionConfig", context=None) -> Predictor:
+    """The primary emotion asked of a generative model ("identify the primary emotion and explain")."""
+    from .prompting import LabelPrompter
+
+    return LabelPrompter(config, context, task="emotion", labels=list(LLM_EMOTIONS), prob_prefix="emotion_",
+                         question="Identify the primary emotion the text expresses (neutral if it expresses none).")
+
+
 class EmotionTask(Task):
     name = "emotion"
     title = "Emotion"
     description = "Emotion profile of every text and its top emotion."
     Config = EmotionConfig
     chunk_size = 4096
-    columns = ("emotion_label",)
+    columns = ("emotion_label", "emotion_explanation")
     column_prefixes = ("emotion_",)  # emotion_<name> (0..1) for each emotion of the backend
     label_columns = ("emotion_label",)
+    not_for_charts = ("emotion_explanation",)  # free text: read in close reading
     row_flags = {
         "non_english": "probably not English, which this English-only method cannot read",
         "split": "longer than the model window: read in overlapping windows",
+        "unparsed": "the language model's answer named no emotion (after one retry): not rated",
     }
+    llm_backend = True
 
     def validate(self, config: EmotionConfig) -> None:
         super().validate(config)
         # A missing model is reported when the run is asked for, not minutes later in the worker.
-        choose_backend("emotion", config.backend, config.model)
+        if config.backend == "llm":
+            from .prompting import validate_llm
+
+            validate_llm(config)
+        else:
+            choose_backend("emotion", config.backend, config.model)
 
     def load(self, config: EmotionConfig, context=None) -> Predictor:
+        if config.backend == "llm":
+            return llm_emotion_predictor(config, context)
         choice = choose_backend("emotion", config.backend, config.model)
         if choice.backend == "offline":
             return NrcPredictor(choice.reason)
@@ -200,5 +223,5 @@ def emotion_columns(frame: pd.DataFrame) -> dict[str, str]:
     """The emotion score columns of a result frame: emotion name -> ``emotion_<name>``, in the
     frame's order. ``emotion_label`` and the NRC polarities (``emotion_positive``,
     ``emotion_negative``) are not emotions."""
-    skip = {"emotion_label", *(f"emotion_{p}" for p in NRC_POLARITIES)}
+    skip = {"emotion_label", "emotion_explanation", *(f"emotion_{p}" for p in NRC_POLARITIES)}
     return {c.removeprefix("emotion_"): c for c in frame.columns if c.startswith("emotion_") and c not in skip}

@@ -155,9 +155,14 @@ class Execution:
     n_items: int                         # non-empty texts
 
 
-def predict_checked(task: Task, predictor, texts: list[str], progress: Callable[[int], None] | None = None
-                    ) -> pd.DataFrame:
-    part = predictor.predict(texts, progress=progress)
+def predict_checked(task: Task, predictor, texts: list[str], progress: Callable[[int], None] | None = None,
+                    rows: list[int] | None = None) -> pd.DataFrame:
+    # A predictor that reads other columns of each text's row (a prompt template with
+    # metadata fields) says so with ``wants_rows`` and gets the rows' positions in the corpus.
+    if getattr(predictor, "wants_rows", False):
+        part = predictor.predict(texts, progress=progress, rows=rows)
+    else:
+        part = predictor.predict(texts, progress=progress)
     if len(part) != len(texts):
         # A backend that returns fewer rows than it was given would silently misalign results.
         raise TextlabError(f"The {task.name} backend returned {len(part)} results for {len(texts)} texts.")
@@ -248,7 +253,8 @@ def execute(
                 predictor = load()
             idx = [todo[i] for i in chunk]
             base = n_done
-            part = predict_checked(task, predictor, [texts[i] for i in idx], progress=lambda k: report(base + k))
+            part = predict_checked(task, predictor, [texts[i] for i in idx], progress=lambda k: report(base + k),
+                                   rows=idx)
             part.insert(0, "doc_id", [doc_ids[i] for i in idx])
             store.save(index, part)
             n_done += len(idx)

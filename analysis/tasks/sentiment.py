@@ -38,7 +38,7 @@ import pandas as pd
 from ..errors import TextlabError
 from ..method_notes import non_english
 from ..textutil import slug, split_sentences
-from .base import BaseConfig, Predictor, Task, cpu_count, exit_with_parent, setting
+from .base import LLMConfig, Predictor, Task, cpu_count, exit_with_parent, setting
 from . import execute
 from .classifier import TransformerClassifier, choose_backend
 
@@ -54,7 +54,7 @@ _STARS = re.compile(r"^([1-5])\s*stars?$")
 
 
 @dataclass
-class SentimentConfig(BaseConfig):
+class SentimentConfig(LLMConfig):
     positive_threshold: float = setting(0.05, help="VADER: a compound score at least this is positive")
     negative_threshold: float = setting(-0.05, help="VADER: a compound score at most this is negative")
     multi_sentence: str = setting("auto", help="VADER: score a text whole or as the mean of its sentences: "
@@ -227,19 +227,55 @@ class TransformerSentimentPredictor(Predictor):
         self.classifier.close()
 
 
+class LLMSentimentPredictor(Predictor):
+    """Sentiment asked of a generative model ("classify the sentiment of this text and explain why").
+
+    ``sentiment_score`` = P(positive) - P(negative) where the backend gives label
+    probabilities (in process: every label scored); without them the score is the label's
+    sign (-1, 0, 1) and the manifest says so."""
+
+    QUESTION = "Classify the sentiment of the text: is it negative, neutral or positive?"
+
+    def __init__(self, config: SentimentConfig, context=None):
+        from .prompting import LabelPrompter
+
+        self.prompter = LabelPrompter(config, context, task="sentiment", labels=list(LABELS),
+                                      question=self.QUESTION, prob_prefix="sentiment_prob_")
+
+    def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
+        frame = self.prompter.predict(texts, progress)
+        if "sentiment_prob_positive" in frame:
+            score = frame["sentiment_prob_positive"] - frame["sentiment_prob_negative"]
+        else:
+            score = frame["sentiment_label"].map({"negative": -1.0, "neutral": 0.0, "positive": 1.0})
+        frame.insert(1, "sentiment_score", score.astype(float).round(4))
+        return frame
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.prompter.describe(),
+                "scoring": ("P(positive) - P(negative) from the label probabilities" if self.prompter.has_probs
+                            else "the label's sign (-1, 0, 1): the backend gave no probabilities")}
+
+    def close(self) -> None:
+        self.prompter.close()
+
+
 class SentimentTask(Task):
     name = "sentiment"
     title = "Sentiment"
     description = "Negative, neutral or positive, with a score from -1 to 1."
     Config = SentimentConfig
     chunk_size = 4096
-    columns = ("sentiment_label", "sentiment_score")
+    columns = ("sentiment_label", "sentiment_score", "sentiment_explanation")
     column_prefixes = ("sentiment_prob_",)  # transformers: P(class) for each class of the model
     label_columns = ("sentiment_label",)
+    not_for_charts = ("sentiment_explanation",)  # free text: read in close reading
     row_flags = {
         "non_english": "probably not English, which this English-only method cannot read",
         "split": "longer than the model window: read in overlapping windows",
+        "unparsed": "the language model's answer named no sentiment label (after one retry): not rated",
     }
+    llm_backend = True
 
     def validate(self, config: SentimentConfig) -> None:
         super().validate(config)
@@ -253,9 +289,16 @@ class SentimentTask(Task):
         if config.whole_text_max_words < 1:
             raise TextlabError("whole_text_max_words must be at least 1.")
         # A missing model is reported when the run is asked for, not minutes later in the worker.
-        choose_backend("sentiment", config.backend, config.model)
+        if config.backend == "llm":
+            from .prompting import validate_llm
+
+            validate_llm(config)
+        else:
+            choose_backend("sentiment", config.backend, config.model)
 
     def load(self, config: SentimentConfig, context=None) -> Predictor:
+        if config.backend == "llm":
+            return LLMSentimentPredictor(config, context)
         choice = choose_backend("sentiment", config.backend, config.model)
         if choice.backend == "offline":
             return VaderPredictor(config, choice.reason)
@@ -266,8 +309,16 @@ class SentimentTask(Task):
 
     def output_columns(self, manifest: dict[str, Any] | None = None) -> list[str]:
         # VADER gives a label and a score; a model adds the probability of each of its classes.
-        backend = (manifest or {}).get("backend") or ((manifest or {}).get("parameters") or {}).get("backend")
-        return list(self.columns) if backend == "offline" else super().output_columns(manifest)
+        manifest = manifest or {}
+        parameters = manifest.get("parameters") or {}
+        backend = manifest.get("backend") or parameters.get("backend")
+        fixed = ["sentiment_label", "sentiment_score"]
+        if backend == "offline":
+            return fixed
+        if backend == "llm" and parameters.get("explain"):
+            fixed.append("sentiment_explanation")
+        return fixed + [f"{prefix}*" for prefix in self.column_prefixes] if backend in ("llm", "transformers") \
+            else super().output_columns(manifest)
 
     def label_sets(self, manifest: dict[str, Any]) -> dict[str, list[str]]:
         return {"sentiment_label": list(LABELS)}  # every backend maps its classes to these

@@ -56,7 +56,7 @@ import pandas as pd
 
 from ...codebook import as_codebook
 from ...errors import CodebookError, TextlabError
-from ..base import BaseConfig, Predictor, RunContext, Task, column_fingerprint, setting
+from ..base import LLMConfig, Predictor, RunContext, Task, column_fingerprint, setting
 from .. import execute
 from ..classifier import choose_backend
 from .fewshot import (CLASSIFIERS, MIN_PER_CODE, FewShotCoder, FewShotModel, check_training_codes, learning_curve,
@@ -112,7 +112,7 @@ METHODS = ("auto", "zero-shot", "few-shot")
 
 
 @dataclass
-class CodingConfig(BaseConfig):
+class CodingConfig(LLMConfig):
     codebook: dict | None = setting(None, help="codebook file (JSON, YAML or CSV); the run stores the codebook itself",
                                     flag="--codebook", metavar="FILE")
     method: str = setting("auto", help="auto (few-shot when labels_column is set, else zero-shot), zero-shot or "
@@ -133,15 +133,6 @@ class CodingConfig(BaseConfig):
     setfit_epochs: int = setting(1, help="SetFit: passes over the drawn pairs")
     setfit_iterations: int = setting(20, help="SetFit: pairs drawn per coded row and epoch")
     setfit_batch_size: int = setting(16, help="SetFit: pairs per optimiser step")
-    llm_url: str | None = setting(None, help="backend llm: the OpenAI-compatible server (vLLM, Ollama, llama.cpp, "
-                                             "LM Studio), e.g. http://127.0.0.1:11434/v1; without it --model is "
-                                             "a local instruct-model folder or GGUF file", flag="--llm-url",
-                                  metavar="URL")
-    llm_model: str | None = setting(None, help="backend llm: the model's name on the server", flag="--llm-model",
-                                    metavar="NAME")
-    allow_remote: bool = setting(False, help="backend llm: allow a server outside this machine and its local "
-                                             "network (every text is sent there)", flag="--allow-remote")
-    llm_max_tokens: int = setting(64, help="backend llm: longest answer, in tokens")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "CodingConfig":
@@ -161,10 +152,11 @@ class CodingTask(Task):
     description = "Codes from your codebook, zero-shot or learned from coded examples."
     Config = CodingConfig
     chunk_size = 2048
-    columns = ("code_label", "code_labels")
+    columns = ("code_label", "code_labels", "code_explanation")
     column_prefixes = ("code_",)  # code_<slug> (0..1) for each code of the codebook (and its none label)
     label_columns = ("code_label", "code_labels")
     multi_label_columns = ("code_labels",)
+    not_for_charts = ("code_explanation",)  # free text: read in close reading
     row_flags = {
         "split": "longer than the model window: read in overlapping windows",
         "non_english": "probably not English, which this English-only method cannot read",
@@ -218,17 +210,9 @@ class CodingTask(Task):
             )
 
     def _validate_llm(self, config: CodingConfig) -> None:
-        from ... import llm
+        from .. import prompting
 
-        if config.llm_url:
-            if not config.llm_model:
-                raise TextlabError("A model server needs the model's name too (--llm-model NAME).")
-            llm.check_server_url(config.llm_url, allow_remote=config.allow_remote)
-        elif not config.model:
-            raise TextlabError("The LLM backend needs a model: a server (--llm-url URL --llm-model NAME) or a "
-                               "local instruct-model folder or GGUF file (--model PATH).")
-        if config.llm_max_tokens < 1:
-            raise TextlabError(f"llm_max_tokens must be at least 1, not {config.llm_max_tokens}.")
+        prompting.validate_llm(config)
 
     def check(self, config: CodingConfig, context: RunContext) -> None:
         if method_of(config) != "few-shot":

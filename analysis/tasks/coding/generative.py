@@ -16,9 +16,6 @@ says so. Validate LLM codes against held-out human codes like any other coder's.
 
 from __future__ import annotations
 
-import json
-import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,8 +23,8 @@ import pandas as pd
 
 from ... import llm
 from ...codebook import Codebook
-from ...errors import TextlabError
 from ...textutil import slug
+from .. import prompting
 from ..base import Predictor, RunContext
 from .labels import MULTI_SEPARATOR, multi_label_of
 
@@ -38,7 +35,7 @@ SYSTEM_PROMPT = ("You are a careful research assistant who codes texts with a co
                  "coder would. Answer only with the JSON object asked for.")
 
 
-def codebook_prompt(book: Codebook, multi: bool) -> str:
+def codebook_prompt(book: Codebook, multi: bool, explain: bool = False, instruction: str | None = None) -> str:
     """The instructions part of the prompt: every code with its definition, notes and examples."""
     lines = [f"Codebook: {book.name}", "", "Codes:"]
     for code in book.codes:
@@ -57,76 +54,36 @@ def codebook_prompt(book: Codebook, multi: bool) -> str:
     if book.none_label:
         lines.append(f"- {book.none_label}: none of the codes above applies.")
     lines.append("")
+    lines.append(instruction or (MULTI_INSTRUCTION if multi else SINGLE_INSTRUCTION))
+    why = ', "explanation": "one sentence on why"' if explain else ""
     if multi:
-        lines.append("Choose every code that applies to the text (an empty list when none does).")
-        lines.append('Answer with JSON: {"codes": [...]} using only these labels: ' + ", ".join(labels) + ".")
+        lines.append('Answer with JSON: {"codes": [...]' + why + '} using only these labels: ' + ", ".join(labels) + ".")
     else:
-        lines.append("Choose the one code that fits the text best.")
-        lines.append('Answer with JSON: {"code": "..."} using exactly one of these labels: ' + ", ".join(labels) + ".")
+        lines.append('Answer with JSON: {"code": "..."' + why + '} using exactly one of these labels: '
+                     + ", ".join(labels) + ".")
     return "\n".join(lines)
+
+
+# The instruction sentence of the prompt: what the prompt-stability check paraphrases.
+SINGLE_INSTRUCTION = "Choose the one code that fits the text best."
+MULTI_INSTRUCTION = "Choose every code that applies to the text (an empty list when none does)."
 
 
 def choices_of(book: Codebook) -> list[str]:
     return list(book.labels) + ([book.none_label] if book.none_label else [])
 
 
-def conversation(instructions: str, text: str) -> llm.Conversation:
-    return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": f'{instructions}\n\nText:\n"""\n{text}\n"""'}]
+TEXT_SLOT = '\n\nText:\n"""\n{text}\n"""'
 
 
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+def conversation(instructions: str, text: str, system: str = SYSTEM_PROMPT) -> llm.Conversation:
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": instructions + TEXT_SLOT.replace("{text}", text)}]
 
 
 def parse_codes(answer: str, labels: list[str], multi: bool) -> list[str] | None:
-    """The codes an answer names, or None when it names none clearly (then the text is not coded).
-
-    Accepted: a JSON object ``{"code": LABEL}`` / ``{"codes": [LABEL, ...]}`` (labels matched
-    without regard to case or surrounding spaces), or an answer that is exactly one label
-    (quotes and a final full stop allowed). Anything else, including a label outside the
-    codebook, is not an answer.
-    """
-    by_lower = {label.lower().strip(): label for label in labels}
-    text = (answer or "").strip()
-    found = _JSON_OBJECT.search(text)
-    if found:
-        try:
-            data = json.loads(found.group(0))
-        except json.JSONDecodeError:
-            data = None
-        if isinstance(data, dict):
-            value = data.get("codes" if multi else "code", data.get("code" if multi else "codes"))
-            values = value if isinstance(value, list) else [value]
-            if not multi and len(values) != 1:
-                return None
-            mapped = [by_lower.get(str(v).lower().strip()) for v in values if v is not None]
-            if any(m is None for m in mapped) or (not mapped and not multi):
-                return None
-            return list(dict.fromkeys(mapped))
-    bare = text.strip().strip("\"'`").rstrip(".").strip()
-    if bare.lower() in by_lower:
-        return [by_lower[bare.lower()]]
-    return None
-
-
-def answer_cache(context: RunContext | None) -> llm.AnswerCache | None:
-    """The project's answer cache (a re-run or a resume asks nothing twice); None in memory."""
-    if context is None or context.project is None:
-        return None
-    return llm.AnswerCache(Path(context.project.folder) / "llm" / "answers.sqlite")
-
-
-def load_backend(config: "CodingConfig", context: RunContext | None):
-    cache = answer_cache(context)
-    if config.llm_url:
-        if not config.llm_model:
-            raise TextlabError("A model server needs the model's name too (--llm-model NAME; the server's "
-                               "/v1/models lists them).")
-        return llm.ServerLLM(config.llm_url, config.llm_model, allow_remote=config.allow_remote, cache=cache)
-    if not config.model:
-        raise TextlabError("The LLM backend needs a model: a server (--llm-url URL --llm-model NAME) or a local "
-                           "instruct-model folder or GGUF file (--model PATH).")
-    return llm.LocalLLM(config.model, device=config.device, batch_size=config.batch_size or 8, cache=cache)
+    """The codes an answer names, or None when it names none clearly (see ``prompting.parse_choice``)."""
+    return prompting.parse_choice(answer, labels, multi)[0]
 
 
 class LLMCoder(Predictor):
@@ -136,28 +93,19 @@ class LLMCoder(Predictor):
         self.config, self.book = config, book
         self.multi = multi_label_of(config, book)
         self.labels = choices_of(book)
-        self.instructions = codebook_prompt(book, self.multi)
-        self.backend = load_backend(config, context)
-        self.params = llm.GenerationParams(max_tokens=config.llm_max_tokens, temperature=0.0, seed=config.seed,
-                                           choices=tuple(self.labels), multi=self.multi)
+        self.instructions = codebook_prompt(book, self.multi, config.explain)
+        self.backend = prompting.load_backend(config, context)
+        self.params = llm.GenerationParams(max_tokens=prompting.max_tokens(config), temperature=0.0,
+                                           seed=config.seed, choices=tuple(self.labels), multi=self.multi,
+                                           explain=config.explain)
         self.n_retried = 0
         self.has_probs = False
 
     def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
         conversations = [conversation(self.instructions, t) for t in texts]
-        answers = self.backend.chat(conversations, self.params, progress=progress)
-        parsed = [parse_codes(a.text, self.labels, self.multi) for a in answers]
-        retry = [i for i, p in enumerate(parsed) if p is None]
-        if retry:
-            self.n_retried += len(retry)
-            reminder = ('Answer only with JSON: {"codes": [...]}' if self.multi else 'Answer only with JSON: {"code": "..."}'
-                        ) + " using the labels " + ", ".join(self.labels) + "."
-            again = self.backend.chat([conversations[i] + [{"role": "assistant", "content": answers[i].text},
-                                                            {"role": "user", "content": reminder}] for i in retry],
-                                      self.params)
-            for i, answer in zip(retry, again):
-                parsed[i] = parse_codes(answer.text, self.labels, self.multi)
-                answers[i] = answer
+        answers, parsed, explanations, retried = prompting.choose(self.backend, conversations, self.params,
+                                                                  self.labels, progress)
+        self.n_retried += retried
         frame = pd.DataFrame(index=range(len(texts)))
         if self.multi:
             frame["code_labels"] = [None if p is None else MULTI_SEPARATOR.join(p) if p else (self.book.none_label or "")
@@ -170,27 +118,22 @@ class LLMCoder(Predictor):
             for label in self.labels:
                 frame[f"code_{slug(label)}"] = [np.nan if parsed[i] is None else probs[i].get(label, 0.0)
                                                 for i in range(len(texts))]
+        if self.config.explain:
+            frame["code_explanation"] = explanations
         frame["unparsed"] = [p is None for p in parsed]
         return frame
 
     def describe(self) -> dict[str, Any]:
         return {
-            **self.backend.describe(),
+            **prompting.describe_generation(self.backend, self.params,
+                                            {"system": SYSTEM_PROMPT, "user": self.instructions + TEXT_SLOT},
+                                            self.n_retried, self.has_probs),
             "method": "zero-shot (generative model prompted with the codebook)",
             "labels": self.labels,
             "multi_label": self.multi,
-            "prompt": {"system": SYSTEM_PROMPT, "user": self.instructions + '\n\nText:\n"""\n{text}\n"""'},
-            "parameters_generation": {"temperature": 0.0, "seed": self.config.seed,
-                                      "max_tokens": self.config.llm_max_tokens},
-            "retried_answers": self.n_retried,
-            "label_probabilities": ("from the model (in process: each label scored; server: log-probabilities)"
-                                    if self.has_probs else "absent: the backend gave no probabilities"),
             "codebook_version": self.book.version_tag(),
             "codebook": self.book.to_dict(),
         }
 
     def close(self) -> None:
-        self.backend.close()
-        cache = getattr(self.backend, "cache", None)
-        if cache is not None:
-            cache.close()
+        prompting.close_backend(self.backend)

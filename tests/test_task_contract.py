@@ -50,10 +50,12 @@ CASES = {
     "coding": ({"backend": "offline", "codebook": str(CODEBOOK)}, SHORT, False),
     "summary": ({"backend": "offline"}, SHORT, False),
     "topics": ({"backend": "offline", "n_topics": 2}, survey_texts(), True),
+    # A tiny causal LM the test builds (random weights): the real generation path, no download.
+    "prompt": ({"template": "What is this about? {text}", "llm_max_tokens": 4}, SHORT, False),
 }
 # Over 10 s on a CPU when run alone: the first to load the embedding model pays about 10 s
 # for torch and sentence-transformers; topics also fit.
-SLOW = {"coding", "summary", "topics"}
+SLOW = {"coding", "summary", "topics", "prompt"}
 
 
 def analyses() -> list[str]:
@@ -83,8 +85,8 @@ def run_recording(task, texts, config, monkeypatch):
         predictor = load(config, context)
         predict = predictor.predict
 
-        def recording_predict(texts, progress=None):
-            out = predict(texts, progress=progress)
+        def recording_predict(texts, progress=None, **rows):
+            out = predict(texts, progress=progress, **rows)
             descriptions.append(predictor.describe())
             return out
 
@@ -103,9 +105,13 @@ def test_every_registered_task_has_a_case():
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
                                   for n in analyses() if n in CASES])
-def test_task_keeps_the_contract(name, monkeypatch):
+def test_task_keeps_the_contract(name, monkeypatch, tmp_path_factory):
     task = get_task(name)
     settings, texts, corpus_level = CASES[name]
+    if name == "prompt":
+        from tests.tiny_models import make_tiny_causal_lm
+
+        settings = {**settings, "model": str(make_tiny_causal_lm(tmp_path_factory.mktemp("causal")))}
     config = task.Config.from_dict(settings)
     result, descriptions = run_recording(task, texts, config, monkeypatch)
 
@@ -150,7 +156,7 @@ def test_task_keeps_the_contract(name, monkeypatch):
 
     # describe() goes into the run manifest as JSON.
     json.dumps(description)
-    assert description.get("backend") in ("offline", "transformers")
+    assert description.get("backend") in ("offline", "transformers", "llm")
 
     # The Config is stored with the run and read back.
     stored = json.loads(json.dumps(config.to_dict()))

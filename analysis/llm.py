@@ -337,8 +337,8 @@ class ServerLLM:
             response = self._create(kwargs)
         except (self._openai.BadRequestError, self._openai.InternalServerError) as exc:
             # llama.cpp's server answers an OpenAI json_schema request with HTTP 500.
-            if (not constrained and not params.logprobs) or (
-                    isinstance(exc, self._openai.InternalServerError) and not constrained):
+            # Only a request with a schema or log-probabilities can be asked again without them.
+            if not constrained and (not params.logprobs or isinstance(exc, self._openai.InternalServerError)):
                 raise ServerUnavailable(f"The server at {self.url} answered HTTP {exc.status_code}: "
                                         f"{_short(exc.message)}") from exc
             # A server without JSON schemas or log-probabilities: ask plainly, parse strictly.
@@ -526,10 +526,13 @@ class LocalLLM:
                 tail = prompt[len(head):]
                 logprobs = self._tail_and_labels(len(head), tail, label_ids, cache)
                 scores = []
-                for k, ids in enumerate(label_ids):
-                    rows = [len(tail) - 1] + [len(tail) + offset + j - 1 for j in range(1, len(ids))
-                                              for offset in [sum(len(x) - 1 for x in label_ids[:k])]]
+                start = len(tail)  # where the first label's packed tokens begin
+                for ids in label_ids:
+                    # The last tail row predicts a label's first token; its packed row j - 1
+                    # predicts its token j.
+                    rows = [len(tail) - 1] + list(range(start, start + len(ids) - 1))
                     scores.append(sum(float(logprobs[row, token]) for row, token in zip(rows, ids)))
+                    start += len(ids) - 1
                 _cut(cache, len(head))
                 best = max(range(len(labels)), key=lambda j: scores[j])
                 top = max(scores)
@@ -614,15 +617,14 @@ class LocalLLM:
         """Generate each explanation as the continuation of the JSON answer after its chosen
         label (``{"code": "Housing", "explanation": "``): the explanation is the model's own,
         written for the label it chose, in one batched generation."""
+        labels = [json.loads(answer.text)[params.field] for answer in answers]
         continued = []
-        for prompt, answer in zip(prompts, answers):
-            label = json.loads(answer.text)[params.field]
+        for prompt, label in zip(prompts, labels):
             head = json.dumps({params.field: label}, ensure_ascii=False)[:-1] + ', "explanation": "'
             continued.append(prompt + self.tokenizer(head, add_special_tokens=False)["input_ids"])
         free = GenerationParams(max_tokens=params.max_tokens, temperature=params.temperature, seed=params.seed)
-        for prompt, answer, generated in zip(prompts, answers, self._generate(continued, free)):
+        for label, answer, generated in zip(labels, answers, self._generate(continued, free)):
             explanation = generated.text.split('"')[0].strip()  # the string ends at its closing quote
-            label = json.loads(answer.text)[params.field]
             answer.text = json.dumps({params.field: label, "explanation": explanation}, ensure_ascii=False)
             answer.completion_tokens = (answer.completion_tokens or 0) + (generated.completion_tokens or 0)
 
@@ -704,14 +706,6 @@ def embedded_model_folder(models_dir: Path | None = None) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def embedded_available() -> bool:
-    try:
-        embedded_gguf()
-    except TextlabError:
-        return False
-    return True
 
 
 def _cut(cache, keep: int) -> None:

@@ -252,6 +252,10 @@ class Task:
         if config.backend == "llm" and not self.llm_backend:
             raise TextlabError(f"The {self.title.lower()} analysis has no LLM backend yet: use auto, offline or "
                                "transformers (codebook coding has one).")
+        if config.backend == "llm":
+            from .prompting import validate_llm  # imports the LLM client only for this backend
+
+            validate_llm(config)
         if config.device not in ("auto", "cpu", "cuda", "mps") and not config.device.startswith("cuda:"):
             raise TextlabError(f"Unknown device '{config.device}': use auto, cpu, cuda or mps.")
 

@@ -188,11 +188,7 @@ class EmotionTask(Task):
     def validate(self, config: EmotionConfig) -> None:
         super().validate(config)
         # A missing model is reported when the run is asked for, not minutes later in the worker.
-        if config.backend == "llm":
-            from .prompting import validate_llm
-
-            validate_llm(config)
-        else:
+        if config.backend != "llm":  # the LLM settings are checked by Task.validate
             choose_backend("emotion", config.backend, config.model)
 
     def load(self, config: EmotionConfig, context=None) -> Predictor:

@@ -94,13 +94,12 @@ class PromptPredictor(Predictor):
                                            seed=config.seed, stop=stop_sequence(config.stop))
 
     def conversation(self, text: str, row: dict[str, Any] | None = None) -> llm.Conversation:
-        return [{"role": "system", "content": self.system},
-                {"role": "user", "content": render(self.template, text, row)}]
+        return prompting.conversation(self.system, render(self.template, text, row))
 
     def predict(self, texts: list[str], progress=None, rows: list[int] | None = None) -> pd.DataFrame:
         metadata = [None] * len(texts)
         if self.fields and self.frame is not None and rows is not None:
-            metadata = [{f: self.frame.iloc[r][f] for f in self.fields} for r in rows]
+            metadata = self.frame[self.fields].iloc[rows].to_dict("records")
         answers = self.backend.chat([self.conversation(t, m) for t, m in zip(texts, metadata)], self.params,
                                     progress=progress)
         cleaned = [a.text.strip() for a in answers]
@@ -135,7 +134,6 @@ class PromptTask(Task):
                                "text goes), or write one on the Prompt page.")
         if "text" not in template_fields(config.template):
             raise TextlabError("The prompt template must say where the text goes: put {text} in it.")
-        prompting.validate_llm(config)
 
     def check(self, config: PromptConfig, context: RunContext) -> None:
         fields = [f for f in template_fields(config.template or "") if f != "text"]

@@ -16,8 +16,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from .. import llm
 from ..errors import TextlabError
+from ..textutil import slug
 from .base import LLMConfig, Predictor, RunContext
 
 # The answer budget when the user sets none: a label, a label and its explanation, free text.
@@ -159,7 +163,16 @@ def describe_generation(backend, params: llm.GenerationParams, prompt: dict[str,
 
 SYSTEM_RATER = ("You are a careful research assistant who reads texts as a trained human coder would. "
                 "Answer only with the JSON object asked for.")
+# Where the text goes after the instructions (the manifest records instructions + TEXT_SLOT).
 TEXT_SLOT = '\n\nText:\n"""\n{text}\n"""'
+
+
+def conversation(system: str, user: str) -> llm.Conversation:
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def with_text(instructions: str, text: str) -> str:
+    return instructions + TEXT_SLOT.replace("{text}", text)
 
 
 def label_instructions(question: str, labels: list[str], field: str, explain: bool) -> str:
@@ -177,8 +190,6 @@ class LabelPrompter(Predictor):
 
     def __init__(self, config: LLMConfig, context: RunContext | None, *, task: str, labels: list[str],
                  question: str, prob_prefix: str):
-        from ..textutil import slug
-
         self.config, self.task, self.labels, self.prob_prefix = config, task, list(labels), prob_prefix
         self.slugs = [slug(label) for label in self.labels]
         self.instructions = label_instructions(question, self.labels, task, config.explain)
@@ -189,13 +200,9 @@ class LabelPrompter(Predictor):
         self.has_probs = False
 
     def conversation(self, text: str) -> llm.Conversation:
-        return [{"role": "system", "content": SYSTEM_RATER},
-                {"role": "user", "content": self.instructions + TEXT_SLOT.replace("{text}", text)}]
+        return conversation(SYSTEM_RATER, with_text(self.instructions, text))
 
-    def predict(self, texts: list[str], progress=None):
-        import numpy as np
-        import pandas as pd
-
+    def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
         answers, parsed, explanations, retried = choose(self.backend, [self.conversation(t) for t in texts],
                                                         self.params, self.labels, progress)
         self.n_retried += retried

@@ -289,11 +289,7 @@ class SentimentTask(Task):
         if config.whole_text_max_words < 1:
             raise TextlabError("whole_text_max_words must be at least 1.")
         # A missing model is reported when the run is asked for, not minutes later in the worker.
-        if config.backend == "llm":
-            from .prompting import validate_llm
-
-            validate_llm(config)
-        else:
+        if config.backend != "llm":  # the LLM settings are checked by Task.validate
             choose_backend("sentiment", config.backend, config.model)
 
     def load(self, config: SentimentConfig, context=None) -> Predictor:
@@ -313,12 +309,14 @@ class SentimentTask(Task):
         parameters = manifest.get("parameters") or {}
         backend = manifest.get("backend") or parameters.get("backend")
         fixed = ["sentiment_label", "sentiment_score"]
+        probabilities = [f"{prefix}*" for prefix in self.column_prefixes]
         if backend == "offline":
             return fixed
-        if backend == "llm" and parameters.get("explain"):
-            fixed.append("sentiment_explanation")
-        return fixed + [f"{prefix}*" for prefix in self.column_prefixes] if backend in ("llm", "transformers") \
-            else super().output_columns(manifest)
+        if backend == "transformers":
+            return fixed + probabilities
+        if backend == "llm":
+            return fixed + probabilities + (["sentiment_explanation"] if parameters.get("explain") else [])
+        return super().output_columns(manifest)
 
     def label_sets(self, manifest: dict[str, Any]) -> dict[str, list[str]]:
         return {"sentiment_label": list(LABELS)}  # every backend maps its classes to these

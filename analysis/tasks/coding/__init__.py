@@ -166,10 +166,14 @@ class CodingTask(Task):
     llm_backend = True
 
     def validate(self, config: CodingConfig) -> None:
-        super().validate(config)
         if config.method not in METHODS:
             raise TextlabError(f"Unknown coding method '{config.method}': use {', '.join(METHODS)}.")
         method = method_of(config)
+        if method == "few-shot" and config.backend == "llm":
+            # Said before the LLM settings are checked: no model would help this combination.
+            raise TextlabError("The LLM backend codes zero-shot from the codebook; few-shot coding (--labels-column) "
+                               "learns from embeddings (backend auto or offline).")
+        super().validate(config)
         book = codebook_of(config)
         if method == "zero-shot":
             if book is None:
@@ -177,13 +181,8 @@ class CodingTask(Task):
                     "Zero-shot coding needs a codebook (--codebook FILE, or write one in the app). "
                     "To learn codes from coded rows instead, give --labels-column."
                 )
-            if config.backend == "llm":
-                self._validate_llm(config)
-            else:
+            if config.backend != "llm":  # the LLM settings are checked by Task.validate
                 choose_backend("coding", config.backend, config.model)
-        elif config.backend == "llm":
-            raise TextlabError("The LLM backend codes zero-shot from the codebook; few-shot coding (--labels-column) "
-                               "learns from embeddings (backend auto or offline).")
         elif not config.labels_column:
             raise TextlabError("Few-shot coding needs a column of human codes (--labels-column COL).")
         if not 0 < config.threshold < 1:
@@ -208,11 +207,6 @@ class CodingTask(Task):
                 "Few-shot coding trains on sentence embeddings (backend offline/auto); set --model to a "
                 "sentence-transformers model to use a stronger embedding model."
             )
-
-    def _validate_llm(self, config: CodingConfig) -> None:
-        from .. import prompting
-
-        prompting.validate_llm(config)
 
     def check(self, config: CodingConfig, context: RunContext) -> None:
         if method_of(config) != "few-shot":

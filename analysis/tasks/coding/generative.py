@@ -73,12 +73,8 @@ def choices_of(book: Codebook) -> list[str]:
     return list(book.labels) + ([book.none_label] if book.none_label else [])
 
 
-TEXT_SLOT = '\n\nText:\n"""\n{text}\n"""'
-
-
 def conversation(instructions: str, text: str, system: str = SYSTEM_PROMPT) -> llm.Conversation:
-    return [{"role": "system", "content": system},
-            {"role": "user", "content": instructions + TEXT_SLOT.replace("{text}", text)}]
+    return prompting.conversation(system, prompting.with_text(instructions, text))
 
 
 def parse_codes(answer: str, labels: list[str], multi: bool) -> list[str] | None:
@@ -126,7 +122,7 @@ class LLMCoder(Predictor):
     def describe(self) -> dict[str, Any]:
         return {
             **prompting.describe_generation(self.backend, self.params,
-                                            {"system": SYSTEM_PROMPT, "user": self.instructions + TEXT_SLOT},
+                                            {"system": SYSTEM_PROMPT, "user": self.instructions + prompting.TEXT_SLOT},
                                             self.n_retried, self.has_probs),
             "method": "zero-shot (generative model prompted with the codebook)",
             "labels": self.labels,

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from analysis import llm
@@ -122,3 +123,35 @@ def test_coding_through_a_server_never_guesses_a_code_from_an_unusable_answer(se
     assert done.row_flags["unparsed"] == 2
     assert done.description["backend"] == "llm" and done.description["retried_answers"] == 2
     assert done.description["label_probabilities"].startswith("absent")
+
+
+def test_sentiment_and_emotion_through_a_server_keep_every_row_and_never_guess(server):
+    """The llm backend of sentiment and emotion against the real server: one row per input row,
+    the same label and score columns as in process (probabilities only where the server sends
+    log-probabilities, which transformers serve does not), explanations when asked for, and
+    the tiny model's gibberish left unrated and counted, never turned into a label."""
+    from analysis.tasks import emotion, sentiment
+    from analysis.tasks.emotion import LLM_EMOTIONS
+    from analysis.tasks.execute import MemoryStore, execute
+
+    texts = ["The buses are late.", "", "Rents are too high.", None]
+    texts = ["" if t is None else t for t in texts]
+    base = {"backend": "llm", "llm_url": server["url"], "llm_model": server["model"], "llm_max_tokens": 4}
+    for task, labels in ((sentiment.TASK, ["negative", "neutral", "positive"]), (emotion.TASK, list(LLM_EMOTIONS))):
+        for explain in (False, True):
+            config = task.Config.from_dict({**base, "explain": explain})
+            done = execute(task, texts, MemoryStore(), config=config)
+            out = done.result.drop(columns="doc_id")
+            assert len(out) == len(texts)
+            label = f"{task.name}_label"
+            assert out.columns[0] == label
+            assert (f"{task.name}_explanation" in out) == explain
+            assert all(v is None or pd.isna(v) or v in labels for v in out[label])
+            assert out.iloc[[1, 3]].isna().all().all()  # empty texts: empty results
+            # Every text with an answer that names no label is counted, none is guessed.
+            assert done.row_flags["unparsed"] == 2 - out[label].iloc[[0, 2]].notna().sum()
+            assert done.description["backend"] == "llm" and done.description["server"] == server["url"]
+            if task is sentiment.TASK:
+                assert "sentiment_score" in out
+                assert out["sentiment_score"].dropna().between(-1, 1).all()
+                assert out["sentiment_score"].isna().equals(out[label].isna())

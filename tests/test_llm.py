@@ -167,3 +167,119 @@ def test_two_model_folders_of_the_same_name_never_share_cached_answers(tmp_path)
     b = make_tiny_causal_lm(tmp_path / "b" / "model", seed=1)
     assert llm.weights_fingerprint(a) != llm.weights_fingerprint(b)
     assert llm.weights_fingerprint(a) == llm.weights_fingerprint(make_tiny_causal_lm(tmp_path / "c" / "model"))
+
+
+# ---------------------------------------------------------------------- packed scoring = plain scoring
+
+
+def _reference_probs(model, tokenizer, conversation, labels, answer=lambda label: label):
+    """Each label scored from scratch: the full prompt followed by the label's tokens (those of
+    ``answer(label)``: the label itself, or the whole answer text that names it) through a
+    plain forward pass (no cache, no packing, no mask), the label's log-probability the sum of
+    its tokens' log-probabilities (logits - logsumexp), then a softmax over the labels.
+
+    The labels' sequences go through as one batch padded on the right: in a causal model a
+    position never sees the padding after it, so each row is exactly its sequence alone."""
+    import torch
+
+    prompt = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
+    prompt = list(prompt["input_ids"] if hasattr(prompt, "keys") else prompt)
+    label_ids = [tokenizer(answer(label), add_special_tokens=False)["input_ids"] for label in labels]
+    width = len(prompt) + max(len(ids) for ids in label_ids)
+    rows = [prompt + ids + [tokenizer.pad_token_id] * (width - len(prompt) - len(ids)) for ids in label_ids]
+    with torch.no_grad():
+        logits = model(torch.tensor(rows)).logits[:, len(prompt) - 1:].double()
+    logprobs = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+    scores = [sum(float(logprobs[k, j, token]) for j, token in enumerate(ids)) for k, ids in enumerate(label_ids)]
+    probs = torch.tensor(scores, dtype=torch.float64).softmax(0)
+    return dict(zip(labels, probs.tolist()))
+
+
+def test_packed_label_scoring_equals_scoring_each_label_from_scratch(tiny_lm):
+    """LocalLLM reads the prompts' shared head once, then each text's tail and every label in
+    one packed forward pass with a block mask. The probabilities must be those of scoring each
+    label after the whole prompt on its own: for short and long texts, single- and
+    multi-token labels, batches that reuse the head and calls that must rebuild it."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm, local_files_only=True, dtype=torch.float32).eval()
+    local = llm.LocalLLM(tiny_lm, device="cpu", batch_size=2)  # no answer cache: every call scores
+    texts = ["ok", "The buses are late every morning.",
+             "Rents went up again, we cannot stay in this city any longer and the landlord does not care.",
+             "words " * 60, "The buses are late every morning and the trains too."]
+
+    def conversations(system, texts):
+        return [[{"role": "system", "content": system}, {"role": "user", "content": t}] for t in texts]
+
+    label_sets = [tuple(["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]),  # one token each
+                  ("public transport", "health care", "housing market", "climate change")]   # several
+    informative = 0  # probabilities strictly between 0.01 and 0.99: where a wrong mask would show
+
+    import json
+
+    def check(convs, labels):
+        nonlocal informative
+        answers = local.chat(convs, llm.GenerationParams(choices=labels))
+        for conversation, answer in zip(convs, answers):
+            expected = _reference_probs(model, tokenizer, conversation, labels)
+            assert answer.choice_probs == pytest.approx(expected, abs=1.5e-4), conversation[-1]["content"][:40]
+            assert json.loads(answer.text)["code"] == max(expected, key=expected.get)
+            informative += sum(0.01 < p < 0.99 for p in expected.values())
+
+    for labels in label_sets:
+        check(conversations("Code the text.", texts), labels)
+    head = local._head[0]
+    # Another system message: the kept head no longer fits and is rebuilt.
+    check(conversations("Classify the text, please.", texts[:3]), label_sets[0])
+    assert local._head[0] != head
+    # Texts that share their first words make a head that reaches into the texts; a shorter
+    # prompt afterwards no longer holds that head, which must be rebuilt, not reused.
+    shared = ["The buses are late every morning and the trains too.", "The buses are late every morning, again."]
+    check(conversations("Code the text.", shared), label_sets[0])
+    long_head = local._head[0]
+    check(conversations("Code the text.", ["The"]), label_sets[0])
+    assert len(local._head[0]) < len(long_head)
+    # Retries (the conversation, the model's answer and a reminder) share the whole first
+    # prompt as their head; that prompt alone afterwards must not be scored from its own end.
+    first = conversations("Code the text.", texts[1:2])[0]
+    retries = [first + [{"role": "assistant", "content": answer}, {"role": "user", "content": "Only a label."}]
+               for answer in ("maybe buses", "something else")]
+    check(retries, label_sets[0])
+    check([first], label_sets[0])
+    # One text at a time, each another: every call stands on its own head.
+    for text in texts[:3]:
+        check(conversations("Code the text.", [text]), label_sets[1])
+    assert informative >= 40  # the comparison is not decided by probabilities of 0 and 1 alone
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "analysis/llm.py LocalLLM._choose scores a label's tokens with nothing after them, so a label "
+    "that begins another ('Housing', 'Housing issues') also gets the other's probability: P(Housing) "
+    ">= P(Housing issues) for every text and model, and the longer label can never be chosen. Fix: "
+    "score the answer _choose returns, json.dumps({field: label}) (its shared '{\"code\": \"' "
+    "prefix read with the text's tail), so that each label ends where the JSON string closes. The "
+    "reference of test_packed_label_scoring_equals_scoring_each_label_from_scratch then scores the "
+    "same answer text (answer=lambda label: json.dumps({'code': label}))."))
+def test_a_label_that_begins_another_does_not_take_its_probability(tiny_lm):
+    """The probability of each label must be that of the answer the model is said to give,
+    ``{"code": "<label>"}``: then a label that is the start of another competes with it fairly."""
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm, local_files_only=True, dtype=torch.float32).eval()
+    labels = ("Housing", "Housing issues")
+    texts = ["ok", "The buses are late every morning.", "Rents went up again, we cannot stay.",
+             "The new clinic shortened waiting times a lot.", "Energy bills are crazy this winter.", "words " * 20]
+    convs = [[{"role": "system", "content": "Code the text."}, {"role": "user", "content": t}] for t in texts]
+    answers = llm.LocalLLM(tiny_lm, device="cpu").chat(convs, llm.GenerationParams(choices=labels))
+    expected = [_reference_probs(model, tokenizer, c, labels, answer=lambda label: json.dumps({"code": label}))
+                for c in convs]
+    assert any(e["Housing issues"] > 0.5 for e in expected)  # the random model prefers the longer label somewhere
+    assert any(json.loads(a.text)["code"] == "Housing issues" for a in answers)
+    for answer, reference in zip(answers, expected):
+        assert answer.choice_probs == pytest.approx(reference, abs=1e-3)

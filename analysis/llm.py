@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
+
 from .errors import TextlabError
 
 API_KEY_VARIABLES = ("TEXTLAB_LLM_API_KEY", "OPENAI_API_KEY")
@@ -534,11 +536,12 @@ class LocalLLM:
                     scores.append(sum(float(logprobs[row, token]) for row, token in zip(rows, ids)))
                     start += len(ids) - 1
                 _cut(cache, len(head))
-                best = max(range(len(labels)), key=lambda j: scores[j])
                 top = max(scores)
                 weights = [math.exp(x - top) for x in scores]
                 total = sum(weights)
                 probs = {label: round(w / total, 4) for label, w in zip(labels, weights)}
+                best = (_sample_label(scores, params.temperature, params.seed, prompt) if params.temperature > 0
+                        else max(range(len(labels)), key=lambda j: scores[j]))
                 text = json.dumps({params.field: labels[best]}, ensure_ascii=False)
                 answers.append(Answer(text=text, prompt_tokens=len(prompt), completion_tokens=len(label_ids[best]),
                                       choice_probs=probs, constrained=True))
@@ -706,6 +709,18 @@ def embedded_model_folder(models_dir: Path | None = None) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _sample_label(scores: list[float], temperature: float, seed: int, prompt: list[int]) -> int:
+    """A label drawn from the label distribution at ``temperature`` (as a server samples its
+    first answer tokens): what the intra-prompt stability check repeats with other seeds.
+    The generator is seeded by the seed and the prompt, so a draw never depends on which
+    other texts share its batch or on the order they run in."""
+    digest = hashlib.sha256(json.dumps([seed, prompt]).encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    logits = np.asarray(scores, dtype=float) / temperature
+    weights = np.exp(logits - logits.max())
+    return int(rng.choice(len(scores), p=weights / weights.sum()))
 
 
 def _cut(cache, keep: int) -> None:

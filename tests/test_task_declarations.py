@@ -118,7 +118,9 @@ def test_every_existing_task_flag_maps_to_a_config_field():
                 "--n-topics": "n_topics", "--min-topic-size": "min_topic_size", "--merge-topics": "merge_topics",
                 "--llm-url": "llm_url", "--llm-model": "llm_model", "--allow-remote": "allow_remote",
                 "--llm-max-tokens": "llm_max_tokens", "--explain": "explain", "--prompt-file": "prompt_file",
-                "--stop": "stop"}
+                "--stop": "stop", "--stability": "stability_sample", "--stability-repeats": "stability_repeats",
+                "--stability-temperature": "stability_temperature", "--paraphrase-file": "paraphrases",
+                "--generate-paraphrases": "generate_paraphrases"}
     assert {flag: owners[0][1].name for flag, owners in flags.items()} == expected
     assert [name for name, _ in flags["--merge-topics"]] == ["topics"]
     assert [name for name, _ in flags["--backend"]] == available_tasks()

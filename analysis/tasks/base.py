@@ -158,6 +158,10 @@ class Predictor:
     def describe(self) -> dict[str, Any]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def finish(self) -> None:
+        """Work on the whole run once every text is predicted (a check over a sample of the
+        texts, such as prompt stability); its findings go into ``describe`` (default: none)."""
+
     def close(self) -> None:
         """Release workers or accelerator memory when the run ends (default: nothing)."""
 

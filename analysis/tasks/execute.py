@@ -261,6 +261,8 @@ def execute(
             report(n_done)
         if predictor is None and todo:  # everything came from checkpoints: describe it all the same
             predictor = load()
+        if predictor is not None:
+            predictor.finish()
     finally:
         if predictor is not None:
             description = predictor.describe()

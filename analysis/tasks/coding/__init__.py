@@ -50,6 +50,7 @@ tuned model is kept in the run folder (safetensors) and reused when the run resu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -133,6 +134,18 @@ class CodingConfig(LLMConfig):
     setfit_epochs: int = setting(1, help="SetFit: passes over the drawn pairs")
     setfit_iterations: int = setting(20, help="SetFit: pairs drawn per coded row and epoch")
     setfit_batch_size: int = setting(16, help="SetFit: pairs per optimiser step")
+    stability_sample: int = setting(0, help="backend llm: after coding, check prompt stability on this many "
+                                            "randomly drawn texts (0: no check)", flag="--stability", metavar="N")
+    stability_repeats: int = setting(3, help="prompt stability: repeats of the same prompt with sampling on",
+                                     flag="--stability-repeats", metavar="K")
+    stability_temperature: float = setting(0.7, help="prompt stability: the sampling temperature of the repeats",
+                                           flag="--stability-temperature", metavar="T")
+    paraphrases: list | None = setting(None, help="prompt stability: paraphrases of the instruction sentence, one "
+                                                  "per line of FILE (default: four built-in ones)",
+                                       flag="--paraphrase-file", metavar="FILE")
+    generate_paraphrases: int = setting(0, help="prompt stability: also have the model write this many "
+                                                "paraphrases of the instruction", flag="--generate-paraphrases",
+                                        metavar="N")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "CodingConfig":
@@ -140,7 +153,42 @@ class CodingConfig(LLMConfig):
         # A run stores the codebook itself, not a path that may change or vanish.
         if data.get("codebook") is not None and not isinstance(data["codebook"], dict):
             data["codebook"] = as_codebook(data["codebook"]).to_dict()
+        if isinstance(data.get("paraphrases"), str):  # a file name: the run keeps the sentences themselves
+            path = Path(data["paraphrases"]).expanduser()
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise TextlabError(f"Cannot read the paraphrase file {path}: {exc.strerror or exc}.") from exc
+            data["paraphrases"] = [line.strip() for line in lines if line.strip()]
         return super().from_dict(data)  # type: ignore[return-value]
+
+
+def _validate_stability(config: CodingConfig, method: str) -> None:
+    if isinstance(config.stability_sample, bool) or not isinstance(config.stability_sample, int) \
+            or config.stability_sample < 0:
+        raise TextlabError(f"stability_sample must be a whole number of texts (0: no check), not "
+                           f"{config.stability_sample!r}.")
+    if not config.stability_sample:
+        return
+    if config.backend != "llm" or method != "zero-shot":
+        raise TextlabError("The prompt-stability check (--stability N) re-asks a generative model: it needs "
+                           "zero-shot coding with --backend llm.")
+    if config.stability_sample < 2:
+        raise TextlabError("The prompt-stability check needs at least 2 texts (--stability N); 30 or more give "
+                           "a usable interval.")
+    if not isinstance(config.stability_repeats, int) or config.stability_repeats < 0:
+        raise TextlabError(f"stability_repeats must be a whole number, not {config.stability_repeats!r}.")
+    if config.stability_temperature < 0 or config.stability_temperature > 2:
+        raise TextlabError(f"stability_temperature must be between 0 and 2, not {config.stability_temperature}.")
+    if config.generate_paraphrases < 0:
+        raise TextlabError(f"generate_paraphrases must be 0 or more, not {config.generate_paraphrases}.")
+    if config.paraphrases is not None and (not isinstance(config.paraphrases, list)
+                                           or not all(isinstance(p, str) for p in config.paraphrases)):
+        raise TextlabError("paraphrases must be a list of instruction sentences (or --paraphrase-file FILE with "
+                           "one per line).")
+    if config.paraphrases == [] and not config.generate_paraphrases and config.stability_repeats < 2:
+        raise TextlabError("The prompt-stability check has nothing to compare: give paraphrases, "
+                           "--generate-paraphrases N or --stability-repeats 2 or more.")
 
 
 # ---------------------------------------------------------------------- task
@@ -191,6 +239,7 @@ class CodingTask(Task):
             raise TextlabError(f"temperature must be positive, not {config.temperature}.")
         if config.cv_folds < 2:
             raise TextlabError("cv_folds must be at least 2.")
+        _validate_stability(config, method)
         if config.classifier not in CLASSIFIERS:
             raise TextlabError(f"Unknown few-shot classifier '{config.classifier}': use {', '.join(CLASSIFIERS)}.")
         if config.classifier == "setfit":
@@ -209,6 +258,8 @@ class CodingTask(Task):
             )
 
     def check(self, config: CodingConfig, context: RunContext) -> None:
+        if config.stability_sample and not any(t.strip() for t in context.texts if isinstance(t, str)):
+            raise TextlabError("No text to check prompt stability on: every text is empty.")
         if method_of(config) != "few-shot":
             return
         book = codebook_of(config)

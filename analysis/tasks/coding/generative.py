@@ -86,7 +86,7 @@ class LLMCoder(Predictor):
     """Zero-shot coding by prompting a generative model with the codebook."""
 
     def __init__(self, config: "CodingConfig", book: Codebook, context: RunContext | None):
-        self.config, self.book = config, book
+        self.config, self.book, self.context = config, book, context
         self.multi = multi_label_of(config, book)
         self.labels = choices_of(book)
         self.instructions = codebook_prompt(book, self.multi, config.explain)
@@ -96,6 +96,7 @@ class LLMCoder(Predictor):
                                            explain=config.explain)
         self.n_retried = 0
         self.has_probs = False
+        self.stability: dict[str, Any] | None = None
 
     def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
         conversations = [conversation(self.instructions, t) for t in texts]
@@ -119,8 +120,34 @@ class LLMCoder(Predictor):
         frame["unparsed"] = [p is None for p in parsed]
         return frame
 
+    def finish(self) -> None:
+        """The prompt-stability check on a random sample of the run's texts, when asked for."""
+        config = self.config
+        if not config.stability_sample or self.context is None:
+            return
+        from .stability import BUILTIN_PARAPHRASES, generate_paraphrases, prompt_stability, sample_rows
+
+        original = MULTI_INSTRUCTION if self.multi else SINGLE_INSTRUCTION
+        paraphrases = list(BUILTIN_PARAPHRASES[self.multi] if config.paraphrases is None else config.paraphrases)
+        written = []
+        if config.generate_paraphrases:
+            self.context.stage("Prompt stability: the model paraphrases the instruction")
+            written = generate_paraphrases(self.backend, original, config.generate_paraphrases, config.seed)
+        report = prompt_stability(self.backend, self.book, self.context.texts, multi=self.multi,
+                                  rows=sample_rows(self.context.texts, config.stability_sample, config.seed),
+                                  repeats=config.stability_repeats, temperature=config.stability_temperature,
+                                  paraphrases=paraphrases + written, params=self.params, stage=self.context.stage)
+        self.stability = report.to_dict()
+        self.stability["paraphrases_by_model"] = written
+        if config.generate_paraphrases and len(written) < config.generate_paraphrases:
+            self.stability["notes"].append(f"The model wrote {len(written)} usable paraphrases of the "
+                                           f"{config.generate_paraphrases} asked for (empty or repeated ones are "
+                                           "left out).")
+
     def describe(self) -> dict[str, Any]:
+        extra = {"prompt_stability": self.stability} if self.stability is not None else {}
         return {
+            **extra,
             **prompting.describe_generation(self.backend, self.params,
                                             {"system": SYSTEM_PROMPT, "user": self.instructions + prompting.TEXT_SLOT},
                                             self.n_retried, self.has_probs),

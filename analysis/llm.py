@@ -424,7 +424,9 @@ class LocalLLM:
         # Computed once: the cache key of every answer. Two folders of the same name hold other
         # weights more often than not, so the key holds a fingerprint of the weights themselves.
         self._identity = {"backend": "in-process", "model": self.path.name, "file": self.gguf_file,
-                          "weights": weights_fingerprint(self.path, gguf_file)}
+                          "weights": weights_fingerprint(self.path, gguf_file),
+                          # How labels are scored: answers cached by an earlier way are not reused.
+                          "label_scoring": "whole-json-answer"}
         if not getattr(self.tokenizer, "chat_template", None):
             raise TextlabError(f"The model at {model} has no chat template, so it cannot be prompted as an "
                                "instruct model. Use an instruct (chat) model.")
@@ -518,14 +520,21 @@ class LocalLLM:
         label, which is what makes coding on a laptop CPU practical."""
         torch = self._torch
         labels = list(params.choices)
-        label_ids = [self.tokenizer(label, add_special_tokens=False)["input_ids"] for label in labels]
+        # Each label is scored as the whole JSON answer ({"code": "Housing"}), up to the closing
+        # quote and brace: scoring the bare label would give 'Housing' the probability of every
+        # label it begins ('Housing issues'), so the longer one could never win. The tokens all
+        # answers share ({"code": ") are read once with each text instead of once per label.
+        answer_ids = [self.tokenizer(json.dumps({params.field: label}, ensure_ascii=False),
+                                     add_special_tokens=False)["input_ids"] for label in labels]
+        common = _common_prefix(answer_ids, keep=1)
+        label_ids = [ids[len(common):] for ids in answer_ids]
         head, cache = self._shared_head(prompts)
         answers = []
         with torch.inference_mode():
             for prompt in prompts:
                 if cache is None:
                     head, cache = [], self._new_cache()
-                tail = prompt[len(head):]
+                tail = prompt[len(head):] + common
                 logprobs = self._tail_and_labels(len(head), tail, label_ids, cache)
                 scores = []
                 start = len(tail)  # where the first label's packed tokens begin
@@ -543,7 +552,7 @@ class LocalLLM:
                 best = (_sample_label(scores, params.temperature, params.seed, prompt) if params.temperature > 0
                         else max(range(len(labels)), key=lambda j: scores[j]))
                 text = json.dumps({params.field: labels[best]}, ensure_ascii=False)
-                answers.append(Answer(text=text, prompt_tokens=len(prompt), completion_tokens=len(label_ids[best]),
+                answers.append(Answer(text=text, prompt_tokens=len(prompt), completion_tokens=len(answer_ids[best]),
                                       choice_probs=probs, constrained=True))
         if params.explain:
             self._explain(prompts, answers, params)
@@ -709,6 +718,15 @@ def embedded_model_folder(models_dir: Path | None = None) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _common_prefix(rows: list[list[int]], keep: int = 0) -> list[int]:
+    """The longest token prefix every row shares, leaving each row at least ``keep`` tokens."""
+    n = 0
+    limit = min(len(r) for r in rows) - keep
+    while n < limit and all(r[n] == rows[0][n] for r in rows):
+        n += 1
+    return rows[0][:n]
 
 
 def _sample_label(scores: list[float], temperature: float, seed: int, prompt: list[int]) -> int:

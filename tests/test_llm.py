@@ -223,7 +223,8 @@ def test_packed_label_scoring_equals_scoring_each_label_from_scratch(tiny_lm):
         nonlocal informative
         answers = local.chat(convs, llm.GenerationParams(choices=labels))
         for conversation, answer in zip(convs, answers):
-            expected = _reference_probs(model, tokenizer, conversation, labels)
+            expected = _reference_probs(model, tokenizer, conversation, labels,
+                                        answer=lambda label: json.dumps({"code": label}))
             assert answer.choice_probs == pytest.approx(expected, abs=1.5e-4), conversation[-1]["content"][:40]
             assert json.loads(answer.text)["code"] == max(expected, key=expected.get)
             informative += sum(0.01 < p < 0.99 for p in expected.values())
@@ -254,14 +255,6 @@ def test_packed_label_scoring_equals_scoring_each_label_from_scratch(tiny_lm):
     assert informative >= 40  # the comparison is not decided by probabilities of 0 and 1 alone
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "analysis/llm.py LocalLLM._choose scores a label's tokens with nothing after them, so a label "
-    "that begins another ('Housing', 'Housing issues') also gets the other's probability: P(Housing) "
-    ">= P(Housing issues) for every text and model, and the longer label can never be chosen. Fix: "
-    "score the answer _choose returns, json.dumps({field: label}) (its shared '{\"code\": \"' "
-    "prefix read with the text's tail), so that each label ends where the JSON string closes. The "
-    "reference of test_packed_label_scoring_equals_scoring_each_label_from_scratch then scores the "
-    "same answer text (answer=lambda label: json.dumps({'code': label}))."))
 def test_a_label_that_begins_another_does_not_take_its_probability(tiny_lm):
     """The probability of each label must be that of the answer the model is said to give,
     ``{"code": "<label>"}``: then a label that is the start of another competes with it fairly."""

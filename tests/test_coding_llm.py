@@ -65,6 +65,7 @@ def test_in_process_coding_always_names_a_codebook_label_with_probabilities(tiny
     assert out.iloc[12:].isna().all().all()  # empty texts get empty results
 
 
+@pytest.mark.slow  # ~15 s on 2 cores: the codebook prompt is 1,200 tokens
 def test_the_cli_codes_the_sample_with_a_local_model_and_the_manifest_keeps_the_prompt(tiny_lm, tmp_path):
     import subprocess
     import sys
@@ -108,3 +109,77 @@ def test_llm_settings_are_checked_before_anything_runs(monkeypatch):
         from analysis.tasks import topics
 
         topics.run(["a text"] * 5, {"backend": "llm"})
+
+
+def test_code_explanation_comes_with_explain_and_not_without(tiny_lm):
+    texts = ["The buses are late every morning.", "", "Rents went up again, we cannot stay."]
+    base = {"codebook": str(BOOK), "backend": "llm", "model": str(tiny_lm), "device": "cpu"}
+    plain = coding.run(texts, base)
+    explained = coding.run(texts, {**base, "explain": True, "llm_max_tokens": 12})
+    labels = choices_of(read_codebook(BOOK))
+    assert "code_explanation" not in plain
+    assert list(explained.columns) == list(plain.columns) + ["code_explanation"]
+    assert len(explained) == 3 and pd.isna(explained["code_explanation"].iloc[1])  # an empty text: none
+    assert explained["code_explanation"].iloc[[0, 2]].notna().any()
+    assert set(explained["code_label"].iloc[[0, 2]]) <= set(labels)
+    assert coding.TASK.owns_column("code_explanation", {"parameters": {**base, "explain": True}})
+
+
+@pytest.mark.slow
+def test_a_killed_llm_coding_run_resumes_from_the_answer_cache(tiny_lm, tmp_path, capsys):
+    """Kill the command line while it codes (answers are cached as each batch arrives, long
+    before the chunk's checkpoint), run the same command again: every row is coded and the
+    rerun asks the model only what was not answered before the kill."""
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    survey = tmp_path / "survey.csv"
+    sample = pd.read_csv(SAMPLE_CSV)
+    # Distinct texts (a repeated text is one cached answer) and the sample's empty rows.
+    frame = sample[sample["text"].isna() | ~sample["text"].duplicated()].iloc[60:140]
+    assert frame["text"].isna().any()
+    frame.to_csv(survey, index=False)
+    n_texts = int(frame["text"].fillna("").str.strip().astype(bool).sum())
+    workspace, out = tmp_path / "ws", tmp_path / "coded.csv"
+    argv = ["analyze", str(survey), "-o", str(out), "--task", "coding", "--codebook", str(BOOK), "--backend", "llm",
+            "--model", str(tiny_lm), "--device", "cpu", "--batch-size", "4", "--workspace", str(workspace)]
+
+    def cached() -> int:
+        found = list(workspace.glob("projects/*/llm/answers.sqlite"))
+        if not found:
+            return 0
+        try:
+            with sqlite3.connect(found[0], timeout=5) as db:
+                return int(db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+        except sqlite3.OperationalError:  # the table is being made
+            return 0
+
+    first = subprocess.Popen([sys.executable, "-m", "analysis.cli", *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while cached() < 8 and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first.poll() is None, "the first run ended before it could be killed: " + first.stderr.read().decode()[-500:]
+    finally:
+        first.kill()
+        first.wait(30)
+        first.stderr.close()
+    before = cached()
+    assert 8 <= before < n_texts and not out.exists()
+
+    from analysis.cli import main
+
+    capsys.readouterr()
+    assert main(argv) == 0  # the same command again, in this process
+    assert "resuming run" in capsys.readouterr().err
+    table = pd.read_csv(out)
+    assert len(table) == len(frame) and table["respondent_id"].tolist() == frame["respondent_id"].tolist()
+    assert table["code_label"].notna().sum() == n_texts
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())[0]
+    # The rerun got the answers from before the kill out of the cache and asked only the rest.
+    assert manifest["usage"]["cache_hits"] == before
+    assert manifest["usage"]["requests"] == n_texts - before
+    assert manifest["rows"]["coded"] == n_texts and cached() == n_texts

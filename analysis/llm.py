@@ -219,6 +219,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     schema_refused: bool = False
+    busy_s: float = 0.0               # wall time spent on answers that were not cached
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, answer: Answer) -> None:
@@ -230,9 +231,18 @@ class Usage:
                 self.prompt_tokens += answer.prompt_tokens or 0
                 self.completion_tokens += answer.completion_tokens or 0
 
+    def timed(self, seconds: float) -> None:
+        with self.lock:
+            self.busy_s += seconds
+
     def to_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "cache_hits": self.cache_hits, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "schema_refused": self.schema_refused}
+        out = {"requests": self.requests, "cache_hits": self.cache_hits, "prompt_tokens": self.prompt_tokens,
+               "completion_tokens": self.completion_tokens, "schema_refused": self.schema_refused}
+        if self.requests and self.busy_s > 0:
+            out.update(seconds=round(self.busy_s, 2), answers_per_s=round(self.requests / self.busy_s, 2),
+                       prompt_tokens_per_s=round(self.prompt_tokens / self.busy_s, 1),
+                       completion_tokens_per_s=round(self.completion_tokens / self.busy_s, 1))
+        return out
 
 
 class ServerLLM:
@@ -314,14 +324,27 @@ class ServerLLM:
                 if progress is not None:
                     progress(done)
 
-        if self.concurrency == 1 or len(conversations) <= 1:
-            for i in range(len(conversations)):
-                one(i)
-        else:
-            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="llm") as pool:
-                for future in [pool.submit(one, i) for i in range(len(conversations))]:
-                    future.result()  # re-raises the first failure
+        started, hits = time.monotonic(), self.usage.cache_hits
+        try:
+            if self.concurrency == 1 or len(conversations) <= 1:
+                for i in range(len(conversations)):
+                    one(i)
+            else:
+                with ThreadPoolExecutor(self.concurrency, thread_name_prefix="llm") as pool:
+                    for future in [pool.submit(one, i) for i in range(len(conversations))]:
+                        future.result()  # re-raises the first failure
+        finally:
+            if self.usage.cache_hits - hits < len(conversations):  # something was asked
+                self.usage.timed(time.monotonic() - started)
         return [a for a in out if a is not None]
+
+    def count_tokens(self, texts: list[str]) -> tuple[list[int], bool]:
+        """Tokens of each text, and whether the count is exact: a server's tokenizer is not
+        at hand, so about four characters a token (English; more tokens for other scripts)."""
+        return [max(1, round(len(t) / 4)) if t else 0 for t in texts], False
+
+    def conversation_tokens(self, conversation: Conversation) -> int:
+        return self.count_tokens(["\n".join(m["content"] for m in conversation)])[0][0] + 4 * len(conversation)
 
     def _request(self, conversation: Conversation, params: GenerationParams) -> Answer:
         kwargs: dict[str, Any] = {"model": self.model, "messages": conversation, "max_tokens": params.max_tokens,
@@ -460,6 +483,7 @@ class LocalLLM:
         if progress is not None and done:
             progress(done)
         todo.sort(key=lambda item: len(item[2]))  # similar lengths share a batch: little padding
+        started = time.monotonic()
         if todo and params.choices and not params.multi:
             self._shared_head([ids for _, _, ids in todo])  # the head of every prompt, read once
         for start in range(0, len(todo), self.batch_size):
@@ -474,7 +498,19 @@ class LocalLLM:
             done += len(batch)
             if progress is not None:
                 progress(done)
+        if todo:
+            self.usage.timed(time.monotonic() - started)
         return [a for a in out if a is not None]
+
+    def count_tokens(self, texts: list[str]) -> tuple[list[int], bool]:
+        """Tokens of each text by the model's own tokenizer (exact)."""
+        if not texts:
+            return [], True
+        ids = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        return [len(row) for row in ids], True
+
+    def conversation_tokens(self, conversation: Conversation) -> int:
+        return len(self._prompt_ids(conversation))
 
     def _padded(self, rows: list[list[int]]):
         torch = self._torch

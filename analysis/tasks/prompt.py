@@ -92,6 +92,8 @@ class PromptPredictor(Predictor):
         self.backend = prompting.load_backend(config, context)
         self.params = llm.GenerationParams(max_tokens=prompting.max_tokens(config, free=True), temperature=0.0,
                                            seed=config.seed, stop=stop_sequence(config.stop))
+        self.plan = None if context is None else prompting.plan_tokens(
+            self.backend, lambda t: self.conversation(t, {f: "" for f in self.fields}), context.texts, context)
 
     def conversation(self, text: str, row: dict[str, Any] | None = None) -> llm.Conversation:
         return prompting.conversation(self.system, render(self.template, text, row))
@@ -108,7 +110,8 @@ class PromptPredictor(Predictor):
     def describe(self) -> dict[str, Any]:
         return {**prompting.describe_generation(self.backend, self.params,
                                                 {"system": self.system, "user": self.template}, 0),
-                "method": "free prompt (the researcher's template)", "template_fields": ["text", *self.fields]}
+                "method": "free prompt (the researcher's template)", "template_fields": ["text", *self.fields],
+                "planned": self.plan}
 
     def close(self) -> None:
         prompting.close_backend(self.backend)

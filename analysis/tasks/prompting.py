@@ -76,6 +76,23 @@ def load_backend(config: LLMConfig, context: RunContext | None = None):
                         cache=cache, note=llm.EMBEDDED_NOTE)
 
 
+def plan_tokens(backend, conversation_of, texts: list[str], context: RunContext | None = None) -> dict[str, Any]:
+    """The prompt tokens a run will send, counted before it starts and said as a stage (so a
+    user sees the size of the job, and what a paid server would charge for, up front). The
+    time follows from the first answers: the progress bar's rate and time left."""
+    asked = [t for t in texts if isinstance(t, str) and t.strip()]
+    fixed = backend.conversation_tokens(conversation_of(""))
+    per_text, exact = backend.count_tokens(asked)
+    total = fixed * len(asked) + sum(per_text)
+    plan = {"texts": len(asked), "prompt_tokens": total, "prompt_tokens_per_text": round(total / len(asked)) if asked
+            else 0, "exact": exact}
+    if context is not None and asked:
+        where = f" to {backend.describe().get('server')}" if getattr(backend, "url", None) else ""
+        context.stage(f"{len(asked):,} texts: {'' if exact else 'about '}{total:,} prompt tokens to send{where} "
+                      f"(~{plan['prompt_tokens_per_text']:,} per text)")
+    return plan
+
+
 def close_backend(backend) -> None:
     backend.close()
     cache = getattr(backend, "cache", None)
@@ -198,6 +215,7 @@ class LabelPrompter(Predictor):
                                            choices=tuple(self.labels), field=task, explain=config.explain)
         self.n_retried = 0
         self.has_probs = False
+        self.plan = None if context is None else plan_tokens(self.backend, self.conversation, context.texts, context)
 
     def conversation(self, text: str) -> llm.Conversation:
         return conversation(SYSTEM_RATER, with_text(self.instructions, text))
@@ -223,7 +241,7 @@ class LabelPrompter(Predictor):
         return {**describe_generation(self.backend, self.params,
                                       {"system": SYSTEM_RATER, "user": self.instructions + TEXT_SLOT},
                                       self.n_retried, self.has_probs),
-                "method": "generative model prompted for one label", "labels": self.slugs}
+                "method": "generative model prompted for one label", "labels": self.slugs, "planned": self.plan}
 
     def close(self) -> None:
         close_backend(self.backend)

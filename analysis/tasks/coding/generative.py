@@ -97,6 +97,8 @@ class LLMCoder(Predictor):
         self.n_retried = 0
         self.has_probs = False
         self.stability: dict[str, Any] | None = None
+        self.plan = None if context is None else prompting.plan_tokens(
+            self.backend, lambda t: conversation(self.instructions, t), context.texts, context)
 
     def predict(self, texts: list[str], progress=None) -> pd.DataFrame:
         conversations = [conversation(self.instructions, t) for t in texts]
@@ -152,6 +154,7 @@ class LLMCoder(Predictor):
                                             {"system": SYSTEM_PROMPT, "user": self.instructions + prompting.TEXT_SLOT},
                                             self.n_retried, self.has_probs),
             "method": "zero-shot (generative model prompted with the codebook)",
+            "planned": self.plan,
             "labels": self.labels,
             "multi_label": self.multi,
             "codebook_version": self.book.version_tag(),

@@ -1,0 +1,39 @@
+"""The size of an LLM run is said before it starts, and its speed is measured in the manifest."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analysis import llm
+from analysis.tasks import coding
+from analysis.tasks.execute import MemoryStore, execute
+from tests.paths import ROOT, SAMPLE_CSV
+
+BOOK = ROOT / "sample_data" / "policy_codebook.json"
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    from tests.tiny_models import make_tiny_causal_lm
+
+    return make_tiny_causal_lm(tmp_path_factory.mktemp("lm") / "tiny-lm")
+
+
+def test_the_planned_prompt_tokens_are_the_tokens_sent_and_the_speed_is_recorded(tiny_lm):
+    texts = pd.read_csv(SAMPLE_CSV)["text"].head(9).tolist() + ["", "  "]
+    config = coding.CodingConfig.from_dict({"codebook": str(BOOK), "backend": "llm", "model": str(tiny_lm),
+                                            "device": "cpu"})
+    stages = []
+    done = execute(coding.TASK, texts, MemoryStore(), config=config, stage=stages.append)
+    plan, usage = done.description["planned"], done.description["usage"]
+    assert plan["texts"] == 9 and plan["exact"] is True
+    assert plan["prompt_tokens"] == usage["prompt_tokens"]  # counted by the model's own tokenizer
+    assert any(f"9 texts: {plan['prompt_tokens']:,} prompt tokens to send" in s for s in stages)
+    assert usage["requests"] == 9 and usage["seconds"] > 0
+    assert usage["prompt_tokens_per_s"] == pytest.approx(usage["prompt_tokens"] / usage["seconds"], rel=0.02)
+
+
+def test_a_server_count_is_an_estimate_and_says_so():
+    counts, exact = llm.ServerLLM.count_tokens(None, ["abcdefgh", "", "x"])
+    assert counts == [2, 0, 1] and exact is False

@@ -142,6 +142,28 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("names", nargs="+", metavar="NAME")
     d.add_argument("--to", help="folder to save into (default: $TEXTLAB_MODELS or <workspace>/models)")
 
+    p = sub.add_parser("llm", help="start a language-model server for --backend llm, or list a server's models")
+    lsub = p.add_subparsers(dest="llm_command", required=True, metavar="ACTION")
+    s = lsub.add_parser("serve", help="serve a model over the OpenAI-compatible API (vLLM on a GPU, else "
+                                      "transformers serve); the app and --llm-url then use it")
+    s.add_argument("model", nargs="?", help="model folder or Hugging Face name (default: the embedded "
+                                            "SmolLM2-135M-Instruct)")
+    s.add_argument("--engine", choices=("auto", "vllm", "transformers"), default="auto",
+                   help="auto: vLLM when it is installed (pip install vllm; needs a CUDA GPU), else transformers serve")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 lets the local "
+                        "network send texts to it, e.g. a workshop's laptops)")
+    s.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    s.add_argument("--device", default="auto", help="transformers engine: cpu, cuda or auto")
+    s.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vLLM: share of GPU memory to use")
+    s.add_argument("--max-model-len", type=int, help="vLLM: longest prompt + answer in tokens (lower it to save memory)")
+    s.add_argument("--allow-download", action="store_true",
+                   help="let the engine download a model named by its Hugging Face id (default: offline)")
+    s.add_argument("--dry-run", action="store_true", help="print the server command instead of running it")
+    m = lsub.add_parser("list", help="the models a server offers (what the app's Test connection shows)")
+    m.add_argument("url", help="the server's address, e.g. http://127.0.0.1:11434/v1")
+    m.add_argument("--allow-remote", action="store_true", help="a server outside this machine and its network")
+
     p = sub.add_parser("app", help="start the web app; its job worker starts with the server and resumes interrupted runs")
     p.add_argument("--port", type=int, default=8501, help="port to serve on (default: 8501)")
     p.add_argument("--address", default="127.0.0.1",
@@ -534,6 +556,62 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def llm_server_command(args) -> tuple[list[str], str, dict[str, str]]:
+    """The command that serves ``args.model``, the URL it will answer at and its environment."""
+    import importlib.util
+    import os
+    import shutil
+
+    from . import llm
+
+    model = args.model or str(llm.embedded_model_folder().resolve())
+    if Path(model).expanduser().exists():
+        model = str(Path(model).expanduser().resolve())  # the name clients send: the same from any folder
+    engine = args.engine
+    if engine == "auto":
+        engine = "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+    if engine == "vllm":
+        if importlib.util.find_spec("vllm") is None:
+            raise TextlabError("vLLM is not installed: pip install vllm (on a machine with a CUDA GPU), or use "
+                               "--engine transformers.")
+        program = [shutil.which("vllm")] if shutil.which("vllm") else [sys.executable, "-m", "vllm.entrypoints.cli.main"]
+        command = program + ["serve", model, "--host", args.host, "--port", str(args.port),
+                             "--gpu-memory-utilization", str(args.gpu_memory_utilization), "--seed", "0"]
+        if args.max_model_len:
+            command += ["--max-model-len", str(args.max_model_len)]
+    else:
+        command = [sys.executable, "-m", "transformers.cli.transformers", "serve", model, "--host", args.host,
+                   "--port", str(args.port), "--device", args.device]
+    env = dict(os.environ)
+    if not args.allow_download:
+        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.setdefault("VLLM_NO_USAGE_STATS", "1")  # no usage statistics leave the machine
+    env.setdefault("DO_NOT_TRACK", "1")
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    return command, f"http://{host}:{args.port}/v1", env
+
+
+def cmd_llm(args) -> int:
+    import os
+
+    from . import llm
+
+    if args.llm_command == "list":
+        for model in llm.list_models(args.url, allow_remote=args.allow_remote):
+            print(model["id"])
+        return 0
+    command, url, env = llm_server_command(args)
+    model = command[command.index("serve") + 1]
+    print(f"textlab: serving {model} at {url}; use it with --backend llm --llm-url {url} --llm-model {model} "
+          "(or the app's Language model settings)", file=sys.stderr)
+    if args.dry_run:
+        print(" ".join(command))
+        return 0
+    sys.stderr.flush()
+    os.execvpe(command[0], command, env)  # the server is this process: Ctrl+C or a kill stops it
+    return 0  # pragma: no cover - exec does not return
+
+
 def cmd_app(args) -> int:
     # The library never imports Streamlit: the `textlab` command starts the app through
     # ui.launch (above this layer). Reached only as `python -m analysis.cli app`.
@@ -566,7 +644,7 @@ def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = {"analyze": cmd_analyze, "info": cmd_info, "models": cmd_models, "validate": cmd_validate,
-               "app": cmd_app}[args.command]
+               "app": cmd_app, "llm": cmd_llm}[args.command]
     try:
         return handler(args)
     except TextlabError as exc:

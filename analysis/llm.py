@@ -264,7 +264,7 @@ class ServerLLM:
         self._client = openai.OpenAI(base_url=self.url, api_key=api_key() or "not-needed", timeout=timeout,
                                      max_retries=max_retries)
         self._openai = openai
-        self.digest = self._check_model()
+        self.digest = self._check_model() if model else None  # no name yet: only listing the models
         self._identity = {"backend": "server", "model": self.model, "digest": self.digest}
 
     def models(self) -> list[dict[str, Any]]:
@@ -842,6 +842,11 @@ def _choice_probs(choice, labels: tuple[str, ...], field: str = "code") -> dict[
                 return None
         produced += token.token
     return None
+
+
+def list_models(url: str, *, allow_remote: bool = False) -> list[dict[str, Any]]:
+    """The models a server offers, before any is chosen (the app's "Test connection")."""
+    return ServerLLM(url, "", allow_remote=allow_remote, max_retries=0).models()
 
 
 def wait_for_server(url: str, timeout: float = 60.0) -> None:

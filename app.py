@@ -19,6 +19,7 @@ pages = {
         st.Page("pages/sentiment.py", title="Sentiment", icon=":material/sentiment_satisfied:"),
         st.Page("pages/emotion.py", title="Emotion", icon=":material/theater_comedy:"),
         st.Page("pages/coding.py", title="Codebook coding", icon=":material/label:"),
+        st.Page("pages/prompt.py", title="Free prompt", icon=":material/chat:"),
         st.Page("pages/summary.py", title="Summaries", icon=":material/summarize:"),
         st.Page("pages/topics.py", title="Topics", icon=":material/hub:"),
     ],

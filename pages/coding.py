@@ -10,6 +10,7 @@ from analysis.errors import TextlabError
 from analysis.tasks.coding import (code_columns, code_shares, human_code_columns, human_code_counts, next_to_code,
                                    preview_fewshot, require_setfit, setfit_estimate)
 from analysis.textutil import slug
+from ui.language_model import what_the_model_sees
 from ui.widgets import (analysis_header, close_reading, dates_readable, job_status, latest_results, literal,
                         method_caveats, model_settings, run_history, run_summary, show_error, submit_button)
 from ui.state import SAMPLE_CODEBOOK
@@ -195,6 +196,11 @@ config["method"] = method
 config["multi_label"] = multi
 project.save_settings("coding", {**project.settings("coding"), "method": method,
                                  "labels_column": config.get("labels_column"), "classifier": config.get("classifier")})
+if config.get("backend") == "llm" and book is not None:
+    # One text through the model before a run: the prompt built from this codebook, the answer, the code.
+    what_the_model_sees(project, "coding", config, frame_all, info.text_column, key="coding_seen")
+# A "Prompt stability" panel (the same texts coded with paraphrased instructions) belongs here,
+# below the teaching view and above the run button; it is another change's to add.
 submit_button(project, "coding", "Run coding", lambda: config)
 job_status(project, "coding")
 
@@ -251,5 +257,9 @@ if codes.probabilities:
     human = frame_all.get(manifest["labels_column"]) if manifest.get("labels_column") else None
     st.dataframe(next_to_code(frame, info.text_column, codes, human_codes=human, k=20),
                  hide_index=True, column_config={info.text_column: st.column_config.TextColumn(width="large")})
+elif label_col in frame.columns:  # a language model on a server that gave no probabilities
+    st.caption("The model's codes (the server gave no probabilities to sort them by); filter by code.")
+    close_reading(frame, info.text_column, None, label_column=label_col, group_column=info.group_column,
+                  extra=[], key="coding_read")
 st.page_link("pages/validate.py", label="Check the codes against human coders", icon=":material/fact_check:")
 run_history(project, "coding")

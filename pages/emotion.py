@@ -23,6 +23,12 @@ if info.group_column:
     profile.columns = list(emotions)
     st.plotly_chart(charts.profile_heatmap(profile, title=f"Emotion profile by {info.group_column} (mean score)",
                                            value_format=".3f"))
+if not emotions:  # a language model on a server that gave no probabilities: the top emotion only
+    st.subheader("Close reading")
+    close_reading(frame, info.text_column, None, label_column="emotion_label", group_column=info.group_column,
+                  extra=[], key="emo_read")
+    run_history(project, "emotion")
+    st.stop()
 chosen = st.selectbox("Emotion", list(emotions), key="emo_pick")
 column = emotions[chosen]
 if info.group_column:

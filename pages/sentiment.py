@@ -11,7 +11,7 @@ SENTIMENT_COLORS = {"negative": "#D55E00", "neutral": "#999999", "positive": "#0
 
 def settings() -> dict:
     config = model_settings("sentiment")
-    if config["backend"] != "transformers":
+    if config["backend"] in ("auto", "offline"):  # VADER's thresholds
         c1, c2 = st.columns(2)
         lo = c1.number_input("VADER: negative at or below", -1.0, 0.0, -0.05, 0.01, key="sent_lo")
         hi = c2.number_input("VADER: positive at or above", 0.0, 1.0, 0.05, 0.01, key="sent_hi")

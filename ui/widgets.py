@@ -88,6 +88,9 @@ def sidebar(pages: dict[str, list] | None = None) -> None:
             roles = [f"text: {literal(info.text_column, code=True)}"]
             roles += [f"{k}: {literal(v, code=True)}" for k, v in (("id", info.id_column), ("group", info.group_column), ("date", info.date_column)) if v]
             st.caption(f"**{info.rows:,}** rows · " + " · ".join(roles))
+        from .language_model import sidebar_section
+
+        sidebar_section(current)
         st.divider()
         st.caption(f"Device: {state.device_summary()}")
         st.caption(
@@ -263,7 +266,12 @@ def submit_button(project: Project, task: str, label: str, config_factory: Calla
     busy = bool(runs) and runs[0].status in ACTIVE_STATUSES
     if st.button(label, type="primary", disabled=busy, key=f"submit_{task}"):
         try:
-            state.job_manager().submit(project, task, config_factory() if config_factory else {})
+            config = config_factory() if config_factory else {}
+            if config.get("backend") == "llm":
+                from .language_model import check_ready
+
+                check_ready()  # the sidebar names a model completely (an empty URL is not "embedded")
+            state.job_manager().submit(project, task, config)
         except TextlabError as exc:
             show_error(exc)
         else:
@@ -337,18 +345,31 @@ def analysis_page(task: str, *, caption: str, run_label: str, empty: str,
     return results
 
 
+BACKEND_LABELS = {"auto": "auto", "offline": "offline", "transformers": "transformers",
+                  "llm": "Generative language model"}
+
+
 def model_settings(task: str) -> dict:
     """Backend, model, device and batch size for a model task; returns the config dict."""
     from analysis.models import DEFAULTS, list_models
+    from analysis.tasks import get_task
 
     offline, transformer = DEFAULTS[task]["offline"], DEFAULTS[task]["transformers"]
     registered = [m for m in list_models() if m["task"] == task and m["backend"] == "transformers"]
     available = {m["name"]: m["available"] for m in registered}
+    generative = get_task(task).llm_backend
     backend = st.radio(
-        "Backend", ["auto", "offline", "transformers"], horizontal=True, key=f"{task}_backend",
+        "Backend", ["auto", "offline", "transformers"] + (["llm"] if generative else []), horizontal=True,
+        key=f"{task}_backend", format_func=BACKEND_LABELS.get,
         help=f"auto: the transformer model when it is on this machine, else the offline {offline}. "
-             f"offline: {offline} (fast, transparent, English). transformers: a local model (more accurate, a GPU helps).",
+             f"offline: {offline} (fast, transparent, English). transformers: a local model (more accurate, a GPU helps)."
+             + (" Generative language model: the model chosen under Language model in the sidebar is asked about "
+                "each text (it can explain each answer)." if generative else ""),
     )
+    if backend == "llm":
+        from .language_model import task_settings
+
+        return task_settings(task)
     config: dict = {"backend": backend}
     if backend == "offline":
         return config
@@ -387,20 +408,33 @@ def run_summary(manifest: dict) -> None:
     parts.append(f"{rows.get('coded', 0):,} texts coded, {rows.get('empty', 0):,} empty")
     if rows.get("split"):
         parts.append(f"{rows['split']:,} long texts split into windows")
+    if rows.get("unparsed"):
+        parts.append(f"**{rows['unparsed']:,} answers named no label** (asked again once, then left uncoded: "
+                     "never guessed)")
+    if rows.get("empty_answer"):
+        parts.append(f"**{rows['empty_answer']:,} empty answers**")
     if manifest.get("device"):
         parts.append(str(manifest["device"]))
     st.caption(" · ".join(parts))
+    if manifest.get("model_note"):  # the embedded language model says it is weak
+        st.warning(literal(manifest["model_note"]), icon=":material/science:")
     if manifest.get("backend_choice", "").startswith("auto:"):
         st.info(literal(manifest["backend_choice"]), icon=":material/info:")
     with st.expander("Provenance (run manifest)"):
         st.json(manifest, expanded=False)
 
 
-def close_reading(frame: pd.DataFrame, text_column: str, score_column: str, *, label_column: str | None,
+def close_reading(frame: pd.DataFrame, text_column: str, score_column: str | None, *, label_column: str | None,
                   group_column: str | None, extra: list[str], key: str, highest_first: bool = True) -> None:
-    """The texts behind the numbers: sorted by a score, filterable by group and label."""
+    """The texts behind the numbers: sorted by a score, filterable by group and label.
+
+    Without a score (a language model that gave no probabilities) the texts keep their order.
+    A generative model's explanations (``*_explanation`` columns) are shown beside the text."""
     c1, c2, c3 = st.columns([2, 2, 1])
-    data = frame.dropna(subset=[score_column])
+    if score_column:
+        data = frame.dropna(subset=[score_column])
+    else:
+        data = frame[frame[label_column].notna()] if label_column else frame
     if label_column:
         labels = sorted(data[label_column].dropna().astype(str).unique())
         picked = c1.multiselect("Label", labels, key=f"{key}_labels")
@@ -412,7 +446,11 @@ def close_reading(frame: pd.DataFrame, text_column: str, score_column: str, *, l
         if chosen:
             data = data[data[group_column].astype(str).isin(chosen)]
     n = c3.number_input("Rows", 5, 500, 20, step=5, key=f"{key}_n")
-    data = data.sort_values(score_column, ascending=not highest_first).head(int(n))
-    columns = ["doc_id", text_column] + [c for c in [label_column, score_column, group_column] + extra if c]
+    if score_column:
+        data = data.sort_values(score_column, ascending=not highest_first)
+    data = data.head(int(n))
+    explanations = [c for c in frame.columns if str(c).endswith("_explanation")]
+    columns = ["doc_id", text_column, *explanations] + [c for c in [label_column, score_column, group_column] + extra if c]
     st.dataframe(data[list(dict.fromkeys(columns))], hide_index=True,
-                 column_config={text_column: st.column_config.TextColumn(width="large")})
+                 column_config={text_column: st.column_config.TextColumn(width="large"),
+                                **{c: st.column_config.TextColumn(width="large") for c in explanations}})

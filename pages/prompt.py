@@ -33,7 +33,7 @@ st.subheader("1 · Prompt")
 template = st.text_area("Prompt template", key=keys["template"], height=140,
                         help="Put {text} where the text goes. Any column of the corpus can be named in braces too "
                              "({region}); write literal braces as {{ and }}.")
-columns = [str(c) for c in frame_all.columns]
+columns = [str(c) for c in frame_all.columns if c != info.text_column]  # the text itself is {text}
 st.caption("Fields: `{text}` and any column in braces: " + ", ".join(literal("{" + c + "}", code=True) for c in columns))
 system = st.text_area("System message", key=keys["system"], height=70,
                       help="The model's standing instruction, sent before the prompt.")

@@ -5,7 +5,8 @@ project stays open) and sentiment, sees their charts, codes the sample with its 
 (killing the server mid-run and starting it again: the run resumes by itself), sees the codes
 on Explore and the agreement with the human coders, finds
 topics and sees the document map, sees a group summary with its sources,
-downloads the CSV export and checks its rows.
+downloads the CSV export and checks its rows. A second walk codes a dozen texts with a
+generative model (a tiny local chat model) chosen in the sidebar's Language model section.
 """
 
 import os
@@ -105,11 +106,7 @@ def test_sample_data_to_chart_to_csv_export(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
+        browser = _browser(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page.set_default_timeout(60_000)
         # Charts render a moment after the numbers; on a loaded 2-core CI machine that can take
@@ -207,6 +204,78 @@ def _walk(page, expect, server, tmp_path) -> None:
         page.get_by_role("button", name=re.compile(r"^Download .+\.csv$")).click()
     target = tmp_path / "export.csv"
     info.value.save_as(target)
+
+
+def _browser(p):
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    )
+
+
+@pytest.mark.timeout(900)
+def test_coding_a_few_texts_with_a_generative_model(server, tmp_path):
+    """The Language model section of the sidebar (a local model folder: the tiny chat model of
+    tests/tiny_models.py), backend "Generative language model" on the Coding page, one text in
+    "What the model sees", then a run on a dozen texts of the sample and its results."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from analysis.corpus import build_corpus
+    from analysis.workspace import Workspace
+    from tests.tiny_models import make_tiny_causal_lm
+
+    model = make_tiny_causal_lm(tmp_path / "tiny-chat")
+    frame = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False).head(12)
+    corpus = build_corpus(frame, "text", id_column="respondent_id", group_column="region", date_column="date",
+                          source=str(SAMPLE_CSV))  # the sample's codebook opens with it
+    project = Workspace(server.home).create_project("Sample, 12 texts", corpus)
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
+        page.goto(f"{server.url}/coding?project={project.id}")
+        try:
+            _code_with_a_language_model(page, expect, model)
+        except Exception:
+            os.makedirs(ROOT / "tests" / "_artifacts", exist_ok=True)
+            page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "llm_failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    (run,) = Workspace(server.home).project(project.id).runs("coding")
+    assert run.status == "done" and run.config["backend"] == "llm" and run.config["model"] == str(model)
+
+
+def _code_with_a_language_model(page, expect, model) -> None:
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(page.get_by_text("12 codes").or_(page.get_by_text("5 codes · version"))).to_be_visible()
+    # The sidebar: a local model folder.
+    sidebar.get_by_text("Language model", exact=True).click()
+    sidebar.get_by_text("A local model folder or .gguf file").click()
+    folder = sidebar.get_by_label("Model folder or .gguf file", exact=True)
+    folder.fill(str(model))
+    folder.press("Enter")
+    expect(sidebar.get_by_text("Runs in this process")).to_be_visible()
+    # The Coding page: backend "Generative language model", one text seen by the model.
+    page.get_by_text("Generative language model", exact=True).click()
+    expect(page.get_by_text("Explain each answer")).to_be_visible()
+    expect(page.get_by_text("tiny-chat").first).to_be_visible()
+    page.get_by_text("What the model sees", exact=True).click()
+    page.get_by_role("button", name="Ask the model about this text").click()
+    expect(page.get_by_text("Raw answer tokens")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("The code read from it")).to_be_visible()
+    # The run and its results.
+    page.get_by_role("button", name="Run coding").click()
+    expect(page.get_by_text("Share of texts per code")).to_be_visible(timeout=300_000)
+    expect(page.get_by_text("12 texts coded")).to_be_visible()
+    os.makedirs(ROOT / "tests" / "_artifacts", exist_ok=True)
+    page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "coding_llm.png"), full_page=True)
+
+    # ---- Prompt stability panel (issue 13): another change adds the panel and its check here:
+    # its control on the Coding page with the generative backend chosen, its result (agreement of
+    # the codes under paraphrased instructions) seen in this browser. Not built by this test.
 
 
 def _check_export(target) -> None:

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from tests.paths import ROOT
 
 PAGES = ["pages/data.py", "pages/stats.py", "pages/sentiment.py", "pages/emotion.py", "pages/coding.py",
-         "pages/summary.py", "pages/topics.py", "pages/explore.py", "pages/validate.py", "pages/export.py"]
+         "pages/prompt.py", "pages/summary.py", "pages/topics.py", "pages/explore.py", "pages/validate.py", "pages/export.py"]
 
 
 def new_app() -> AppTest:

@@ -295,6 +295,11 @@ def model_notice() -> None:
             scope = _scope(s["url"].strip())
         except TextlabError:
             scope = None
+        if scope == "remote" and not s["allow_remote"]:
+            st.warning(f"{describe_choice()} is outside this machine and its local network: a run is refused until "
+                       "you agree under **Language model** in the sidebar that every text is sent there.",
+                       icon=":material/public:")
+            return
         where = {"loopback": " (this machine)", "lan": " (your local network)",
                  "remote": " (outside this machine and its network: every text is sent there)"}.get(scope, "")
     st.info(f"Language model: {describe_choice()}{where}. Change it under **Language model** in the sidebar.",
@@ -435,10 +440,12 @@ def prompt_tokens(conversation: llm.Conversation) -> int | None:
 
 
 def show_conversation(conversation: llm.Conversation) -> None:
-    """The messages as they are sent (code blocks: shown exactly, nothing rendered)."""
+    """The messages as they are sent (code blocks: shown exactly, nothing rendered; a long one
+    scrolls)."""
     for message in conversation:
         st.caption(f"**{literal(message['role'])}**")
-        st.code(message["content"], language=None, wrap_lines=True)
+        long = message["content"].count("\n") > 14 or len(message["content"]) > 1500
+        st.code(message["content"], language=None, wrap_lines=True, height=360 if long else "content")
 
 
 def what_the_model_sees(project, task: str, config: dict[str, Any], frame: pd.DataFrame, text_column: str, *,

@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary-by", metavar="COL",
         help="with --task summary: also summarise each group of COL (a column, code_label or topic_label) "
              "into OUT.summaries.csv, with the sentences' sources")
+    groups.get("summary", p).add_argument(
+        "--summary-llm", action="store_true",
+        help="with --summary-by: a generative model also summarises each group's sentences, citing them "
+             "(llm_summary, llm_cited); the server of --llm-url, else the embedded model")
     p.add_argument("--bom", action="store_true", help="write a UTF-8 byte-order mark in CSV output (for Excel)")
     p.add_argument("--no-neutralize", action="store_true",
                    help="keep cells starting with = + - @ as they are in CSV/XLSX (default: prefix with ' against formula injection)")
@@ -265,6 +269,8 @@ def cmd_analyze(args) -> int:
     output = Path(args.output)
     format_from_path(output)  # a wrong extension fails now, not after an hour of analysis
     tasks = [get_task(name) for name in dict.fromkeys(args.task or ["stats"])]
+    if args.summary_llm and not args.summary_by:
+        raise TextlabError("--summary-llm summarises groups: give the groups with --summary-by COL.")
     model_tasks = [t.name for t in tasks if "model" in {f.name for f in fields(t.Config)} and t.name != "stats"]
     if args.model and len(model_tasks) > 1:
         raise TextlabError(
@@ -322,6 +328,8 @@ def _run_tasks(workspace, project, tasks, configs: dict, owner: str, args) -> di
 
     runs = {}
     context = run_context(project, project.corpus())  # what the runs read: texts and hand codes
+    for task in tasks:  # what the corpus must hold (template fields, coded rows): said before any model loads
+        task.check(task.Config.from_dict(configs[task.name]), context)
     for task in tasks:
         config = configs[task.name]
         inputs = task.input_fingerprint(task.Config.from_dict(config), context)
@@ -350,17 +358,30 @@ def _run_tasks(workspace, project, tasks, configs: dict, owner: str, args) -> di
 def _write_group_summaries(project, frame, output: Path, args) -> None:
     """Representative sentences per group, with the doc ids they come from, beside the output."""
     from .export import write_table
-    from .tasks.summary import summarize_groups
+    from .tasks.summary import group_summaries_table, summarize_groups
 
     if args.summary_by not in frame.columns:
         raise TextlabError(f"--summary-by: no column '{args.summary_by}' (columns: {', '.join(map(str, frame.columns))}).")
     info = project.info
-    table = summarize_groups(frame[info.text_column].fillna("").astype(str).tolist(), frame["doc_id"].tolist(),
-                             frame[args.summary_by], cache_dir=project.embeddings_dir,
-                             device=args.device or "auto")
-    table["evidence_doc_ids"] = [";".join(e["doc_id"] for e in ev) for ev in table["evidence"]]
+    backend = None
+    if args.summary_llm:
+        from .tasks import prompting
+        from .tasks.base import LLMConfig
+
+        # The summary task's --model is a seq2seq model; the LLM is a server or the embedded one.
+        config = LLMConfig(backend="llm", device=args.device or "auto", llm_url=args.llm_url,
+                           llm_model=args.llm_model, allow_remote=bool(args.allow_remote))
+        prompting.validate_llm(config)
+        backend = prompting.load_backend(config)
+    try:
+        table = summarize_groups(frame[info.text_column].fillna("").astype(str).tolist(), frame["doc_id"].tolist(),
+                                 frame[args.summary_by], cache_dir=project.embeddings_dir,
+                                 device=args.device or "auto", llm_backend=backend)
+    finally:
+        if backend is not None:
+            prompting.close_backend(backend)
     path = output.with_name(output.stem + ".summaries" + (output.suffix if output.suffix in (".csv", ".xlsx", ".tsv") else ".csv"))
-    write_table(table.drop(columns="evidence").rename(columns={"group": args.summary_by}), path, bom=args.bom,
+    write_table(group_summaries_table(table).rename(columns={"group": args.summary_by}), path, bom=args.bom,
                 neutralize=not args.no_neutralize)
     print(f"textlab: summaries of {len(table)} groups of '{args.summary_by}': {path}", file=sys.stderr)
 

@@ -130,12 +130,6 @@ def test_a_missing_prompt_file_is_one_line(tiny_lm, survey, tmp_path, capsys):
     assert nothing_ran(tmp_path / "ws")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "analysis/cli.py never calls Task.check (only JobManager.submit and execute.run do): a template "
-    "field the corpus lacks is found after the model loaded, as 'Unexpected error in the prompt "
-    "analysis: KeyError ...' with a traceback file, and a failed run is left in the project. Fix: in "
-    "cli._run_tasks, after run_context(...), call task.check(task.Config.from_dict(configs[task.name]), "
-    "context) for every task before the first run is made or resumed."))
 def test_a_field_the_corpus_lacks_is_a_clear_error_before_anything_runs(tiny_lm, survey, tmp_path, capsys):
     prompt_file = write(tmp_path / "prompt.txt", "Region {region}, town {town}: {text}")
     out = tmp_path / "x.csv"

@@ -9,6 +9,8 @@ summary of those sentences is added.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -18,7 +20,7 @@ from .extractive import select_representative, sentences
 
 def summarize_groups(texts: list[str], doc_ids: list[str], groups, *, k: int = 5, embedder=None,
                      cache_dir=None, abstractive: str | None = None, device: str = "auto",
-                     max_groups: int = 200) -> pd.DataFrame:
+                     max_groups: int = 200, llm_backend=None, progress=None) -> pd.DataFrame:
     """Representative sentences per group, with their sources.
 
     ``groups``: one value per text (a column, ``code_label``, ``topic_label``); texts with a
@@ -26,6 +28,12 @@ def summarize_groups(texts: list[str], doc_ids: list[str], groups, *, k: int = 5
     ``texts`` (number of non-empty texts), ``summary`` (the chosen sentences, most
     representative first), ``abstract`` (seq2seq summary of them, when ``abstractive``
     names a model) and ``evidence`` (a list of ``{doc_id, sentence, start, end}``).
+
+    With ``llm_backend`` (a loaded ``analysis.llm`` ServerLLM or LocalLLM), a generative
+    model also writes ``llm_summary`` from the numbered evidence sentences, citing them as
+    [1], [2] ...; ``llm_cited`` lists the doc ids of the sentences it cited and
+    ``llm_bad_citations`` the numbers it cited that are not evidence (never dropped
+    silently: a summary citing sentences it was not given needs reading with care).
     """
     from ...embeddings import Embedder
 
@@ -70,7 +78,45 @@ def summarize_groups(texts: list[str], doc_ids: list[str], groups, *, k: int = 5
             table["abstract"] = summarizer.summarize(table["summary"].tolist())
         finally:
             summarizer.close()
+    if llm_backend is not None:
+        written = [llm_group_summary(llm_backend, row["group"], row["evidence"]) for _, row in table.iterrows()]
+        table["llm_summary"] = [w["summary"] for w in written]
+        table["llm_cited"] = [w["cited"] for w in written]
+        table["llm_bad_citations"] = [w["bad_citations"] for w in written]
     return table
+
+
+LLM_SUMMARY_SYSTEM = ("You summarise what people wrote, for a social-science report. Use only the numbered "
+                      "sentences given; do not add facts or opinions of your own.")
+LLM_SUMMARY_PROMPT = ("These sentences are the most representative ones from {n} texts of the group \"{group}\":\n\n"
+                      "{sentences}\n\nWrite a summary of two or three sentences of what they say. After each claim, "
+                      "cite the numbers of the sentences it rests on in square brackets, like [1] or [2, 3].")
+_CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+def llm_group_summary(backend, group: str, evidence: list[dict], *, max_tokens: int = 200, seed: int = 0) -> dict:
+    """A generative model's summary of one group's evidence sentences, with its citations
+    checked against them: the cited doc ids, and any cited number that is not a sentence."""
+    from ... import llm
+    from ..prompting import conversation
+
+    if not evidence:
+        return {"summary": None, "cited": [], "bad_citations": []}
+    numbered = "\n".join(f"[{n}] {item['sentence']}" for n, item in enumerate(evidence, start=1))
+    prompt = LLM_SUMMARY_PROMPT.format(n=len(evidence), group=group, sentences=numbered)
+    answer = backend.chat([conversation(LLM_SUMMARY_SYSTEM, prompt)],
+                          llm.GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=seed))[0]
+    good, bad = citations(answer.text, len(evidence))
+    return {"summary": answer.text.strip() or None, "cited": [evidence[n - 1]["doc_id"] for n in good],
+            "bad_citations": bad}
+
+
+def citations(text: str, n: int) -> tuple[list[int], list[int]]:
+    """The sentence numbers a summary cites ([2], [1, 3]), in order of first citation: those
+    among 1..n, and those that are not."""
+    numbers = [int(x) for found in _CITATION.findall(text) for x in re.split(r"\s*[,;]\s*", found)]
+    unique = list(dict.fromkeys(numbers))
+    return [k for k in unique if 1 <= k <= n], [k for k in unique if not 1 <= k <= n]
 
 
 def group_columns(frame: pd.DataFrame, *, text_column: str, id_column: str | None = None,
@@ -91,5 +137,8 @@ def group_columns(frame: pd.DataFrame, *, text_column: str, id_column: str | Non
 def group_summaries_table(table: pd.DataFrame) -> pd.DataFrame:
     """``summarize_groups``' table flat, for a file: the evidence as ``evidence_doc_ids``
     (the cited texts' ids, ``;``-joined) instead of a list of dicts."""
-    return table.assign(evidence_doc_ids=[";".join(e["doc_id"] for e in ev) for ev in table["evidence"]]
-                        ).drop(columns="evidence")
+    flat = table.assign(evidence_doc_ids=[";".join(e["doc_id"] for e in ev) for ev in table["evidence"]])
+    for column in ("llm_cited", "llm_bad_citations"):
+        if column in flat.columns:
+            flat[column] = [";".join(map(str, v)) for v in flat[column]]
+    return flat.drop(columns="evidence")

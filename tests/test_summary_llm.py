@@ -15,6 +15,7 @@ def test_citations_are_read_in_order_and_numbers_beyond_the_evidence_are_kept_ap
     text = "Rents are too high [2]. Buses are late [1, 3]; some want trams [3][7]. Year [2024] aside."
     assert citations(text, 4) == ([2, 1, 3], [7, 2024])
     assert citations("No citation at all.", 3) == ([], [])
+    assert citations("The sentences are:\n[1] Housing.\n  [2] Buses [3].", 3) == ([3], [])  # list markers are not citations
 
 
 @pytest.fixture(scope="module")

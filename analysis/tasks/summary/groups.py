@@ -114,7 +114,9 @@ def llm_group_summary(backend, group: str, evidence: list[dict], *, max_tokens: 
 def citations(text: str, n: int) -> tuple[list[int], list[int]]:
     """The sentence numbers a summary cites ([2], [1, 3]), in order of first citation: those
     among 1..n, and those that are not."""
-    numbers = [int(x) for found in _CITATION.findall(text) for x in re.split(r"\s*[,;]\s*", found)]
+    # A number at the start of a line is a list marker (a model echoing the numbered sentences), not a citation.
+    found = [m.group(1) for m in _CITATION.finditer(text) if text[:m.start()].rsplit("\n", 1)[-1].strip()]
+    numbers = [int(x) for group in found for x in re.split(r"\s*[,;]\s*", group)]
     unique = list(dict.fromkeys(numbers))
     return [k for k in unique if 1 <= k <= n], [k for k in unique if not 1 <= k <= n]
 

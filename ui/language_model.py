@@ -136,26 +136,10 @@ def _scope(url: str) -> str:
     return llm.server_scope(url)
 
 
-class _ModelListing(llm.ServerLLM):
-    """A server client that lists the models before one is chosen.
-
-    ``ServerLLM`` checks its model at once and refuses an empty name when the server lists
-    models; *Test connection* asks before the user has picked one, so that check is skipped
-    here (the run itself checks the chosen model as always). A library function that lists a
-    server's models without a model name would replace this class."""
-
-    def _check_model(self):
-        return None
-
-
-def list_server_models(url: str, *, allow_remote: bool = False, timeout: float = 10.0) -> list[str]:
+def list_server_models(url: str, *, allow_remote: bool = False) -> list[str]:
     """The model names an OpenAI-compatible server lists (ServerUnavailable, RemoteServerRefused
     and the like when it cannot be asked)."""
-    server = _ModelListing(url, "", allow_remote=allow_remote, timeout=timeout, max_retries=0)
-    try:
-        return [str(m.get("id")) for m in server.models() if m.get("id")]
-    finally:
-        server.close()
+    return [str(m.get("id")) for m in llm.list_models(url, allow_remote=allow_remote) if m.get("id")]
 
 
 def _test_connection() -> None:
@@ -475,7 +459,7 @@ def what_the_model_sees(project, task: str, config: dict[str, Any], frame: pd.Da
         if st.button("Ask the model about this text", key=f"{key}_ask"):
             try:
                 check_ready()
-                with st.spinner("The model is reading the text…"):
+                with st.spinner(_spinner_text()):
                     st.session_state[f"{key}_seen"] = ask_one(project, task, config, text, row)
             except Exception as exc:  # a clear message, never a traceback
                 st.session_state.pop(f"{key}_seen", None)
@@ -484,6 +468,15 @@ def what_the_model_sees(project, task: str, config: dict[str, Any], frame: pd.Da
         if seen is None or seen["text"] != text:
             return
         _show_answer(task, seen, show_prompt)
+
+
+def _spinner_text() -> str:
+    if current()["source"] == "embedded":
+        from analysis.models import textlab_models_dir
+
+        if not (textlab_models_dir() / llm.EMBEDDED_MODEL / "config.json").is_file():
+            return "Preparing the embedded model (converted once: a minute or two) and reading the text…"
+    return "The model is reading the text…"
 
 
 def _show_answer(task: str, seen: dict[str, Any], prompt_shown: bool) -> None:

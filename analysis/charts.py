@@ -781,6 +781,22 @@ def agreement_chart(summary: pd.DataFrame, title: str | None = None) -> go.Figur
     return _style(fig, title)
 
 
+def stability_chart(summary: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Krippendorff's alpha between the runs of each prompt-stability check, with its interval
+    and the usual bars (0.667 tentative, 0.8 reliable), from ``coding.stability.summary_frame``."""
+    title = title if title is not None else "Prompt stability: agreement between runs (95% bootstrap CI)"
+    if summary is None or summary.empty or summary["alpha"].isna().all():
+        return _empty(title, "Alpha is undefined: every run gave every text the same code")
+    table = pd.DataFrame({"comparison": [f"{c} ({r} runs)" for c, r in zip(summary["check"], summary["runs"])],
+                          "metric": "krippendorff_alpha", "value": summary["alpha"], "ci_low": summary["ci_low"],
+                          "ci_high": summary["ci_high"], "n": summary["texts"]})
+    fig = agreement_chart(table, title)
+    for bar, text in ((0.667, "tentative"), (0.8, "reliable")):
+        fig.add_vline(x=bar, line_dash="dot", line_color="#009E73", line_width=1,
+                      annotation_text=text, annotation_position="top")
+    return fig
+
+
 # --------------------------------------------------------------------------- topics
 
 

@@ -844,9 +844,10 @@ def _choice_probs(choice, labels: tuple[str, ...], field: str = "code") -> dict[
     return None
 
 
-def list_models(url: str, *, allow_remote: bool = False) -> list[dict[str, Any]]:
-    """The models a server offers, before any is chosen (the app's "Test connection")."""
-    return ServerLLM(url, "", allow_remote=allow_remote, max_retries=0).models()
+def list_models(url: str, *, allow_remote: bool = False, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The models a server offers, before any is chosen (the app's "Test connection"); a host
+    that never answers is given up on after ``timeout`` seconds, not the long answer timeout."""
+    return ServerLLM(url, "", allow_remote=allow_remote, max_retries=0, timeout=timeout).models()
 
 
 def wait_for_server(url: str, timeout: float = 60.0) -> None:

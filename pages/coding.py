@@ -10,7 +10,7 @@ from analysis.errors import TextlabError
 from analysis.tasks.coding import (code_columns, code_shares, human_code_columns, human_code_counts, next_to_code,
                                    preview_fewshot, require_setfit, setfit_estimate)
 from analysis.textutil import slug
-from ui.language_model import what_the_model_sees
+from ui.language_model import stability_panel, stability_settings, what_the_model_sees
 from ui.widgets import (analysis_header, close_reading, dates_readable, job_status, latest_results, literal,
                         method_caveats, model_settings, run_history, run_summary, show_error, submit_button)
 from ui.state import SAMPLE_CODEBOOK
@@ -199,8 +199,7 @@ project.save_settings("coding", {**project.settings("coding"), "method": method,
 if config.get("backend") == "llm" and book is not None:
     # One text through the model before a run: the prompt built from this codebook, the answer, the code.
     what_the_model_sees(project, "coding", config, frame_all, info.text_column, key="coding_seen")
-# A "Prompt stability" panel (the same texts coded with paraphrased instructions) belongs here,
-# below the teaching view and above the run button; it is another change's to add.
+    config.update(stability_settings(multi, len(corpus)))
 submit_button(project, "coding", "Run coding", lambda: config)
 job_status(project, "coding")
 
@@ -211,6 +210,7 @@ results = latest_results(project, "coding", "No coding results yet: write or loa
 frame, manifest = results.frame, results.manifest
 st.subheader("3 · Results")
 run_summary(manifest)
+stability_panel(manifest, corpus.texts, key="coding_stability")
 run_book = manifest.get("codebook")
 if book is not None and run_book and Codebook.from_dict(run_book).version_tag() != book.version_tag():
     st.warning(f"These results were coded with codebook version `{Codebook.from_dict(run_book).version_tag()}`; "

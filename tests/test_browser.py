@@ -266,16 +266,21 @@ def _code_with_a_language_model(page, expect, model) -> None:
     page.get_by_role("button", name="Ask the model about this text").click()
     expect(page.get_by_text("Raw answer tokens")).to_be_visible(timeout=120_000)
     expect(page.get_by_text("The code read from it")).to_be_visible()
+    # The prompt-stability check, run with the coding job (the default sample: all 12 texts).
+    page.get_by_text("Prompt stability check", exact=True).click()
+    page.get_by_text("Check prompt stability after coding", exact=True).click()
+    expect(page.get_by_text("more answers (the run's own answers come from the cache)")).to_be_visible()
     # The run and its results.
     page.get_by_role("button", name="Run coding").click()
     expect(page.get_by_text("Share of texts per code")).to_be_visible(timeout=300_000)
     expect(page.get_by_text("12 texts coded")).to_be_visible()
+    expect(page.get_by_role("heading", name="Prompt stability")).to_be_visible()
+    expect(page.get_by_text("paraphrased instructions (temperature 0)").first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"over 3 runs of 12 texts"))).to_be_visible()
     os.makedirs(ROOT / "tests" / "_artifacts", exist_ok=True)
     page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "coding_llm.png"), full_page=True)
-
-    # ---- Prompt stability panel (issue 13): another change adds the panel and its check here:
-    # its control on the Coding page with the generative backend chosen, its result (agreement of
-    # the codes under paraphrased instructions) seen in this browser. Not built by this test.
+    page.get_by_role("heading", name="Prompt stability").scroll_into_view_if_needed()
+    page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "coding_llm_stability.png"))
 
 
 def _check_export(target) -> None:

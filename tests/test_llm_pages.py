@@ -8,11 +8,8 @@ OpenAI-compatible server that only lists models. No test needs the embedded mode
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -31,33 +28,22 @@ def tiny_lm(tmp_path_factory):
     return make_tiny_causal_lm(tmp_path_factory.mktemp("lm") / "tiny-chat")
 
 
-@pytest.fixture
-def model_server():
-    """A stub server that lists two models at /v1/models (enough for Test connection)."""
+@pytest.fixture(scope="module")
+def model_server(tiny_lm, tmp_path_factory):
+    """A real ``transformers serve`` process on 127.0.0.1 serving the tiny chat model."""
+    from analysis import llm
+    from tests.test_llm_server import free_port as port_of, start_server
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path.rstrip("/").endswith("/models"):
-                body = json.dumps({"object": "list", "data": [
-                    {"id": "tiny-chat", "object": "model", "created": 0, "owned_by": "tests"},
-                    {"id": "other-model", "object": "model", "created": 0, "owned_by": "tests"}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            else:
-                self.send_error(404)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    port = port_of()
+    with open(tmp_path_factory.mktemp("served") / "server.log", "w") as log:
+        process = start_server(tiny_lm, port, log)
+        url = f"http://127.0.0.1:{port}/v1"
+        try:
+            llm.wait_for_server(url, timeout=120)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(30)
 
 
 def free_port() -> int:
@@ -179,15 +165,19 @@ def test_a_server_that_is_down_gives_a_clear_message(home):
     assert "No model server answers at" in errors and "Traceback" not in errors
 
 
-def test_test_connection_lists_the_servers_models_and_fills_in_the_first(home, model_server):
+@pytest.mark.slow
+def test_test_connection_lists_the_servers_models_and_fills_in_the_first(home, model_server, tiny_lm):
+    from analysis import llm
+
+    listed = [m["id"] for m in llm.list_models(model_server)]
     at = use_server(sidebar_app(), model_server)
     at.button(key="llm_test").click().run()
-    assert "the server lists 2 models" in texts_of(ok(at).success)
-    assert at.text_input(key="llm_model").value == "tiny-chat"
+    assert f"the server lists {len(listed)} model" in texts_of(ok(at).success)
+    assert at.text_input(key="llm_model").value == listed[0]
     pick = at.selectbox(key="llm_pick")
-    assert pick.options == ["tiny-chat", "other-model"]
-    pick.set_value("other-model").run()
-    assert ok(at).text_input(key="llm_model").value == "other-model"
+    assert pick.options == listed and str(tiny_lm) in listed
+    pick.set_value(str(tiny_lm)).run()
+    assert ok(at).text_input(key="llm_model").value == str(tiny_lm)
 
 
 def test_the_settings_survive_a_refresh(home, tiny_lm):
@@ -318,3 +308,24 @@ def test_a_prompt_run_shows_texts_beside_their_answers(home, tiny_lm):
     assert answered + empty == 24
     (table,) = [d.value for d in at.dataframe if "prompt_answer" in d.value.columns]
     assert list(table.columns[:3]) == ["doc_id", "text", "prompt_answer"] and len(table) == 24
+
+
+def test_the_prompt_stability_check_runs_with_coding_and_its_panel_shows_alpha(home, tiny_lm):
+    at = use_folder(goto(small_sample(12), "pages/coding.py"), tiny_lm)
+    at.radio(key="coding_backend").set_value("llm").run()
+    at.toggle(key="stability_on").set_value(True).run()
+    at.number_input(key="stability_n").set_value(5).run()
+    at.number_input(key="stability_repeats").set_value(2).run()
+    at.text_area(key="stability_paraphrases_0").input("Say which code fits.\nName the best code.").run()
+    assert "more answers" in texts_of(ok(at).caption)
+    at.button(key="submit_coding").click().run()
+    (run,) = project_of(ok(at)).runs("coding")
+    assert run.config["stability_sample"] == 5 and run.config["stability_repeats"] == 2
+    assert run.config["paraphrases"] == ["Say which code fits.", "Name the best code."]
+    at = wait_for(at, lambda a: any(h.value == "Prompt stability" for h in a.subheader))
+    shown = texts_of(at.markdown)
+    assert "same prompt, repeated" in shown and "paraphrased instructions" in shown and "over 3 runs of 5 texts" in shown
+    prompts = next(d.value for d in at.dataframe if "instruction" in d.value.columns)
+    assert prompts["instruction"].tolist()[1:] == ["Say which code fits.", "Name the best code."]
+    runs = next(d.value for d in at.dataframe if "distinct_codes" in d.value.columns)
+    assert len(runs) == 5 and {"repeat_1", "repeat_2", "original", "paraphrase_1", "paraphrase_2"} <= set(runs.columns)

@@ -47,6 +47,7 @@ def test_alpha_between_runs_is_the_krippendorff_value_with_an_interval_around_it
     one_code = alpha_with_interval([["Housing"] * 5, ["Housing"] * 5], LABELS, multi=False, n_boot=20)
     assert one_code["alpha"] is None and one_code["agreement"] == 1.0 and "undefined" in verdict(one_code["alpha"])
     assert verdict(0.85).startswith("stable") and verdict(0.7).startswith("tentative") and verdict(0.2).startswith("unstable")
+    assert "despite high raw agreement" in verdict(0.0, 0.92) and "despite" not in verdict(0.2, 0.5)
 
 
 def test_multi_label_alpha_is_the_mean_of_each_codes_binary_alpha():

@@ -551,3 +551,74 @@ def pick_text(frame: pd.DataFrame, text_column: str, *, key: str, limit: int = 2
         return f"{ids[i]} · {short[:70]}{'…' if len(short) > 70 else ''}"
 
     return st.selectbox(f"Text (one of the first {len(positions)})", positions, format_func=label, key=key)
+
+
+# ---------------------------------------------------------------------- prompt stability
+
+
+def stability_settings(multi: bool, n_texts: int) -> dict[str, Any]:
+    """The Coding page's prompt-stability check, run with the coding job on a random sample:
+    the same prompt repeated with sampling on, and paraphrases of its instruction. Returns
+    the config entries (none when the check is off)."""
+    from analysis.tasks.coding.stability import BUILTIN_PARAPHRASES
+
+    with st.expander("Prompt stability check", expanded=False):
+        st.caption("Does a code depend on chance or on the wording of the prompt? After coding, a random sample "
+                   "is coded again several times with sampling on (intra-prompt) and once per paraphrase of the "
+                   "instruction (inter-prompt); the page reports Krippendorff's alpha between the runs with a 95% "
+                   "interval (Barrie, Palaiologou & Törnberg's Prompt Stability Score). Alpha of 0.8 or more is "
+                   "the usual bar for reliable coding.")
+        on = st.toggle("Check prompt stability after coding", key="stability_on")
+        c1, c2, c3 = st.columns(3)
+        sample = c1.number_input("Texts in the sample", 2, max(2, n_texts), min(30, max(2, n_texts)), key="stability_n",
+                                 disabled=not on, help="Drawn at random (seeded); 30 or more give a usable interval.")
+        repeats = c2.number_input("Repeats with sampling on", 0, 10, 3, key="stability_repeats", disabled=not on,
+                                  help="0 skips the intra-prompt check.")
+        temperature = c3.number_input("Sampling temperature", 0.0, 2.0, 0.7, step=0.1, key="stability_temperature",
+                                      disabled=not on)
+        wordings = st.text_area("Paraphrases of the instruction, one per line", "\n".join(BUILTIN_PARAPHRASES[multi]),
+                                key=f"stability_paraphrases_{int(multi)}", disabled=not on, height=120,
+                                help="The sentence of the prompt that says what to do; the codebook part stays "
+                                     "as it is. Empty: no inter-prompt check.")
+        generated = st.number_input("Also have the model write this many paraphrases", 0, 10, 0,
+                                    key="stability_generate", disabled=not on)
+        if on:
+            st.caption(f"Costs about {int(sample) * (int(repeats) + len(wordings.splitlines()) + int(generated)):,} "
+                       "more answers (the run's own answers come from the cache).")
+    if not on:
+        return {}
+    return {"stability_sample": int(sample), "stability_repeats": int(repeats),
+            "stability_temperature": float(temperature),
+            "paraphrases": [line.strip() for line in wordings.splitlines() if line.strip()],
+            "generate_paraphrases": int(generated)}
+
+
+def stability_panel(manifest: dict[str, Any], texts: list[str], *, key: str) -> None:
+    """A finished run's prompt-stability report: alpha with intervals, a verdict, the prompts
+    compared and the texts whose codes changed most."""
+    from analysis import charts
+    from analysis.tasks.coding.stability import runs_frame, summary_frame
+
+    report = manifest.get("prompt_stability")
+    if not report:
+        return
+    st.subheader("Prompt stability")
+    summary = summary_frame(report)
+    for _, row in summary.iterrows():
+        alpha = "undefined" if row["alpha"] is None or pd.isna(row["alpha"]) else f"{row['alpha']:.2f}"
+        interval = ("" if row["ci_low"] is None or pd.isna(row["ci_low"])
+                    else f" [{row['ci_low']:.2f}, {row['ci_high']:.2f}]")
+        share = "" if row["all_runs_agree"] is None else f"; every run agreed on {row['all_runs_agree']:.0%} of the texts"
+        st.markdown(f"**{literal(row['check'])}**: alpha {alpha}{interval} over {row['runs']} runs of "
+                    f"{row['texts']} texts{share}: {literal(row['verdict'])}")
+    if not summary.empty:
+        st.plotly_chart(charts.stability_chart(summary), key=f"{key}_chart")
+    for note in report.get("notes", []):
+        st.caption(literal(note))
+    if report.get("prompts"):
+        st.markdown("Instructions compared (the rest of the prompt is the same):")
+        st.dataframe(pd.DataFrame({"run": list(report["prompts"]), "instruction": list(report["prompts"].values())}),
+                     hide_index=True, key=f"{key}_prompts")
+    st.caption("The sampled texts, those whose code changed between runs first:")
+    st.dataframe(runs_frame(report, texts), hide_index=True, key=f"{key}_runs",
+                 column_config={"text": st.column_config.TextColumn(width="large")})

@@ -85,7 +85,7 @@ def summary_frame(report: dict[str, Any]) -> pd.DataFrame:
         if part:
             rows.append({"check": name, "alpha": part["alpha"], "ci_low": part["ci_low"], "ci_high": part["ci_high"],
                          "all_runs_agree": part["agreement"], "runs": part["runs"], "texts": part["n_texts"],
-                         "verdict": verdict(part["alpha"])})
+                         "verdict": verdict(part["alpha"], part["agreement"])})
     return pd.DataFrame(rows)
 
 
@@ -99,13 +99,17 @@ def runs_frame(report: dict[str, Any], texts: list[str]) -> pd.DataFrame:
     return frame.sort_values(["distinct_codes", "row"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
-def verdict(alpha: float | None) -> str:
+def verdict(alpha: float | None, agreement: float | None = None) -> str:
     if alpha is None or not math.isfinite(alpha):
         return "undefined (every run gave every text the same single code, or too few codes)"
     if alpha >= RELIABLE_ALPHA:
         return "stable (alpha >= 0.8)"
     if alpha >= TENTATIVE_ALPHA:
         return "tentative (0.667 <= alpha < 0.8)"
+    if agreement is not None and agreement >= 0.8:
+        # Alpha corrects for chance: when nearly every text gets one code, agreeing is easy.
+        return ("unstable (alpha < 0.667) despite high raw agreement: nearly every text got the same code, so "
+                "the runs agree little beyond what that code's share alone would give")
     return "unstable (alpha < 0.667): the codes depend on chance or wording"
 
 

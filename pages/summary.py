@@ -9,6 +9,8 @@ from analysis.errors import TextlabError
 from analysis.export import export_table
 from analysis.tasks.summary import (abstractive_model_if_available, group_columns, group_summaries_table,
                                     summarize_groups)
+from analysis.tasks.prompting import close_backend
+from ui.language_model import describe_choice, loaded_backend
 from ui.widgets import analysis_header, literal, model_settings, run_controls, run_history, run_summary, show_error
 
 
@@ -60,16 +62,29 @@ abstract_model = abstractive_model_if_available()
 use_abstract = st.toggle(f"Add an abstractive summary ({abstract_model})" if abstract_model
                          else "Abstractive summary (needs `textlab models download distilbart-cnn`)",
                          value=False, disabled=abstract_model is None, key="sum_abstract")
+use_llm = st.toggle("Add a summary by the language model, citing the sentences", value=False, key="sum_llm",
+                    help="The model chosen under Language model in the sidebar writes a few sentences from the "
+                         "representative sentences below and cites them as [1], [2]; citations of sentences it was "
+                         "not given are flagged.")
+if use_llm:
+    st.caption(f"Model: {describe_choice()}.")
 key = f"group_summaries_{project.id}"
 if st.button("Summarise groups", key="sum_groups"):
+    backend = None
     try:
-        with st.spinner("Choosing representative sentences…"):
+        if use_llm:
+            with st.spinner("Loading the language model…"):
+                backend = loaded_backend(project)
+        with st.spinner("Choosing representative sentences" + (" and asking the language model…" if use_llm else "…")):
             table = summarize_groups(frame[info.text_column].fillna("").astype(str).tolist(), frame["doc_id"].tolist(),
                                      frame[by], k=k, cache_dir=project.embeddings_dir,
-                                     abstractive=abstract_model if use_abstract else None)
+                                     abstractive=abstract_model if use_abstract else None, llm_backend=backend)
         st.session_state[key] = {"by": by, "table": table}
     except TextlabError as exc:
         show_error(exc)
+    finally:
+        if backend is not None:
+            close_backend(backend)
 saved = st.session_state.get(key)
 if saved and saved["by"] == by:
     table: pd.DataFrame = saved["table"]
@@ -80,6 +95,15 @@ if saved and saved["by"] == by:
     if row["abstract"]:
         st.markdown("**Abstractive summary** (machine-written from the sentences below; check it against them)")
         st.text(row["abstract"])
+    if "llm_summary" in table.columns:
+        st.markdown("**Language model's summary** (machine-written from the numbered sentences below; check each "
+                    "claim against the sentences it cites)")
+        st.text(row["llm_summary"] or "(no answer)")
+        if row["llm_bad_citations"]:
+            st.warning("The model cited sentences it was not given: "
+                       + ", ".join(f"[{n}]" for n in row["llm_bad_citations"]) + ". Read this summary with care.")
+        elif not row["llm_cited"] and row["llm_summary"]:
+            st.warning("The model cited none of the sentences: nothing ties this summary to the evidence.")
     st.markdown("**Representative sentences**, each from a different text (the evidence):")
     for n, item in enumerate(row["evidence"], start=1):
         with st.container(border=True):

@@ -329,3 +329,18 @@ def test_the_prompt_stability_check_runs_with_coding_and_its_panel_shows_alpha(h
     assert prompts["instruction"].tolist()[1:] == ["Say which code fits.", "Name the best code."]
     runs = next(d.value for d in at.dataframe if "distinct_codes" in d.value.columns)
     assert len(runs) == 5 and {"repeat_1", "repeat_2", "original", "paraphrase_1", "paraphrase_2"} <= set(runs.columns)
+
+
+def test_group_summaries_by_the_language_model_cite_the_evidence(home, tiny_lm):
+    at = use_folder(goto(small_sample(12), "pages/summary.py"), tiny_lm)
+    at.selectbox(key="sum_by").set_value("region").run()
+    at.toggle(key="sum_llm").set_value(True).run()
+    assert "tiny-chat" in texts_of(ok(at).caption)
+    at.button(key="sum_groups").click().run()
+    shown = texts_of(ok(at).markdown)
+    assert "Language model's summary" in shown and "Representative sentences" in shown
+    # A summary that cites nothing it was given is flagged, never passed over in silence.
+    table = at.session_state[f"group_summaries_{project_of(at).id}"]["table"]
+    row = table[table["group"] == at.selectbox(key="sum_pick").value].iloc[0]
+    flagged = "cited none" in texts_of(at.warning) or "not given" in texts_of(at.warning)
+    assert flagged == bool(row["llm_bad_citations"] or (row["llm_summary"] and not row["llm_cited"]))

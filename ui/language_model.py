@@ -622,3 +622,15 @@ def stability_panel(manifest: dict[str, Any], texts: list[str], *, key: str) -> 
     st.caption("The sampled texts, those whose code changed between runs first:")
     st.dataframe(runs_frame(report, texts), hide_index=True, key=f"{key}_runs",
                  column_config={"text": st.column_config.TextColumn(width="large")})
+
+
+def loaded_backend(project):
+    """The sidebar's model, loaded for a step that runs in the page (group summaries), with the
+    project's answer cache: a repeated request asks nothing twice. Close with
+    ``prompting.close_backend``."""
+    from analysis.tasks.base import LLMConfig
+
+    check_ready()
+    config = LLMConfig(backend="llm", **job_settings())
+    prompting.validate_llm(config)
+    return prompting.load_backend(config, RunContext(texts=[], project=project))

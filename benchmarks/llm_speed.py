@@ -171,27 +171,31 @@ def coding_part(model, book, args, n_tokens: int) -> dict:
     params = llm.GenerationParams(max_tokens=32, choices=tuple(labels))
     prompts = [model._prompt_ids(c) for c in conversations]
     label_tokens = sum(len(model.tokenizer(label, add_special_tokens=False)["input_ids"]) - 1 for label in labels)
+    set_threads(args.threads[0], model.device)
     model._head = None  # the kept head of an earlier call: read it again, timed
     with Timer(model.device) as cold:
         head, _ = model._shared_head(prompts)
     rows = []
-    for batch_size in args.batch_sizes:
-        model.batch_size = batch_size
-        model.chat(conversations[:2], params)  # warm-up (kernels, allocator); the head stays
-        with Timer(model.device) as per_text:
-            answers = model.chat(conversations, params)
-        assert len(answers) == len(texts)
-        full = statistics.mean(len(p) for p in prompts)
-        through = statistics.mean(len(p) - len(head) + label_tokens for p in prompts)
-        rows.append({"batch": batch_size, "s": per_text.s, "texts_s": len(texts) / per_text.s,
-                     "model_tok_s": through * len(texts) / per_text.s, "prompt_tok_s": full * len(texts) / per_text.s,
-                     "load": per_text.load()})
-        print(f"coding {n_tokens:3d} tokens, batch {batch_size}: {len(texts) / per_text.s:.2f} texts/s, "
-              f"{through * len(texts) / per_text.s:,.0f} model tokens/s, {full * len(texts) / per_text.s:,.0f} "
-              f"prompt tokens/s (load {per_text.load()})", flush=True)
+    full = statistics.mean(len(p) for p in prompts)
+    through = statistics.mean(len(p) - len(head) + label_tokens for p in prompts)
+    for threads in args.threads:
+        set_threads(threads, model.device)
+        for batch_size in args.batch_sizes:
+            model.batch_size = batch_size
+            model.chat(conversations[:2], params)  # warm-up (kernels, allocator); the head stays
+            with Timer(model.device) as per_text:
+                answers = model.chat(conversations, params)
+            assert len(answers) == len(texts)
+            rows.append({"threads": threads, "batch": batch_size, "s": per_text.s, "texts_s": len(texts) / per_text.s,
+                         "model_tok_s": through * len(texts) / per_text.s,
+                         "prompt_tok_s": full * len(texts) / per_text.s, "load": per_text.load()})
+            print(f"coding {n_tokens:3d} tokens, {threads} threads, batch {batch_size}: {len(texts) / per_text.s:.2f} "
+                  f"texts/s, {through * len(texts) / per_text.s:,.0f} model tokens/s, "
+                  f"{full * len(texts) / per_text.s:,.0f} prompt tokens/s (load {per_text.load()})", flush=True)
+    set_threads(args.threads[0], model.device)
     print(f"coding {n_tokens:3d} tokens: shared head {len(head)} tokens read in {cold.s:.2f} s "
           f"(load {cold.load()})", flush=True)
-    return {"tokens": n_tokens, "n": len(texts), "head": len(head), "full": statistics.mean(len(p) for p in prompts),
+    return {"tokens": n_tokens, "n": len(texts), "head": len(head), "full": full, "cold_threads": args.threads[0],
             "label_tokens": label_tokens, "cold_s": cold.s, "cold_load": cold.load(), "rows": rows}
 
 
@@ -203,19 +207,30 @@ def generation_part(model, args) -> list[dict]:
     model.batch_size = 1
     model.chat(conversations[:1], llm.GenerationParams(max_tokens=4))  # warm-up
     rows = []
-    for batch_size in args.gen_batch_sizes:
-        model.batch_size = batch_size
-        convs = (conversations * (1 + args.gen_n // len(conversations)))[:args.gen_n]
-        with Timer(model.device) as t:
-            answers = model.chat(convs, params)
-        generated = sum(a.completion_tokens or 0 for a in answers)
-        prompt = sum(a.prompt_tokens or 0 for a in answers)
-        rows.append({"batch": batch_size, "n": len(convs), "s": t.s, "generated": generated, "prompt": prompt,
-                     "tok_s": generated / t.s, "load": t.load()})
-        print(f"generation batch {batch_size}: {len(convs)} prompts, {generated} tokens in {t.s:.1f} s = "
-              f"{generated / t.s:.1f} tokens/s (load {t.load()})", flush=True)
+    for threads in args.threads:
+        set_threads(threads, model.device)
+        for batch_size in args.gen_batch_sizes:
+            model.batch_size = batch_size
+            convs = (conversations * (1 + args.gen_n // len(conversations)))[:args.gen_n]
+            with Timer(model.device) as t:
+                answers = model.chat(convs, params)
+            generated = sum(a.completion_tokens or 0 for a in answers)
+            prompt = sum(a.prompt_tokens or 0 for a in answers)
+            rows.append({"threads": threads, "batch": batch_size, "n": len(convs), "s": t.s, "generated": generated,
+                         "prompt": prompt, "tok_s": generated / t.s, "load": t.load()})
+            print(f"generation {threads} threads, batch {batch_size}: {len(convs)} prompts, {generated} tokens in "
+                  f"{t.s:.1f} s = {generated / t.s:.1f} tokens/s (load {t.load()})", flush=True)
+    set_threads(args.threads[0], model.device)
     print("  e.g.:", answers[0].text[:160].replace("\n", " "), flush=True)
     return rows
+
+
+def set_threads(threads: int, device) -> None:
+    """torch's CPU threads (intra-op); what matters on the CPU, nothing on a GPU."""
+    import torch
+
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
 
 
 def vllm_part(folder: Path, book, args) -> list[str]:
@@ -308,39 +323,54 @@ def markdown_lines(args, device, load_s, coding, generation, vllm_lines, started
         "",
         f"Coding, exact label scoring (AG News codebook, 4 codes), {args.n} synthetic texts per length:",
         "",
-        "| text tokens | prompt tokens per text (shared head) | cold: head read once, s (load) | batch size | "
-        "per text, ms | texts/s | model tokens/s | prompt tokens/s | load average -> after; others |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---|",
+        "| text tokens | prompt tokens per text (shared head) | cold: head read once, s (threads; load) | "
+        "threads | batch size | per text, ms | texts/s | model tokens/s | prompt tokens/s | "
+        "load average -> after; others |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in coding:
         for row in c["rows"]:
-            lines.append(f"| {c['tokens']} | {c['full']:.0f} ({c['head']}) | {c['cold_s']:.2f} ({c['cold_load']}) | "
-                         f"{row['batch']} | {1000 * row['s'] / c['n']:.0f} | {row['texts_s']:.2f} | "
-                         f"{row['model_tok_s']:,.0f} | {row['prompt_tok_s']:,.0f} | {row['load']} |")
+            lines.append(f"| {c['tokens']} | {c['full']:.0f} ({c['head']}) | {c['cold_s']:.2f} ({c['cold_threads']}; "
+                         f"{c['cold_load']}) | {row['threads']} | {row['batch']} | {1000 * row['s'] / c['n']:.0f} | "
+                         f"{row['texts_s']:.2f} | {row['model_tok_s']:,.0f} | {row['prompt_tok_s']:,.0f} | "
+                         f"{row['load']} |")
     lines += [
         "",
         "Generation, free prompt (\"Write a short news report about ...\"), max_tokens 32, greedy, "
         f"{generation[0]['n']} prompts per batch size; the model may stop before 32 tokens:",
         "",
-        "| batch size | prompts | generated tokens | s | generated tokens/s | load average -> after; others |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| threads | batch size | prompts | generated tokens | s | generated tokens/s | load average -> after; others |",
+        "|---:|---:|---:|---:|---:|---:|---|",
     ]
     for g in generation:
-        lines.append(f"| {g['batch']} | {g['n']} | {g['generated']} | {g['s']:.1f} | {g['tok_s']:.1f} | {g['load']} |")
+        lines.append(f"| {g['threads']} | {g['batch']} | {g['n']} | {g['generated']} | {g['s']:.1f} | "
+                     f"{g['tok_s']:.1f} | {g['load']} |")
     lines += ["", *vllm_lines]
     # What it means for a user: the cold part once plus the per-text part per text (best batch).
     lines += ["", "What it means (cold part once + per-text time, the best batch size above; on this machine "
               "with the load shown):", ""]
     for c in coding:
-        per = min(r["s"] for r in c["rows"]) / c["n"]
+        best = min(c["rows"], key=lambda r: r["s"])
+        per = best["s"] / c["n"]
         lines.append(f"- {c['tokens']}-token texts: 10,000 texts in about **{(c['cold_s'] + 10_000 * per) / 60:.0f} "
-                     f"min** ({per * 1000:.0f} ms per text).")
+                     f"min** ({per * 1000:.0f} ms per text; {best['threads']} threads, batch {best['batch']}).")
+    by_threads = {}
+    for c in coding:
+        for r in c["rows"]:
+            by_threads.setdefault(r["threads"], []).append(r["texts_s"])
+    if len(by_threads) > 1:
+        rates = {t: statistics.mean(v) for t, v in by_threads.items()}
+        fast, slow = max(rates, key=rates.get), min(rates, key=rates.get)
+        lines.append(f"- Threads: {fast} thread(s) coded {rates[fast] / rates[slow]:.1f}x as many texts per second as "
+                     f"{slow} (mean over the rows above) on this machine with its load; torch's default here is "
+                     f"{args.default_threads}. When other processes keep the cores busy, torch's default of one "
+                     "thread per core makes its threads wait on each other; fewer threads can be much faster.")
     if args.survey is not None:
         s = args.survey
         lines.append(f"- The sample survey (`sample_data/policy_survey.csv`, {s['n']} rows, median {s['tokens']:.0f} "
                      f"tokens per answer) with its own codebook (`sample_data/policy_codebook.json`, "
-                     f"{s['codes']} codes): `coding.run` end to end (model load, head, all texts) took "
-                     f"**{s['s'] / 60:.1f} min** (load {s['load']}).")
+                     f"{s['codes']} codes): `coding.run` end to end (model load, head, all texts; "
+                     f"{args.threads[0]} threads) took **{s['s'] / 60:.1f} min** (load {s['load']}).")
     return lines
 
 
@@ -359,6 +389,7 @@ def survey_part(args, device) -> dict:
     settings = {"codebook": book.to_dict(), "backend": "llm", "device": args.device}
     if args.model:
         settings["model"] = args.model
+    set_threads(args.threads[0], device)
     with Timer(device) as t:
         out = coding.run(texts, settings)
     print(f"sample survey: {len(texts)} rows in {t.s:.0f} s (load {t.load()}); codes "
@@ -375,6 +406,9 @@ def main() -> int:
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="coding batch sizes (default 1 8)")
     ap.add_argument("--gen-n", type=int, default=8, help="free prompts per generation batch size (default 8)")
     ap.add_argument("--gen-batch-sizes", type=int, nargs="+", default=[1, 4, 8], help="default 1 4 8")
+    ap.add_argument("--threads", type=int, nargs="+", default=None,
+                    help="torch CPU thread counts to time (default: torch's default, one per core); the first is "
+                         "used for the cold part and the survey")
     ap.add_argument("--survey", action="store_true", help="also code the 467-row sample survey end to end")
     ap.add_argument("--vllm", action="store_true", help="also vLLM's offline engine (skipped when not installed)")
     ap.add_argument("--markdown", type=Path, help="rewrite this script's cpu or gpu block in this file")
@@ -392,6 +426,10 @@ def main() -> int:
         return 0
     device = resolve_device(args.device)
     torch.manual_seed(0)
+    args.default_threads = torch.get_num_threads()
+    args.threads = args.threads or [args.default_threads]
+    if device.type != "cpu":
+        args.threads = args.threads[:1]
     started = datetime.now().astimezone()
     t_script = time.perf_counter()
     folder = Path(args.model) if args.model else llm.embedded_model_folder()

@@ -280,8 +280,13 @@ def fmt(triple) -> str:
     return f"**{value:.3f}** [{lo:.3f}, {hi:.3f}]"
 
 
+def pct(v: float) -> str:
+    """A share in per cent; near 0 or 1 with a decimal (99.5% is not "100%")."""
+    return f"{v:.1%}" if (0 < v < 0.01 or 0.99 < v < 1) else f"{v:.0%}"
+
+
 def shares_text(share: dict, labels: list[str]) -> str:
-    return ", ".join(f"{c} {share.get(c, 0.0):.0%}" for c in labels)
+    return ", ".join(f"{c} {pct(share.get(c, 0.0))}" for c in labels)
 
 
 # --------------------------------------------------------------------------- main
@@ -297,6 +302,8 @@ def main(argv=None) -> int:
                     help="rows of the sample answered by free generation too, embedded model (default 16; 0: skip)")
     ap.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
     ap.add_argument("--device", default="cpu", help="device of the in-process model (default cpu)")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core); on a "
+                    "machine shared with other busy processes 1 can be several times faster")
     ap.add_argument("--llm-url", help="also code with a model on this OpenAI-compatible server")
     ap.add_argument("--llm-model", help="the server model's name (with --llm-url)")
     ap.add_argument("--allow-remote", action="store_true", help="allow a server outside this machine's network")
@@ -308,6 +315,11 @@ def main(argv=None) -> int:
     if bool(args.llm_url) != bool(args.llm_model):
         ap.error("--llm-url and --llm-model go together")
 
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
     started = datetime.now().astimezone()
     t_script = time.perf_counter()
     data = pd.read_csv(Path(args.eval_dir) / "coding_agnews_dev.csv")
@@ -363,7 +375,7 @@ def main(argv=None) -> int:
         results.append((name, settings, run, r, unparsed, retried, sensitivity))
 
     # Reference points on the same rows.
-    majority = pd.Series(gold).value_counts().index[0]
+    majority = max(labels, key=gold.count)  # ties (a balanced sample): the codebook's first code
     r_major = scored([majority] * len(gold), gold, labels)
     chance_acc, chance_f1 = chance(gold, labels)
     t = time.perf_counter()
@@ -388,6 +400,8 @@ def main(argv=None) -> int:
         "other engineers' processes (tests, app runs) during the run, so the times are slower than on an idle "
         "machine: load average (1, 5, 15 min) is given next to each time  ",
         f"Date: {started.strftime('%Y-%m-%d %H:%M %Z')}; code: {code_version()}  ",
+        f"Torch CPU threads: {threads}" + (" (`--threads`; torch's default is one per core)" if args.threads else
+                                            " (torch's default)") + "  ",
         f"Versions: {module_versions('torch', 'transformers', 'sklearn', labels={'sklearn': 'scikit-learn'})}, "
         f"krippendorff {package_version('krippendorff')}  ",
         f"Data: `../shared/eval/coding_agnews_dev.csv` (development split, never copied into this repository): a "
@@ -493,8 +507,8 @@ def main(argv=None) -> int:
             lines.append("The same three prompts after the label-free prior correction of the next section (each "
                          "prompt's probabilities divided by their own means): Krippendorff's alpha "
                          + (fmt(ca[0]) if np.isfinite(ca[0][0]) else (ca[2] or "undefined"))
-                         + f" (`_krippendorff`: {ca[1]:.3f}): how far the wording moves what the model's "
-                         "probabilities say beyond its constant top code.")
+                         + f" (`_krippendorff`: {ca[1]:.3f}; 1 would mean the wording changes none of these "
+                         "codes): what the wording does to the model's probabilities beneath its constant top code.")
     for name, settings, run, r, *_ in results:
         sig, free = run.get("signal"), run.get("free")
         if not sig and not free:
@@ -526,7 +540,7 @@ def main(argv=None) -> int:
             f"- **{name}: macro-F1 {f1:.3f}, accuracy {r['accuracy'][0]:.3f}, kappa {r['cohen_kappa'][0]:.3f}**, "
             f"against {r_major['macro_f1'][0]:.3f} / {r_major['accuracy'][0]:.3f} for always answering "
             f"\"{majority}\" and {chance_f1:.3f} / {chance_acc:.3f} for guessing at random; it gives "
-            f"\"{top}\" to {r['share'][top]:.0%} of the texts. The offline default (embedding similarity) scores "
+            f"\"{top}\" to {pct(r['share'][top])} of the texts. The offline default (embedding similarity) scores "
             f"{r_emb['macro_f1'][0]:.3f} on the same rows"
             + (f" and took {emb_s:.0f} s instead of {run['wall']:.0f} s." if "llm_url" not in settings
                else "."))

@@ -402,6 +402,8 @@ def _hostile_figures():
     points = pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0], "topic_label": [HOSTILE_LABEL, None],
                            "snippet": [HOSTILE_COL, HOSTILE_LABEL]})
     curve = pd.DataFrame({"n_train": [10, 20], "macro_f1": [0.5, 0.6], "sd": [0.1, 0.1]})
+    stability = pd.DataFrame({"check": [HOSTILE_LABEL], "alpha": [0.5], "ci_low": [0.3], "ci_high": [0.7],
+                              "all_runs_agree": [0.8], "runs": [3], "texts": [30], "verdict": ["unstable"]})
     t = HOSTILE_TITLE
     return {
         "histogram": [charts.histogram(frame["value"], HOSTILE_COL),
@@ -423,6 +425,7 @@ def _hostile_figures():
         "confusion_heatmap": [charts.confusion_heatmap(confusion), charts.confusion_heatmap(confusion, t, None)],
         "prevalence_chart": [charts.prevalence_chart(prevalence, t)],
         "agreement_chart": [charts.agreement_chart(summary), charts.agreement_chart(summary, t)],
+        "stability_chart": [charts.stability_chart(stability, t), charts.stability_chart(stability.iloc[:0], t)],
         "topic_sizes": [charts.topic_sizes(topics, t)],
         "document_map": [charts.document_map(points, t), charts.document_map(points.iloc[:0], t)],
     }

@@ -353,7 +353,8 @@ def markdown_lines(args, device, load_s, coding, generation, vllm_lines, started
         best = min(c["rows"], key=lambda r: r["s"])
         per = best["s"] / c["n"]
         lines.append(f"- {c['tokens']}-token texts: 10,000 texts in about **{(c['cold_s'] + 10_000 * per) / 60:.0f} "
-                     f"min** ({per * 1000:.0f} ms per text; {best['threads']} threads, batch {best['batch']}).")
+                     f"min** ({per * 1000:.0f} ms per text; {best['threads']} thread{'s' if best['threads'] > 1 else ''}, "
+                     f"batch {best['batch']}).")
     by_threads = {}
     for c in coding:
         for r in c["rows"]:
@@ -361,7 +362,7 @@ def markdown_lines(args, device, load_s, coding, generation, vllm_lines, started
     if len(by_threads) > 1:
         rates = {t: statistics.mean(v) for t, v in by_threads.items()}
         fast, slow = max(rates, key=rates.get), min(rates, key=rates.get)
-        lines.append(f"- Threads: {fast} thread(s) coded {rates[fast] / rates[slow]:.1f}x as many texts per second as "
+        lines.append(f"- Threads: {fast} thread{'s' if fast > 1 else ''} coded {rates[fast] / rates[slow]:.1f}x as many texts per second as "
                      f"{slow} (mean over the rows above) on this machine with its load; torch's default here is "
                      f"{args.default_threads}. When other processes keep the cores busy, torch's default of one "
                      "thread per core makes its threads wait on each other; fewer threads can be much faster.")
@@ -370,7 +371,9 @@ def markdown_lines(args, device, load_s, coding, generation, vllm_lines, started
         lines.append(f"- The sample survey (`sample_data/policy_survey.csv`, {s['n']} rows, median {s['tokens']:.0f} "
                      f"tokens per answer) with its own codebook (`sample_data/policy_codebook.json`, "
                      f"{s['codes']} codes): `coding.run` end to end (model load, head, all texts; "
-                     f"{args.threads[0]} threads) took **{s['s'] / 60:.1f} min** (load {s['load']}).")
+                     f"{args.threads[0]} thread{'s' if args.threads[0] > 1 else ''}) took **{s['s'] / 60:.1f} min** "
+                     f"(load {s['load']}). Codes given: "
+                     + ", ".join(f"{label} {count}" for label, count in s["codes_given"].items()) + ".")
     return lines
 
 
@@ -394,7 +397,8 @@ def survey_part(args, device) -> dict:
         out = coding.run(texts, settings)
     print(f"sample survey: {len(texts)} rows in {t.s:.0f} s (load {t.load()}); codes "
           f"{out['code_label'].value_counts().to_dict()}", flush=True)
-    return {"n": len(texts), "tokens": tokens, "codes": len(book.labels), "s": t.s, "load": t.load()}
+    return {"n": len(texts), "tokens": tokens, "codes": len(book.labels), "s": t.s, "load": t.load(),
+            "codes_given": out["code_label"].value_counts().to_dict()}
 
 
 def main() -> int:

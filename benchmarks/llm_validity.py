@@ -191,6 +191,17 @@ def prompt_sensitivity(settings: dict, book, texts: list[str], default_codes: li
             frames[f"paraphrase {k}"] = frame
     finally:
         coder.close()
+    # Outside the alpha: the default instruction with the codes listed in reverse order (a
+    # codebook is an ordered list, and the order is not meant to matter).
+    reversed_book = dict(settings["codebook"], codes=list(reversed(settings["codebook"]["codes"])))
+    order_coder = TASK.load(CodingConfig.from_dict({**settings, "codebook": reversed_book}), None)
+    try:
+        t = time.perf_counter()
+        order_frame = order_coder.predict(texts)
+        times["codes reversed"] = time.perf_counter() - t
+    finally:
+        order_coder.close()
+    order_codes = order_frame["code_label"].tolist()
     alpha, alpha_check, note = three_prompt_alpha(runs, book.labels)
     # The same for the prior-corrected codes (see ``signal``), each prompt corrected by its own means.
     corrected = {k: corrected_codes(f, book.labels) for k, f in frames.items()}
@@ -202,7 +213,8 @@ def prompt_sensitivity(settings: dict, book, texts: list[str], default_codes: li
             pairs[f"{a} / {b}"] = float(np.mean([x == y for x, y in zip(runs[a], runs[b])]))
     all_same = float(np.mean([len({r[i] for r in runs.values()}) == 1 for i in range(len(texts))]))
     return {"runs": runs, "times": times, "alpha": alpha, "alpha_check": alpha_check, "alpha_note": note,
-            "pairs": pairs, "all_same": all_same, "corrected_alpha": corrected_alpha}
+            "pairs": pairs, "all_same": all_same, "corrected_alpha": corrected_alpha, "order_codes": order_codes,
+            "order_agree": float(np.mean([x == y for x, y in zip(order_codes, runs["default"])]))}
 
 
 def three_prompt_alpha(runs: dict[str, list], labels: list[str]):
@@ -357,6 +369,7 @@ def main(argv=None) -> int:
                                              run["result"].iloc[:m].reset_index(drop=True))
             sensitivity["load"] = (load_before, load_average())
             sensitivity["scores"] = {k: scored(v, gold[:m], labels) for k, v in sensitivity["runs"].items()}
+            sensitivity["order_score"] = scored(sensitivity["order_codes"], gold[:m], labels)
             print(f"  prompt sensitivity on {m} rows: alpha {sensitivity['alpha'][0]:.3f} (check "
                   f"{sensitivity['alpha_check']:.3f}); pairs {sensitivity['pairs']}; all three agree on "
                   f"{sensitivity['all_same']:.0%}", flush=True)
@@ -495,6 +508,11 @@ def main(argv=None) -> int:
                 else f"{sens['times'][key]:.0f} s"
             lines.append(f"| {key}: \"{sentences[key]}\" | {fmt(s['macro_f1'])} | {s['accuracy'][0]:.3f} | "
                          f"{shares_text(s['share'], labels)} | {agree} | {took} |")
+        o = sens["order_score"]
+        lines.append(f"| not in the alpha: the default sentence with the codes listed in reverse order "
+                     f"({', '.join(reversed(labels))}) | {fmt(o['macro_f1'])} | {o['accuracy'][0]:.3f} | "
+                     f"{shares_text(o['share'], labels)} | {sens['order_agree']:.0%} | "
+                     f"{sens['times']['codes reversed']:.0f} s |")
         lines.append("")
         lines.append(f"Paraphrase 1 / paraphrase 2 agree on {sens['pairs']['paraphrase 1 / paraphrase 2']:.0%} of "
                      "the rows." + ("" if np.isfinite(sens["alpha"][0]) else

@@ -160,8 +160,9 @@ def code(texts: list[str], settings: dict) -> dict:
             "description": done.description, "load": (load_before, load_average()), "result": done.result}
 
 
-def embedding_zero_shot(book, texts: list[str], cache: str) -> list[str]:
-    """The offline default on the same rows (what coding_validity.py scores on the whole file)."""
+def embedding_zero_shot(book, texts: list[str], cache: str) -> tuple[list[str], bool]:
+    """The offline default on the same rows (what coding_validity.py scores on the whole file), and
+    whether every vector came from the embedding cache of an earlier run."""
     from analysis.embeddings import Embedder
     from analysis.tasks.coding import SimilarityCoder
 
@@ -169,7 +170,8 @@ def embedding_zero_shot(book, texts: list[str], cache: str) -> list[str]:
         vectors = embedder.encode(texts)
         coder = SimilarityCoder(CodingConfig(), book, "benchmark", None, embedder=embedder)
         probs, _ = coder.scores(vectors)
-    return list(np.array(book.labels, dtype=object)[probs.argmax(axis=1)])
+        cached = embedder.cache_hits == len(texts)
+    return list(np.array(book.labels, dtype=object)[probs.argmax(axis=1)]), cached
 
 
 def prompt_sensitivity(settings: dict, book, texts: list[str], default_codes: list,
@@ -392,8 +394,9 @@ def main(argv=None) -> int:
     r_major = scored([majority] * len(gold), gold, labels)
     chance_acc, chance_f1 = chance(gold, labels)
     t = time.perf_counter()
-    emb = embedding_zero_shot(book, texts, args.cache)
+    emb, emb_cached = embedding_zero_shot(book, texts, args.cache)
     emb_s = time.perf_counter() - t
+    emb_time = f"{emb_s:.0f} s" + (" (vectors from the embedding cache of an earlier run)" if emb_cached else "")
     r_emb = scored(emb, gold, labels)
     print(f"embedding zero-shot, same rows: macro-F1 {r_emb['macro_f1'][0]:.3f}  ({emb_s:.0f} s)", flush=True)
     diffs = [paired_difference(run["pred"], emb, gold) for _, _, run, *_ in results]
@@ -440,7 +443,7 @@ def main(argv=None) -> int:
                      f"{len(texts) / run['wall']:.2f} texts/s ({run['load'][0]} -> {run['load'][1]}) |")
     lines += [
         f"| offline default: embedding similarity (all-MiniLM-L6-v2), same codebook | {r_emb['n']} | "
-        f"{fmt(r_emb['macro_f1'])} | {fmt(r_emb['accuracy'])} | {fmt(r_emb['cohen_kappa'])} | 0 | {emb_s:.0f} s |",
+        f"{fmt(r_emb['macro_f1'])} | {fmt(r_emb['accuracy'])} | {fmt(r_emb['cohen_kappa'])} | 0 | {emb_time} |",
         f"| always \"{majority}\" (majority baseline; the sample is balanced, so the first code) | {r_major['n']} | "
         f"{r_major['macro_f1'][0]:.3f} | {r_major['accuracy'][0]:.3f} | 0 | - | - |",
         f"| guessing each code with probability 1/{len(labels)} (chance, expected) | {len(gold)} | {chance_f1:.3f} | "
@@ -560,7 +563,7 @@ def main(argv=None) -> int:
             f"\"{majority}\" and {chance_f1:.3f} / {chance_acc:.3f} for guessing at random; it gives "
             f"\"{top}\" to {pct(r['share'][top])} of the texts. The offline default (embedding similarity) scores "
             f"{r_emb['macro_f1'][0]:.3f} on the same rows"
-            + (f" and took {emb_s:.0f} s instead of {run['wall']:.0f} s." if "llm_url" not in settings
+            + (f" and took {emb_time} instead of {run['wall']:.0f} s." if "llm_url" not in settings
                else "."))
     if any("llm_url" not in st for _, st, *_ in results):
         r0 = next(r for _, st, _, r, *_ in results if "llm_url" not in st)
@@ -580,6 +583,20 @@ def main(argv=None) -> int:
             "--llm-model NAME --no-embedded`), or use the offline default or few-shot coding, which are far "
             "better here and faster.",
         ]
+        sens0 = next((sn for _, st, *_, sn in results if "llm_url" not in st and sn), None)
+        if sens0:
+            d, o = sens0["scores"]["default"], sens0["order_score"]
+            headline = ("The code order matters more than the wording." if sens0["order_agree"] < min(
+                sens0["pairs"].values()) else "Wording and code order.")
+            lines.append(
+                f"- **{headline}** Paraphrasing the instruction sentence changed "
+                f"{1 - min(sens0['pairs'].values()):.0%} of the codes; listing the same codes in reverse order "
+                f"changed {1 - sens0['order_agree']:.0%} (macro-F1 {d['macro_f1'][0]:.3f} -> {o['macro_f1'][0]:.3f} "
+                f"on the same {len(sens0['order_codes'])} rows)."
+                + (" The answer depends on where a code sits in the prompt, not only on the text: a small model's "
+                   "position bias." if sens0["order_agree"] < 0.9 else "")
+                + " Check any model on both before trusting its codes (another order, another wording, then "
+                "agreement with human codes).")
         free = next((run["free"] for _, st, run, *_ in results if run.get("free")), None)
         if free:
             lines.append(

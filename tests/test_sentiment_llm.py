@@ -94,7 +94,7 @@ def test_explanations_come_only_when_asked_for(tiny_lm, sentiment_llm, emotion_l
         assert frame[f"{task}_label"].iloc[FILLED].notna().all()
 
 
-def test_the_run_declares_the_llm_columns_for_exports_and_pages(tiny_lm):
+def test_the_run_declares_the_llm_columns_for_exports_and_pages():
     """The manifest of a run (here in memory, through the task's declarations) names the
     explanation column, so exports and the Explore page know it is free text, not a code."""
     task = sentiment.TASK

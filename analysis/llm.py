@@ -482,6 +482,7 @@ class LocalLLM:
         done = len(conversations) - len(todo)
         if progress is not None and done:
             progress(done)
+        self._check_window(todo, conversations, params)
         todo.sort(key=lambda item: len(item[2]))  # similar lengths share a batch: little padding
         started = time.monotonic()
         if todo and params.choices and not params.multi:
@@ -501,6 +502,21 @@ class LocalLLM:
         if todo:
             self.usage.timed(time.monotonic() - started)
         return [a for a in out if a is not None]
+
+    def _check_window(self, todo, conversations: list[Conversation], params: GenerationParams) -> None:
+        """A prompt and its answer must fit the model's window: past it the model reads garbage
+        positions (or fails deep inside), so the prompt is refused with what to do instead."""
+        window = getattr(self.model.config, "max_position_embeddings", None)
+        if not window:
+            return
+        answer = params.max_tokens if not params.choices or params.multi or params.explain else 16
+        for i, _, ids in todo:
+            if len(ids) + answer > window:
+                text = _short(str(conversations[i][-1].get("content", "")).replace("\n", " ")[-80:], 80)
+                raise TextlabError(
+                    f"A prompt of {len(ids):,} tokens (plus up to {answer:,} for the answer) does not fit the "
+                    f"model's window of {window:,} tokens (the prompt ends: \"...{text}\"). Shorten the text, the "
+                    "codebook or the template, or use a model with a longer window.")
 
     def count_tokens(self, texts: list[str]) -> tuple[list[int], bool]:
         """Tokens of each text by the model's own tokenizer (exact)."""
@@ -670,7 +686,9 @@ class LocalLLM:
         for prompt, label in zip(prompts, labels):
             head = json.dumps({params.field: label}, ensure_ascii=False)[:-1] + ', "explanation": "'
             continued.append(prompt + self.tokenizer(head, add_special_tokens=False)["input_ids"])
-        free = GenerationParams(max_tokens=params.max_tokens, temperature=params.temperature, seed=params.seed)
+        # The explanation ends where its JSON string closes: no tokens spent on what follows.
+        free = GenerationParams(max_tokens=params.max_tokens, temperature=params.temperature, seed=params.seed,
+                                stop=('"',))
         for label, answer, generated in zip(labels, answers, self._generate(continued, free)):
             explanation = generated.text.split('"')[0].strip()  # the string ends at its closing quote
             answer.text = json.dumps({params.field: label, "explanation": explanation}, ensure_ascii=False)
@@ -733,6 +751,9 @@ def embedded_model_folder(models_dir: Path | None = None) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{EMBEDDED_MODEL}-*"):  # left by a conversion that was killed
+        if time.time() - stale.stat().st_mtime > 3600:  # not one another process is writing now
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_MODEL}-", dir=target.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)

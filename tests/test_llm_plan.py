@@ -37,3 +37,27 @@ def test_the_planned_prompt_tokens_are_the_tokens_sent_and_the_speed_is_recorded
 def test_a_server_count_is_an_estimate_and_says_so():
     counts, exact = llm.ServerLLM.count_tokens(None, ["abcdefgh", "", "x"])
     assert counts == [2, 0, 1] and exact is False
+
+
+def test_a_prompt_longer_than_the_models_window_is_refused_with_what_to_do(tiny_lm):
+    from analysis.errors import TextlabError
+
+    model = llm.LocalLLM(tiny_lm, device="cpu")
+    try:
+        window = model.model.config.max_position_embeddings
+        long = [[{"role": "user", "content": "word " * (window + 10) + "the end of it"}]]
+        with pytest.raises(TextlabError, match=f"does not fit the model's window of {window:,} tokens"):
+            model.chat(long, llm.GenerationParams(choices=("a", "b")))
+        short = model.chat([[{"role": "user", "content": "Short."}]], llm.GenerationParams(choices=("a", "b")))
+        assert len(short) == 1
+    finally:
+        model.close()
+
+
+def test_a_free_prompt_refuses_explain():
+    from analysis.errors import TextlabError
+    from analysis.tasks import get_task
+
+    task = get_task("prompt")
+    with pytest.raises(TextlabError, match="ask for the reason in the template"):
+        task.validate(task.Config.from_dict({"template": "Who is named? {text}", "explain": True}))

@@ -183,7 +183,7 @@ def make_tiny_causal_lm(path, seed=0) -> Path:
     tokenizer.chat_template = TINY_CHAT_TEMPLATE
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
                          eos_token_id=tokenizer.sep_token_id, initializer_range=0.5)
     model = LlamaForCausalLM(config).eval()

@@ -86,7 +86,7 @@ class BaseConfig:
     """Parameters every task shares. Subclasses add their own fields, each a :func:`setting`."""
 
     backend: str = setting("auto", help="auto (the transformer model when it is on this machine, else the offline "
-                                        "method), offline, transformers, or llm (a generative model; coding)",
+                                        "method), offline, transformers, or llm (a generative model: coding, sentiment, emotion, prompt)",
                            flag="--backend", choices=("auto", "offline", "transformers", "llm"))
     model: str | None = setting(None, help="model: registry name, Hugging Face id or local folder", flag="--model")
     device: str = setting("auto", help="auto (default), cpu, cuda, cuda:N or mps", flag="--device")

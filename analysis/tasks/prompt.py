@@ -137,6 +137,9 @@ class PromptTask(Task):
                                "text goes), or write one on the Prompt page.")
         if "text" not in template_fields(config.template):
             raise TextlabError("The prompt template must say where the text goes: put {text} in it.")
+        if config.explain:
+            raise TextlabError("--explain adds a reason to a label; a free prompt's answer is the model's own text, "
+                               "so ask for the reason in the template itself.")
 
     def check(self, config: PromptConfig, context: RunContext) -> None:
         fields = [f for f in template_fields(config.template or "") if f != "text"]

@@ -239,7 +239,7 @@ class Usage:
         out = {"requests": self.requests, "cache_hits": self.cache_hits, "prompt_tokens": self.prompt_tokens,
                "completion_tokens": self.completion_tokens, "schema_refused": self.schema_refused}
         if self.requests and self.busy_s > 0:
-            out.update(seconds=round(self.busy_s, 2), answers_per_s=round(self.requests / self.busy_s, 2),
+            out.update(seconds=round(self.busy_s, 3), answers_per_s=round(self.requests / self.busy_s, 2),
                        prompt_tokens_per_s=round(self.prompt_tokens / self.busy_s, 1),
                        completion_tokens_per_s=round(self.completion_tokens / self.busy_s, 1))
         return out

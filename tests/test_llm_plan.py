@@ -31,7 +31,8 @@ def test_the_planned_prompt_tokens_are_the_tokens_sent_and_the_speed_is_recorded
     assert plan["prompt_tokens"] == usage["prompt_tokens"]  # counted by the model's own tokenizer
     assert any(f"9 texts: {plan['prompt_tokens']:,} prompt tokens to send" in s for s in stages)
     assert usage["requests"] == 9 and usage["seconds"] > 0
-    assert usage["prompt_tokens_per_s"] == pytest.approx(usage["prompt_tokens"] / usage["seconds"], rel=0.02)
+    # seconds is rounded to the millisecond in the manifest
+    assert usage["prompt_tokens_per_s"] == pytest.approx(usage["prompt_tokens"] / usage["seconds"], rel=0.01, abs=1)
 
 
 def test_a_server_count_is_an_estimate_and_says_so():

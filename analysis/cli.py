@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-neutralize", action="store_true",
                    help="keep cells starting with = + - @ as they are in CSV/XLSX (default: prefix with ' against formula injection)")
     p.add_argument("--fresh", action="store_true", help="rerun even if an identical finished run exists in the workspace")
+    p.add_argument("--estimate", action="store_true",
+                   help="with --backend llm: say how many prompt tokens the run sends and how long it takes (from "
+                        "a probe of 3 texts, whose answers are kept for the run), then stop without running")
     p.add_argument("--workspace", help="workspace folder (default: $TEXTLAB_HOME or ./workspace)")
 
     p = sub.add_parser("validate", help="agreement between model codes and human codes")
@@ -297,6 +300,9 @@ def cmd_analyze(args) -> int:
     beat = WorkerBeat(workspace, owner).start()  # others can tell this process alive (or dead)
     print(f"textlab: {len(corpus)} rows from {args.input} (text column '{corpus.text_column}'); project {project.id} in {workspace.root}", file=sys.stderr)
 
+    if args.estimate:
+        beat.stop()
+        return _estimate(project, tasks, configs)
     try:
         runs = _run_tasks(workspace, project, tasks, configs, owner, args)
     finally:
@@ -318,6 +324,22 @@ def cmd_analyze(args) -> int:
         _write_topics_table(project, runs["topics"], output, args)
     if args.summary_by:
         _write_group_summaries(project, frame, output, args)
+    return 0
+
+
+def _estimate(project, tasks, configs: dict) -> int:
+    from .jobs import run_context
+    from .tasks import prompting
+
+    llm_tasks = [t for t in tasks if configs[t.name].get("backend") == "llm"]
+    if not llm_tasks:
+        raise TextlabError("--estimate sizes a run of a generative model: use it with --backend llm.")
+    context = run_context(project, project.corpus())
+    for task in llm_tasks:
+        config = task.Config.from_dict(configs[task.name])
+        task.check(config, context)
+        print(f"textlab: {task.name}: {prompting.describe_estimate(prompting.estimate(task, config, context))}",
+              file=sys.stderr)
     return 0
 
 

@@ -10,7 +10,7 @@ from analysis.errors import TextlabError
 from analysis.tasks.coding import (code_columns, code_shares, human_code_columns, human_code_counts, next_to_code,
                                    preview_fewshot, require_setfit, setfit_estimate)
 from analysis.textutil import slug
-from ui.language_model import stability_panel, stability_settings, what_the_model_sees
+from ui.language_model import estimate_button, stability_panel, stability_settings, what_the_model_sees
 from ui.widgets import (analysis_header, close_reading, dates_readable, job_status, latest_results, literal,
                         method_caveats, model_settings, run_history, run_summary, show_error, submit_button)
 from ui.state import SAMPLE_CODEBOOK
@@ -200,6 +200,7 @@ if config.get("backend") == "llm" and book is not None:
     # One text through the model before a run: the prompt built from this codebook, the answer, the code.
     what_the_model_sees(project, "coding", config, frame_all, info.text_column, key="coding_seen")
     config.update(stability_settings(multi, len(corpus)))
+    estimate_button(project, "coding", config, key="coding_estimate")
 submit_button(project, "coding", "Run coding", lambda: config)
 job_status(project, "coding")
 

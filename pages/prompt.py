@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analysis.errors import TextlabError
-from ui.language_model import (check_template, default_system, job_settings, model_notice, pick_text,
+from ui.language_model import (check_template, default_system, estimate_button, job_settings, model_notice, pick_text,
                                prompt_conversation, prompt_tokens, show_conversation, what_the_model_sees)
 from ui.widgets import (analysis_header, job_status, latest_results, literal, run_history, run_summary, show_error,
                         submit_button)
@@ -70,6 +70,8 @@ if problem is None and position is not None:
                         show_prompt=False, row_position=position)
 
 st.subheader("3 · Run")
+if problem is None:
+    estimate_button(project, "prompt", config, key=f"prompt_estimate_{project.id}")
 submit_button(project, "prompt", "Run the prompt on every text", lambda: config)
 job_status(project, "prompt")
 

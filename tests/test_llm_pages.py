@@ -344,3 +344,12 @@ def test_group_summaries_by_the_language_model_cite_the_evidence(home, tiny_lm):
     row = table[table["group"] == at.selectbox(key="sum_pick").value].iloc[0]
     flagged = "cited none" in texts_of(at.warning) or "not given" in texts_of(at.warning)
     assert flagged == bool(row["llm_bad_citations"] or (row["llm_summary"] and not row["llm_cited"]))
+
+
+def test_the_estimate_says_tokens_and_time_before_a_run_and_the_run_reuses_the_probe(home, tiny_lm):
+    at = use_folder(goto(small_sample(12), "pages/coding.py"), tiny_lm)
+    at.radio(key="coding_backend").set_value("llm").run()
+    at.button(key="coding_estimate").click().run()
+    said = texts_of(ok(at).info)
+    assert "12 texts, " in said and "prompt tokens; about " in said and "measured on 3 texts" in said
+    assert not project_of(at).runs("coding")  # an estimate starts no run

@@ -62,3 +62,24 @@ def test_a_free_prompt_refuses_explain():
     task = get_task("prompt")
     with pytest.raises(TextlabError, match="ask for the reason in the template"):
         task.validate(task.Config.from_dict({"template": "Who is named? {text}", "explain": True}))
+
+
+def test_an_estimate_before_a_run_measures_a_probe_whose_answers_the_run_reuses(tiny_lm, tmp_path, capsys):
+    from analysis.cli import main
+
+    small = tmp_path / "small.csv"
+    pd.read_csv(SAMPLE_CSV).head(12).to_csv(small, index=False)
+    args = ["analyze", str(small), "-o", str(tmp_path / "out.csv"), "--task", "coding", "--codebook", str(BOOK),
+            "--backend", "llm", "--model", str(tiny_lm), "--device", "cpu", "--workspace", str(tmp_path / "ws")]
+    assert main(args + ["--estimate"]) == 0
+    said = capsys.readouterr().err
+    assert "textlab: coding: 12 texts, " in said and " prompt tokens; about " in said and "measured on 3 texts" in said
+    assert not (tmp_path / "out.csv").exists()  # an estimate runs nothing
+    assert main(args) == 0
+    import json
+
+    (run,) = json.loads((tmp_path / "out.manifest.json").read_text())
+    assert run["usage"]["cache_hits"] == 3 and run["usage"]["requests"] == 9  # the probe's answers are reused
+    assert main(["analyze", str(small), "-o", str(tmp_path / "x.csv"), "--task", "stats", "--estimate",
+                 "--workspace", str(tmp_path / "ws")]) == 2
+    assert "use it with --backend llm" in capsys.readouterr().err

@@ -634,3 +634,28 @@ def loaded_backend(project):
     config = LLMConfig(backend="llm", **job_settings())
     prompting.validate_llm(config)
     return prompting.load_backend(config, RunContext(texts=[], project=project))
+
+
+def estimate_button(project, task: str, config: dict[str, Any], *, key: str) -> None:
+    """*Estimate size and time*: the prompt tokens a run will send and its time, from a probe of
+    three texts (their answers are kept for the run), before the run is started."""
+    from analysis.jobs import run_context
+
+    if st.button("Estimate size and time", key=key,
+                 help="Counts the prompt tokens of every text and times the model on 3 of them; their answers are "
+                      "kept, so the run does not ask them again."):
+        try:
+            check_ready()
+            task_object = get_task(task)
+            settings = task_object.Config.from_dict(config)
+            task_object.validate(settings)
+            context = run_context(project, project.corpus())
+            task_object.check(settings, context)
+            with st.spinner("Loading the model and timing 3 texts…"):
+                found = prompting.estimate(task_object, settings, context)
+            st.session_state[f"{key}_said"] = prompting.describe_estimate(found)
+        except TextlabError as exc:
+            show_error(exc)
+    said = st.session_state.get(f"{key}_said")
+    if said:
+        st.info(literal(said), icon=":material/timer:")

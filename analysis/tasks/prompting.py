@@ -93,6 +93,59 @@ def plan_tokens(backend, conversation_of, texts: list[str], context: RunContext 
     return plan
 
 
+def estimate(task, config: LLMConfig, context: RunContext, probe: int = 3, seed: int = 0) -> dict[str, Any]:
+    """The size and time of an LLM run before it is started: the prompt tokens it will send
+    and the time, from a probe of a few randomly drawn texts (their answers go to the
+    project's cache, so the run does not ask them again)."""
+    import time
+
+    from .execute import predict_checked
+
+    todo = [i for i, t in enumerate(context.texts) if isinstance(t, str) and t.strip()]
+    started = time.monotonic()
+    predictor = task.load(config, context)
+    try:
+        loaded = time.monotonic() - started
+        plan = dict(getattr(predictor, "plan", None) or {})
+        rng = np.random.default_rng(seed)
+        rows = sorted(int(i) for i in rng.choice(todo, size=min(probe, len(todo)), replace=False)) if todo else []
+        backend = predictor.backend
+        hits = backend.usage.cache_hits
+        timings = []
+        for part in ([rows[:1], rows[1:]] if len(rows) > 1 else [rows]):
+            if part:
+                t0 = time.monotonic()
+                predict_checked(task, predictor, [context.texts[i] for i in part], rows=part)
+                timings.append((len(part), time.monotonic() - t0))
+        cached = backend.usage.cache_hits - hits
+        # The first call also reads what all prompts share (in process); the others are per text.
+        per_text = (timings[-1][1] / timings[-1][0]) if timings else None
+        first_extra = max(0.0, timings[0][1] - per_text) if len(timings) > 1 and per_text is not None else 0.0
+        out = {**plan, "texts": len(todo), "probe_texts": len(rows), "probe_cached": cached,
+               "load_seconds": round(loaded, 1)}
+        if per_text is not None and cached < len(rows):
+            out.update(seconds_per_text=round(per_text, 3),
+                       estimated_seconds=round(first_extra + per_text * max(0, len(todo) - len(rows)), 1))
+        return out
+    finally:
+        predictor.close()
+
+
+def describe_estimate(found: dict[str, Any]) -> str:
+    """An estimate in one line for the command line and the pages."""
+    tokens = found.get("prompt_tokens")
+    size = f"{found['texts']:,} texts"
+    if tokens is not None:
+        size += f", {'' if found.get('exact') else 'about '}{tokens:,} prompt tokens"
+    if found.get("estimated_seconds") is None:
+        return size + (f"; the probe's {found['probe_texts']} answers came from the cache, so no time was measured"
+                       if found.get("probe_texts") else "")
+    seconds = found["estimated_seconds"]
+    when = f"{seconds / 60:,.1f} min" if seconds >= 90 else f"{seconds:,.0f} s"
+    return (f"{size}; about {when} ({found['seconds_per_text']:.2f} s per text, measured on {found['probe_texts']} "
+            f"texts; loading the model took {found['load_seconds']:.0f} s)")
+
+
 def close_backend(backend) -> None:
     backend.close()
     cache = getattr(backend, "cache", None)

@@ -243,7 +243,12 @@ class _StderrProgress:
         if done > self.bar.n and getattr(self, "_stage", ""):
             self._stage = ""  # texts are moving again: the stage ("Loading the model") is over
             self.bar.set_postfix_str("", refresh=False)
+        if getattr(self, "tokens_per_text", None) and rate:
+            self.bar.set_postfix_str(f"{rate * self.tokens_per_text:,.0f} prompt tokens/s", refresh=False)
         self.bar.update(done - self.bar.n)
+
+    def loaded(self, description: dict) -> None:
+        self.tokens_per_text = (description.get("planned") or {}).get("prompt_tokens_per_text")
 
     def stage(self, message: str) -> None:
         """Work without per-text progress (loading, fine-tuning, clustering): shown on the bar;
@@ -371,7 +376,7 @@ def _run_tasks(workspace, project, tasks, configs: dict, owner: str, args) -> di
         progress = _StderrProgress(task.name)
         try:
             runs[task.name] = execute_run(workspace, run.id, owner=owner, on_progress=progress,
-                                           on_stage=progress.stage)
+                                           on_stage=progress.stage, on_loaded=progress.loaded)
         finally:
             progress.close()
     return runs

@@ -69,6 +69,7 @@ def execute_run(
     owner: str,
     on_progress: ProgressFn | None = None,
     on_stage: Callable[[str], None] | None = None,
+    on_loaded: Callable[[dict[str, Any]], None] | None = None,
 ) -> Run:
     """Run (or resume) one run to the end. Returns the finished run record.
 
@@ -84,7 +85,8 @@ def execute_run(
         workspace.update_run(run_id, cancel_requested=0)
     started_clock = time.monotonic()
     try:
-        result_run = _execute(workspace, project, workspace.run(run_id), on_progress, started_clock, on_stage)
+        result_run = _execute(workspace, project, workspace.run(run_id), on_progress, started_clock, on_stage,
+                              on_loaded)
     except JobCancelled:
         workspace.update_run(run_id, status="cancelled", finished=now_iso(), error="Cancelled by the user.",
                              stage=None)
@@ -133,7 +135,8 @@ def _record_failure(workspace: Workspace, run_id: str, message: str) -> None:
 
 
 def _execute(workspace: Workspace, project: Project, run: Run, on_progress: ProgressFn | None, started_clock: float,
-             on_stage: Callable[[str], None] | None = None) -> Run:
+             on_stage: Callable[[str], None] | None = None,
+             on_loaded: Callable[[dict[str, Any]], None] | None = None) -> Run:
     task = get_task(run.task)
     config = task.Config.from_dict(run.config)
     corpus = project.corpus()
@@ -161,7 +164,11 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
             on_stage(message)
 
     def loaded(description: dict[str, Any]) -> None:
-        workspace.update_run(run.id, backend=description.get("backend"), model=description.get("model"), stage=None)
+        per_text = (description.get("planned") or {}).get("prompt_tokens_per_text")
+        workspace.update_run(run.id, backend=description.get("backend"), model=description.get("model"), stage=None,
+                             tokens_per_text=per_text)
+        if on_loaded is not None:
+            on_loaded(description)
 
     try:
         done = execute(task, texts, CheckpointStore(project, run.id), config=config, context=context, doc_ids=ids,

@@ -74,7 +74,8 @@ CREATE TABLE IF NOT EXISTS runs (
     model TEXT,
     error TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
-    stage TEXT
+    stage TEXT,
+    tokens_per_text REAL
 );
 CREATE INDEX IF NOT EXISTS runs_by_project ON runs(project_id, created);
 CREATE TABLE IF NOT EXISTS workers (
@@ -84,7 +85,7 @@ CREATE TABLE IF NOT EXISTS workers (
 """
 
 
-_LATER_RUN_COLUMNS = (("stage", "TEXT"),)
+_LATER_RUN_COLUMNS = (("stage", "TEXT"), ("tokens_per_text", "REAL"))
 _LATER_PROJECT_COLUMNS = (("data_hash", "TEXT"), ("date_order", "TEXT"))
 
 
@@ -177,6 +178,7 @@ class Run:
     error: str | None = None
     cancel_requested: bool = False
     stage: str | None = None                # what a running job does before predicting (e.g. fine-tuning)
+    tokens_per_text: float | None = None    # a generative model's prompt tokens per text (tokens/s = texts/s x this)
 
     @property
     def fraction(self) -> float:

@@ -80,6 +80,15 @@ def test_an_estimate_before_a_run_measures_a_probe_whose_answers_the_run_reuses(
 
     (run,) = json.loads((tmp_path / "out.manifest.json").read_text())
     assert run["usage"]["cache_hits"] == 3 and run["usage"]["requests"] == 9  # the probe's answers are reused
+    from analysis.workspace import Workspace
+    from ui.widgets import progress_text
+
+    workspace = Workspace(tmp_path / "ws")
+    (info,) = workspace.list_projects()
+    (record,) = workspace.project(info.id).runs("coding")
+    assert record.tokens_per_text == run["planned"]["prompt_tokens_per_text"] > 100  # for tokens/s while it runs
+    record.status, record.docs_per_s = "running", 2.0
+    assert f"{2 * record.tokens_per_text:,.0f} prompt tokens/s" in progress_text(record)
     assert main(["analyze", str(small), "-o", str(tmp_path / "x.csv"), "--task", "stats", "--estimate",
                  "--workspace", str(tmp_path / "ws")]) == 2
     assert "use it with --backend llm" in capsys.readouterr().err

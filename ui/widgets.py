@@ -176,6 +176,8 @@ def progress_text(run: Run) -> str:
     parts = [f"{run.n_done:,} of {run.n_total:,} texts"]
     if run.docs_per_s:
         parts.append(f"{run.docs_per_s:,.1f} texts/s" if run.docs_per_s < 10 else f"{run.docs_per_s:,.0f} texts/s")
+        if run.tokens_per_text:  # a generative model: what a prompt-bound run is limited by
+            parts.append(f"{run.docs_per_s * run.tokens_per_text:,.0f} prompt tokens/s")
     eta = _format_eta(run.eta_s)
     if eta:
         parts.append(eta)

@@ -142,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-neutralize", action="store_true",
                    help="keep codes starting with = + - @ as they are in the --out CSV (default: prefix with ' against formula injection)")
 
+    p = sub.add_parser("estimate", help="shares of each code corrected by a random human sample (prediction-powered "
+                                        "inference), beside the model-only shares")
+    p.add_argument("input", help="a file with a column of model codes for every text and human codes for a sample")
+    p.add_argument("--pred", required=True, help="column of model codes (every text)")
+    p.add_argument("--gold", required=True, help="column of human codes; empty where nobody hand-coded the text")
+    p.add_argument("--by", metavar="GROUP", help="also estimate each group of this column")
+    p.add_argument("--sampling-weights", metavar="COL",
+                   help="inverse inclusion probabilities of the hand-coded rows (default: they are a simple random sample)")
+    p.add_argument("--level", type=float, default=0.95, help="confidence level (default: 0.95)")
+    p.add_argument("--out", help="write the estimates: .csv (long format, for Stata/R) or .json (with the notes)")
+    p.add_argument("--sheet", help="sheet name or number for Excel files (default: the first)")
+
     p = sub.add_parser("models", help="list models or download them for offline use")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     msub.add_parser("list", help="registered models and whether they are on this machine")
@@ -604,6 +616,40 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_estimate(args) -> int:
+    from .corpus import read_file
+    from .export import neutralize_formulas
+    from .inference import corrected_shares
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".json", ".csv"):
+        raise TextlabError(f"--out {args.out}: the estimates are written as .csv or .json; use one of those extensions.")
+    frame, report = read_file(args.input, **_read_kwargs(args))
+    for warning in report.warnings:
+        print(f"textlab: warning: {warning}", file=sys.stderr)
+    table, notes = corrected_shares(frame, args.pred, args.gold, by=args.by, weights=args.sampling_weights,
+                                    level=args.level)
+    shown = table.assign(estimate=table["estimate"].map(_fmt),
+                         ci=[f"{_fmt(lo)} to {_fmt(hi)}" for lo, hi in zip(table["ci_low"], table["ci_high"])])
+    print(shown[["code", "group", "estimator", "estimate", "ci", "n_human", "n_model"]].to_string(index=False))
+    for note in notes:
+        print(f"note: {note}")
+    if out is not None:
+        if out.suffix.lower() == ".json":
+            data = json.dumps({"estimates": json.loads(table.to_json(orient="records")), "notes": notes,
+                               "level": args.level, "pred": args.pred, "gold": args.gold},
+                              indent=2, ensure_ascii=False).encode("utf-8")
+        else:
+            data = neutralize_formulas(table)[0].to_csv(index=False).encode("utf-8")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+        except OSError as exc:
+            raise TextlabError(f"Cannot write the estimates to {out}: {exc.strerror}.") from exc
+        print(f"textlab: wrote {len(table)} estimates to {out}", file=sys.stderr)
+    return 0
+
+
 def llm_server_command(args) -> tuple[list[str], str, dict[str, str]]:
     """The command that serves ``args.model``, the URL it will answer at and its environment."""
     import importlib.util
@@ -692,7 +738,7 @@ def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = {"analyze": cmd_analyze, "info": cmd_info, "models": cmd_models, "validate": cmd_validate,
-               "app": cmd_app, "llm": cmd_llm}[args.command]
+               "app": cmd_app, "llm": cmd_llm, "estimate": cmd_estimate}[args.command]
     try:
         return handler(args)
     except TextlabError as exc:

@@ -71,7 +71,10 @@ def _share_rows(pred: pd.Series, gold: pd.Series, weights: pd.Series | None, cod
             args = (y[labelled], yhat[labelled], yhat[unlabelled])
             estimate = float(np.ravel(ppi_py.ppi_mean_pointestimate(*args, w=w))[0])
             low, high = (float(np.ravel(b)[0]) for b in ppi_py.ppi_mean_ci(*args, alpha=1 - level, w=w))
-        else:  # nothing to correct with (or nobody left uncoded): said by the missing values
+        elif n_human >= 2:  # every text hand-coded: the human share itself, nothing to correct
+            estimate = float(np.average(y[labelled], weights=w))
+            low, high = (float(np.ravel(b)[0]) for b in ppi_py.classical_mean_ci(y[labelled], w=w, alpha=1 - level))
+        else:  # fewer than 2 hand-coded texts: nothing to correct with, said by the missing values
             estimate = low = high = math.nan
         rows.append({"estimand": "share", "code": code, "group": group, "estimator": "corrected",
                      "estimate": estimate, "ci_low": max(0.0, low) if not math.isnan(low) else low,
@@ -115,6 +118,5 @@ def corrected_shares(frame: pd.DataFrame, pred: str, gold: str, *, by: str | Non
                                 value, level)
     table = pd.DataFrame(rows, columns=COLUMNS)
     if (table["estimator"].eq("corrected") & table["estimate"].isna()).any():
-        notes.append("Some corrected estimates are empty: their group has fewer than 2 hand-coded rows, or no "
-                     "text left that nobody hand-coded.")
+        notes.append("Some corrected estimates are empty: their group has fewer than 2 hand-coded rows.")
     return table, notes

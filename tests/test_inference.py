@@ -67,3 +67,32 @@ def test_weights_are_checked_and_bad_input_is_said_plainly():
     missing = frame.assign(pred=frame["pred"].where(frame["gold"] == "", None))
     with pytest.raises(TextlabError, match="have no model code"):
         corrected_shares(missing, "pred", "gold")
+
+
+def test_the_estimate_command_writes_the_long_table(tmp_path, capsys):
+    import json
+
+    from analysis.cli import main
+
+    frame, _ = _survey(n=800, n_human=120, seed=2)
+    frame.loc[0, "gold"] = ""  # an uncoded row stays uncoded
+    path = tmp_path / "coded.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "estimates.csv"
+    assert main(["estimate", str(path), "--pred", "pred", "--gold", "gold", "--by", "region", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "corrected" in printed and "model_only" in printed and "simple random sample" in printed
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table.columns) == COLUMNS and len(table) == 2 * 2 * 3  # codes x estimators x (overall + 2 groups)
+    assert main(["estimate", str(path), "--pred", "pred", "--gold", "gold", "--out", str(tmp_path / "e.json")]) == 0
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert len(report["estimates"]) == 4 and report["notes"]
+    assert main(["estimate", str(path), "--pred", "pred", "--gold", "gold", "--out", str(tmp_path / "e.txt")]) == 2
+
+
+def test_when_every_text_is_hand_coded_the_corrected_share_is_the_human_share():
+    frame, truth = _survey(n=200, n_human=200, seed=3)
+    table, _ = corrected_shares(frame, "pred", "gold")
+    row = table[(table["code"] == "A") & (table["estimator"] == "corrected")].iloc[0]
+    assert row["estimate"] == pytest.approx(float((truth == "A").mean()))
+    assert row["ci_low"] < row["estimate"] < row["ci_high"]

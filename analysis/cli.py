@@ -618,7 +618,7 @@ def cmd_validate(args) -> int:
 
 def cmd_estimate(args) -> int:
     from .corpus import read_file
-    from .export import neutralize_formulas
+    from .export import export_table
     from .inference import corrected_shares
 
     out = Path(args.out) if args.out else None
@@ -640,7 +640,7 @@ def cmd_estimate(args) -> int:
                                "level": args.level, "pred": args.pred, "gold": args.gold},
                               indent=2, ensure_ascii=False).encode("utf-8")
         else:
-            data = neutralize_formulas(table)[0].to_csv(index=False).encode("utf-8")
+            data = export_table(table, "csv", name=out.stem).data  # formulas neutralised, like every export
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(data)

@@ -565,16 +565,31 @@ def _fmt(value, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
 
 
-def cmd_validate(args) -> int:
+def _report_input(args, what: str):
+    """The --out path (checked first: .json or .csv) and the table of the input file."""
     from .corpus import read_file
-    from .validation import agreement
 
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".json", ".csv"):
-        raise TextlabError(f"--out {args.out}: the report is written as .json or .csv; use one of those extensions.")
+        raise TextlabError(f"--out {args.out}: {what} written as .json or .csv; use one of those extensions.")
     frame, report = read_file(args.input, **_read_kwargs(args))
     for warning in report.warnings:
         print(f"textlab: warning: {warning}", file=sys.stderr)
+    return out, frame
+
+
+def _write_report(out: Path, data: bytes, what: str) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+    except OSError as exc:
+        raise TextlabError(f"Cannot write {what} to {out}: {exc.strerror}.") from exc
+
+
+def cmd_validate(args) -> int:
+    from .validation import agreement
+
+    out, frame = _report_input(args, "the report is")
     golds = list(dict.fromkeys(args.gold))
     unknown = [c for c in [args.pred, *golds] if c not in frame.columns]
     if unknown:
@@ -607,26 +622,16 @@ def cmd_validate(args) -> int:
             data = json.dumps(result.to_dict(), indent=2, ensure_ascii=False).encode("utf-8")
         else:
             data = result.to_csv_bytes(neutralize=not args.no_neutralize)
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(data)
-        except OSError as exc:
-            raise TextlabError(f"Cannot write the report to {out}: {exc.strerror}.") from exc
+        _write_report(out, data, "the report")
         print(f"textlab: wrote the report to {out}", file=sys.stderr)
     return 0
 
 
 def cmd_estimate(args) -> int:
-    from .corpus import read_file
     from .export import export_table
     from .inference import corrected_shares
 
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix.lower() not in (".json", ".csv"):
-        raise TextlabError(f"--out {args.out}: the estimates are written as .csv or .json; use one of those extensions.")
-    frame, report = read_file(args.input, **_read_kwargs(args))
-    for warning in report.warnings:
-        print(f"textlab: warning: {warning}", file=sys.stderr)
+    out, frame = _report_input(args, "the estimates are")
     table, notes = corrected_shares(frame, args.pred, args.gold, by=args.by, weights=args.sampling_weights,
                                     level=args.level)
     shown = table.assign(estimate=table["estimate"].map(_fmt),
@@ -641,11 +646,7 @@ def cmd_estimate(args) -> int:
                               indent=2, ensure_ascii=False).encode("utf-8")
         else:
             data = export_table(table, "csv", name=out.stem).data  # formulas neutralised, like every export
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(data)
-        except OSError as exc:
-            raise TextlabError(f"Cannot write the estimates to {out}: {exc.strerror}.") from exc
+        _write_report(out, data, "the estimates")
         print(f"textlab: wrote {len(table)} estimates to {out}", file=sys.stderr)
     return 0
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .aggregate import wilson_interval
 from .errors import TextlabError
 
 COLUMNS = ["estimand", "code", "group", "estimator", "estimate", "ci_low", "ci_high", "n_human", "n_model"]
@@ -32,19 +33,6 @@ COLUMNS = ["estimand", "code", "group", "estimator", "estimate", "ci_low", "ci_h
 
 def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value)) and str(value).strip() != ""
-
-
-def _wilson(k: float, n: float, level: float) -> tuple[float, float]:
-    """Wilson score interval of a share (inside [0, 1], not zero-width at 0 or n)."""
-    from scipy.stats import norm
-
-    if n <= 0:
-        return math.nan, math.nan
-    z = float(norm.ppf(1 - (1 - level) / 2))
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _share_rows(pred: pd.Series, gold: pd.Series, weights: pd.Series | None, codes: list[str], group: str,
@@ -63,7 +51,8 @@ def _share_rows(pred: pd.Series, gold: pd.Series, weights: pd.Series | None, cod
     for code in codes:
         yhat = (pred.astype(str).str.strip() == code).to_numpy(dtype=float)
         y = (gold.astype(str).str.strip() == code).to_numpy(dtype=float)
-        low, high = _wilson(yhat[has_pred].sum(), n_model, level)
+        low, high = (float(b[0]) for b in wilson_interval(np.array([yhat[has_pred].sum()]), np.array([n_model]),
+                                                          level)) if n_model else (math.nan, math.nan)
         rows.append({"estimand": "share", "code": code, "group": group, "estimator": "model_only",
                      "estimate": float(yhat[has_pred].mean()) if n_model else math.nan, "ci_low": low,
                      "ci_high": high, "n_human": n_human, "n_model": n_model})

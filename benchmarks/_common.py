@@ -11,10 +11,37 @@ import importlib
 import os
 import platform
 import re
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 # --------------------------------------------------------------------------- machine
+
+
+class OtherLoad:
+    """CPU time that other processes used while this one ran, in cores (from /proc/stat; Linux only)."""
+
+    def __init__(self):
+        self.start = self._read()
+
+    @staticmethod
+    def _read():
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        except (OSError, IndexError):
+            return None
+        busy = sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4))  # all but idle, iowait
+        mine = os.times()
+        return busy / os.sysconf("SC_CLK_TCK"), mine.user + mine.system, time.perf_counter()
+
+    def cores(self) -> float | None:
+        """Average number of cores busy with other processes since the start."""
+        end = self._read()
+        if self.start is None or end is None or end[2] <= self.start[2]:
+            return None
+        others = (end[0] - self.start[0]) - (end[1] - self.start[1])
+        return max(0.0, others / (end[2] - self.start[2]))
+
 
 
 def cpu_name() -> str:

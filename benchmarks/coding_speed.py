@@ -86,7 +86,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import numpy as np  # noqa: E402
-from _common import gpu_name, host_description, module_versions, n_cores, write_part  # noqa: E402
+from _common import OtherLoad, gpu_name, host_description, module_versions, n_cores, write_part  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -215,31 +215,6 @@ def exact_length_texts(tokenizer, n: int, n_tokens: int, seed: int) -> tuple[lis
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-class OtherLoad:
-    """CPU time that other processes used while this one ran, in cores (from /proc/stat; Linux only)."""
-
-    def __init__(self):
-        self.start = self._read()
-
-    @staticmethod
-    def _read():
-        try:
-            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-        except (OSError, IndexError):
-            return None
-        busy = sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4))  # all but idle, iowait
-        mine = os.times()
-        return busy / os.sysconf("SC_CLK_TCK"), mine.user + mine.system, time.perf_counter()
-
-    def cores(self) -> float | None:
-        """Average number of cores busy with other processes since the start."""
-        end = self._read()
-        if self.start is None or end is None or end[2] <= self.start[2]:
-            return None
-        others = (end[0] - self.start[0]) - (end[1] - self.start[1])
-        return max(0.0, others / (end[2] - self.start[2]))
 
 
 def versions() -> str:

@@ -62,7 +62,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import numpy as np  # noqa: E402
-from _common import gpu_name, host_description, module_versions, write_part  # noqa: E402
+from _common import OtherLoad, gpu_name, host_description, module_versions, write_part  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -92,29 +92,6 @@ FREE_TOPICS = ("a city council vote", "a football match", "a new phone", "oil pr
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f}/{five:.2f}/{fifteen:.2f}"
-
-
-class OtherLoad:
-    """CPU time other processes used while this one ran, in cores (from /proc/stat; Linux only)."""
-
-    def __init__(self):
-        self.start = self._read()
-
-    @staticmethod
-    def _read():
-        try:
-            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-        except (OSError, IndexError):
-            return None
-        busy = sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4))  # all but idle, iowait
-        mine = os.times()
-        return busy / os.sysconf("SC_CLK_TCK"), mine.user + mine.system, time.perf_counter()
-
-    def cores(self) -> float | None:
-        end = self._read()
-        if self.start is None or end is None or end[2] <= self.start[2]:
-            return None
-        return max(0.0, ((end[0] - self.start[0]) - (end[1] - self.start[1])) / (end[2] - self.start[2]))
 
 
 class Timer:

@@ -146,8 +146,22 @@ def build_parser() -> argparse.ArgumentParser:
                                         "inference), beside the model-only shares")
     p.add_argument("input", help="a file with a column of model codes for every text and human codes for a sample")
     p.add_argument("--pred", required=True, help="column of model codes (every text)")
-    p.add_argument("--gold", required=True, help="column of human codes; empty where nobody hand-coded the text")
+    p.add_argument("--gold", required=True, action="append",
+                   help="column of human codes; empty where nobody hand-coded the text (repeat for several coders: "
+                        "their majority is used, a tie split evenly)")
     p.add_argument("--by", metavar="GROUP", help="also estimate each group of this column")
+    p.add_argument("--formula", metavar="F",
+                   help='a regression instead of shares: "CODE ~ col + col" (CODE a code of --pred, or --pred itself '
+                        'for a score; Q("Health care") for a code with spaces)')
+    p.add_argument("--regression", choices=["ols", "logistic"], default="ols",
+                   help="with --formula: ols (linear probability for a code; default) or logistic")
+    p.add_argument("--estimand", choices=["auto", "share", "mean"], default="auto",
+                   help="share of each code, or mean of a numeric score (default: a mean for fractional numbers)")
+    p.add_argument("--multi-label", action="store_true", default=None,
+                   help="codes are ';'-joined sets (default: when a model value holds ';')")
+    p.add_argument("--plan", type=int, nargs="?", const=50, metavar="N",
+                   help="also say how wide each corrected share's interval would be with N more random hand codes "
+                        "(default 50)")
     p.add_argument("--sampling-weights", metavar="COL",
                    help="inverse inclusion probabilities of the hand-coded rows (default: they are a simple random sample)")
     p.add_argument("--level", type=float, default=0.95, help="confidence level (default: 0.95)")
@@ -629,20 +643,36 @@ def cmd_validate(args) -> int:
 
 def cmd_estimate(args) -> int:
     from .export import export_table
-    from .inference import corrected_shares
+    from .inference import corrected_regression, corrected_shares, plans
 
     out, frame = _report_input(args, "the estimates are")
-    table, notes = corrected_shares(frame, args.pred, args.gold, by=args.by, weights=args.sampling_weights,
-                                    level=args.level)
+    if args.formula:
+        if args.by:
+            raise TextlabError("--by and --formula do not go together: put the group column in the formula "
+                               '(e.g. "Housing ~ region").')
+        table, notes = corrected_regression(frame, args.pred, args.gold, args.formula, model=args.regression,
+                                            weights=args.sampling_weights, level=args.level,
+                                            multi_label=args.multi_label)
+    else:
+        table, notes = corrected_shares(frame, args.pred, args.gold, by=args.by, weights=args.sampling_weights,
+                                        level=args.level, multi_label=args.multi_label, estimand=args.estimand)
     shown = table.assign(estimate=table["estimate"].map(_fmt),
                          ci=[f"{_fmt(lo)} to {_fmt(hi)}" for lo, hi in zip(table["ci_low"], table["ci_high"])])
-    print(shown[["code", "group", "estimator", "estimate", "ci", "n_human", "n_model"]].to_string(index=False))
+    columns = ["estimand", "code", "group", "estimator", "estimate", "ci", "n_human", "n_model"]
+    if not args.formula and not args.by:
+        columns.remove("group")
+    print(shown[columns].to_string(index=False))
     for note in notes:
         print(f"note: {note}")
+    if args.plan is not None and not args.formula:
+        for plan in plans(frame, args.pred, args.gold, weights=args.sampling_weights, more=args.plan,
+                          level=args.level, multi_label=args.multi_label, estimand=args.estimand):
+            print(f"plan: {plan.describe()}")
     if out is not None:
         if out.suffix.lower() == ".json":
             data = json.dumps({"estimates": json.loads(table.to_json(orient="records")), "notes": notes,
-                               "level": args.level, "pred": args.pred, "gold": args.gold},
+                               "level": args.level, "pred": args.pred, "gold": args.gold, "formula": args.formula,
+                               "regression": args.regression if args.formula else None},
                               indent=2, ensure_ascii=False).encode("utf-8")
         else:
             data = export_table(table, "csv", name=out.stem).data  # formulas neutralised, like every export

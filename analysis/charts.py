@@ -797,6 +797,82 @@ def stability_chart(summary: pd.DataFrame, title: str | None = None) -> go.Figur
     return fig
 
 
+_ESTIMATORS = {"model_only": ("model only", "#999999"), "corrected": ("corrected by hand codes", PALETTE[0])}
+
+
+def estimates_chart(table: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Model-only and corrected estimates side by side, one row per code (and group or
+    coefficient), dots with their intervals, from ``inference`` long tables."""
+    title = title if title is not None else "Model-only vs corrected estimates (95% CI)"
+    if table is None or table.empty or table["estimate"].isna().all():
+        return _empty(title, "No estimates to show")
+    keys = table[["estimand", "code", "group"]].astype(str).drop_duplicates()
+    regression = not set(keys["estimand"]) <= {"share", "mean"}
+    labels = {}
+    for estimand, code, group in keys.itertuples(index=False):
+        parts = [estimand] if regression else [code] + ([group] if group else ["all texts"])
+        labels[(estimand, code, group)] = " · ".join(_esc(p) for p in parts)
+    if len(set(labels.values())) < len(labels):  # names equal after escaping: keep the rows apart
+        labels = {k: f"{v} [{i + 1}]" for i, (k, v) in enumerate(labels.items())}
+    order = list(labels.values())
+    fig = go.Figure()
+    for offset, (estimator, (name, color)) in zip((-0.17, 0.17), _ESTIMATORS.items()):
+        part = table[table["estimator"] == estimator]
+        if part.empty:
+            continue
+        y = [labels[(str(e), str(c), str(g))] for e, c, g in zip(part["estimand"], part["code"], part["group"])]
+        plus, minus = _err(part["estimate"], part["ci_low"], part["ci_high"])
+        fig.add_scatter(
+            x=part["estimate"], y=[order.index(v) + offset for v in y], mode="markers", name=name,
+            marker={"color": color, "size": 9, "symbol": "circle" if estimator == "corrected" else "diamond"},
+            error_x={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "color": color,
+                     "thickness": 1.6, "width": 3},
+            customdata=_custom([y, part["ci_low"], part["ci_high"], part["n_human"], part["n_model"]]),
+            hovertemplate=(f"%{{customdata[0]}}<br>{name}: %{{x:.3f}} (CI %{{customdata[1]:.3f}} to "
+                           "%{customdata[2]:.3f})<br>%{customdata[3]:,} hand-coded of %{customdata[4]:,} texts"
+                           "<extra></extra>"),
+        )
+    fig.update_yaxes(title=None, tickvals=list(range(len(order))), ticktext=order, autorange="reversed",
+                     automargin=True)
+    if regression:
+        fig.add_vline(x=0, line_dash="dash", line_color="#888888", line_width=1)
+        fig.update_xaxes(title="coefficient")
+    elif set(keys["estimand"]) == {"share"}:
+        fig.update_xaxes(title="share of texts", tickformat=".0%", rangemode="tozero")
+    else:
+        fig.update_xaxes(title="mean")
+    fig.update_layout(height=_rows_height(len(order), per_row=34))
+    _legend_below(fig, [t.name for t in fig.data])
+    return _style(fig, title)
+
+
+def plan_chart(curve: pd.DataFrame, now: int | None = None, target: float | None = None,
+               title: str | None = None) -> go.Figure:
+    """Expected half-width (±) of the corrected interval against the number of random hand codes,
+    beside the humans alone, with the current sample size and a target marked
+    (from ``inference.width_curve`` / ``Plan.curve``)."""
+    title = title if title is not None else "How many hand codes? Expected 95% interval (±) of a share"
+    if curve is None or curve.empty:
+        return _empty(title, "Nothing to plan from yet")
+    fig = go.Figure()
+    fig.add_scatter(x=curve["n_human"], y=curve["width"] / 2, mode="lines", name="corrected (model + hand codes)",
+                    line={"color": PALETTE[0], "width": 2.5},
+                    hovertemplate="%{x:,} hand codes: ±%{y:.3f}<extra>corrected</extra>")
+    fig.add_scatter(x=curve["n_human"], y=curve["classical_width"] / 2, mode="lines", name="hand codes alone",
+                    line={"color": "#999999", "width": 1.5, "dash": "dash"},
+                    hovertemplate="%{x:,} hand codes: ±%{y:.3f}<extra>hand codes alone</extra>")
+    if now:
+        fig.add_vline(x=now, line_dash="dot", line_color=PALETTE[1], line_width=1.5,
+                      annotation_text=f"now: {now:,}", annotation_position="top right")
+    if target:
+        fig.add_hline(y=target, line_dash="dot", line_color=PALETTE[2], line_width=1.5,
+                      annotation_text=f"target ±{target:.3f}", annotation_position="bottom left")
+    fig.update_xaxes(title="random hand codes", type="log")
+    fig.update_yaxes(title="half-width of the 95% interval (±)", rangemode="tozero")
+    _legend_below(fig, [t.name for t in fig.data])
+    return _style(fig, title)
+
+
 # --------------------------------------------------------------------------- topics
 
 

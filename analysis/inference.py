@@ -511,3 +511,69 @@ def plans(frame: pd.DataFrame, pred: str, gold: str | Sequence[str], *, weights:
     lab = human.coded & has_pred
     return [plan_share(np.nan_to_num(y[lab]), yhat[lab], int(has_pred.sum()), code=code,
                        w=None if w is None else w[lab], more=more, level=level) for _, code, yhat, y in targets]
+
+
+# --------------------------------------------------------------------------- one report
+
+@dataclass
+class EstimateReport:
+    """What the Validate page shows and the export writes: the long table, its notes, the
+    settings it was made with and the sample design the hand codes came from."""
+
+    table: pd.DataFrame
+    notes: list[str]
+    settings: dict[str, Any]
+    design: str              # "recorded: <design>", "simple random (assumed)" or "weights: <column>"
+    n_convenience: int = 0   # hand-coded texts left out because they were not drawn at random
+
+
+def estimate_report(frame: pd.DataFrame, settings: dict[str, Any],
+                    membership: pd.DataFrame | None = None, design: dict | None = None) -> EstimateReport:
+    """Shares (or a regression) from saved settings {pred, gold: [cols], by, formula, regression,
+    level}. With the project's recorded sample (``membership`` from ``Project.sample_membership``,
+    ``design`` from ``Project.sample_design``) only the texts drawn in it correct the estimates,
+    each weighted by its stratum; without one the hand codes are taken as a simple random sample."""
+    pred, golds = settings.get("pred"), [g for g in settings.get("gold") or [] if g]
+    if not pred or not golds:
+        raise TextlabError("Choose the column of model codes and at least one column of human codes.")
+    _check_columns(frame, pred, *golds)
+    data = frame.copy()
+    notes: list[str] = []
+    weights, label, n_convenience = None, "simple random (assumed)", 0
+    if membership is not None and design and membership["sample_stratum"].map(_present).any():
+        coded = human_values(data, golds, multi=bool(settings.get("multi_label"))).coded
+        w, notes = design_weights(membership.set_axis(data.index), coded)
+        n_convenience = int((coded & w.isna().to_numpy()).sum())
+        for g in golds:  # convenience codes stay in the data, but do not correct the estimates
+            data[g] = data[g].where(w.notna(), None)
+        if w.notna().any() and w.dropna().nunique() > 1:
+            weights = "__textlab_weight__"
+            data[weights] = w
+        label = f"recorded: {design.get('design', 'sample')}"
+    kwargs = {"weights": weights, "level": float(settings.get("level") or 0.95),
+              "multi_label": settings.get("multi_label")}
+    if settings.get("formula"):
+        table, more = corrected_regression(data, pred, golds, settings["formula"],
+                                           model=settings.get("regression") or "ols", **kwargs)
+    else:
+        table, more = corrected_shares(data, pred, golds, by=settings.get("by") or None, **kwargs)
+    if weights:  # the internal column name means nothing to a reader
+        more = [m.replace(f"'{weights}'", "the recorded sample design") for m in more]
+    elif label.startswith("recorded"):
+        more = [m for m in more if not m.startswith("No sampling weights given")]
+        more.insert(0, "Hand codes from the recorded simple random sample (equal weights).")
+    return EstimateReport(table, notes + more, dict(settings), label, n_convenience)
+
+
+def disagreements_beyond_intervals(table: pd.DataFrame) -> pd.DataFrame:
+    """Estimates whose model-only and corrected intervals do not overlap: the model's codes
+    would mislead there. One row per (estimand, code, group) with both estimates."""
+    wide = table.pivot_table(index=["estimand", "code", "group"], columns="estimator",
+                             values=["estimate", "ci_low", "ci_high"], aggfunc="first")
+    if wide.empty or ("estimate", "corrected") not in wide.columns:
+        return pd.DataFrame(columns=["estimand", "code", "group", "model_only", "corrected"])
+    apart = (wide[("ci_low", "corrected")] > wide[("ci_high", "model_only")]) | (
+        wide[("ci_high", "corrected")] < wide[("ci_low", "model_only")])
+    out = wide[apart.fillna(False)]
+    return pd.DataFrame({"model_only": out[("estimate", "model_only")], "corrected": out[("estimate", "corrected")]}
+                        ).reset_index()

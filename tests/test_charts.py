@@ -405,7 +405,19 @@ def _hostile_figures():
     stability = pd.DataFrame({"check": [HOSTILE_LABEL], "alpha": [0.5], "ci_low": [0.3], "ci_high": [0.7],
                               "all_runs_agree": [0.8], "runs": [3], "texts": [30], "verdict": ["unstable"]})
     t = HOSTILE_TITLE
+    from analysis.inference import corrected_shares, width_curve
+
+    coded = frame.assign(gold=frame["label"].where(np.arange(n) % 4 == 0, ""))
+    estimates, _ = corrected_shares(coded, "label", "gold", by=g)
+    coefficients = pd.DataFrame({"estimand": ["Intercept", f"{HOSTILE_COL}[T.x]"] * 2, "code": HOSTILE_LABEL,
+                                 "group": "", "estimator": ["model_only"] * 2 + ["corrected"] * 2,
+                                 "estimate": [0.1, 0.2, 0.15, 0.3], "ci_low": [0.0, 0.1, 0.0, 0.1],
+                                 "ci_high": [0.2, 0.3, 0.3, 0.5], "n_human": 60, "n_model": 240})
     return {
+        "estimates_chart": [charts.estimates_chart(estimates), charts.estimates_chart(coefficients, t),
+                            charts.estimates_chart(estimates.iloc[:0], t)],
+        "plan_chart": [charts.plan_chart(width_curve([10, 100], 240, sd=0.5, rho=0.7), now=60, target=0.05, title=t),
+                       charts.plan_chart(pd.DataFrame(), title=t)],
         "histogram": [charts.histogram(frame["value"], HOSTILE_COL),
                       charts.histogram(frame["value"], HOSTILE_COL, t, threshold=0.5, threshold_label=HOSTILE_LABEL)],
         "length_histogram": [charts.length_histogram(frame["value"].abs() * 100, HOSTILE_LABEL, threshold=50)],

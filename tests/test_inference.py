@@ -298,3 +298,33 @@ def test_the_estimate_command_fits_a_formula_takes_several_coders_and_plans(tmp_
     assert main(["estimate", str(path), "--pred", "pred", "--gold", "gold", "--by", "region",
                  "--formula", "Housing ~ age"]) == 2
     assert "do not go together" in capsys.readouterr().err
+
+
+def test_a_report_from_settings_uses_only_the_recorded_sample_and_flags_misleading_model_estimates():
+    from analysis.inference import disagreements_beyond_intervals, estimate_report
+
+    frame, truth = _survey(n=3000, n_human=0, seed=10)
+    rng = np.random.default_rng(10)
+    drawn = rng.choice(3000, 250, replace=False)
+    frame.loc[drawn, "gold"] = truth[drawn]
+    outside = np.setdiff1d(np.arange(3000), drawn)[:20]
+    frame.loc[outside, "gold"] = "A"  # codes given outside the random sample: a convenience sample
+    membership = pd.DataFrame({"sample_stratum": pd.Series([None] * 3000, dtype=object), "stratum_size": np.nan})
+    membership.loc[drawn, ["sample_stratum", "stratum_size"]] = ["(all)", 3000]
+    report = estimate_report(frame, {"pred": "pred", "gold": ["gold"], "by": "region"}, membership,
+                             {"design": "simple_random"})
+    assert report.design == "recorded: simple_random" and report.n_convenience == 20
+    overall = report.table[(report.table["group"] == "") & (report.table["estimator"] == "corrected")]
+    assert set(overall["n_human"]) == {250}  # the 20 convenience codes do not correct
+    assert any("20 hand-coded text(s) were not drawn" in n for n in report.notes)
+    assert any("recorded simple random sample" in n for n in report.notes)
+    flagged = disagreements_beyond_intervals(report.table)
+    assert "A" in set(flagged[flagged["group"] == ""]["code"])  # the model's 28% vs the true 40%
+
+    plain = estimate_report(frame, {"pred": "pred", "gold": ["gold"]})
+    assert plain.design == "simple random (assumed)" and plain.table["n_human"].max() == 270
+    with pytest.raises(TextlabError, match="at least one column of human codes"):
+        estimate_report(frame, {"pred": "pred", "gold": []})
+    regression = estimate_report(frame, {"pred": "pred", "gold": ["gold"], "formula": "A ~ region"}, membership,
+                                 {"design": "simple_random"})
+    assert regression.table["estimand"].tolist()[:2] == ["Intercept", "region[T.South]"]

@@ -25,6 +25,7 @@ the coefficient's name), ``code``, ``group`` (empty for overall), ``estimator``
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 import warnings
@@ -294,7 +295,7 @@ def corrected_shares(frame: pd.DataFrame, pred: str, gold: str | Sequence[str], 
 
 # --------------------------------------------------------------------------- regressions
 
-_Q = re.compile(r"""^(?:Q\(\s*(['"])(.*)\1\s*\)|`(.*)`|(['"])(.*)\4)$""")
+_QUOTED = re.compile(r"""^Q\((.*)\)$|^`(.*)`$""", re.S)
 
 
 def _formula_parts(formula: str) -> tuple[str, str]:
@@ -302,9 +303,16 @@ def _formula_parts(formula: str) -> tuple[str, str]:
         raise TextlabError(f"The formula {formula!r} needs one '~': the code (or score column) on the left, the "
                            "metadata columns on the right, e.g. \"Housing ~ age_group + region\".")
     left, right = (p.strip() for p in formula.split("~"))
-    m = _Q.match(left)
-    if m:  # a code with spaces: Q("Health care"), `Health care` or "Health care"
-        left = next(g for g in (m.group(2), m.group(3), m.group(5)) if g is not None)
+    m = _QUOTED.match(left)
+    if m and m.group(1) is not None:  # a code with spaces: Q("Health care"), as patsy quotes names
+        try:
+            left = str(ast.literal_eval(m.group(1).strip()))
+        except (ValueError, SyntaxError):
+            raise TextlabError(f"Cannot read {left!r}: quote the code as Q(\"Health care\").") from None
+    elif m:
+        left = m.group(2)
+    elif len(left) >= 2 and left[0] == left[-1] and left[0] in "'\"":
+        left = left[1:-1]
     if not left or not right:
         raise TextlabError(f"The formula {formula!r} needs a code on the left of '~' and columns on the right.")
     return left, right
@@ -525,6 +533,14 @@ class EstimateReport:
     settings: dict[str, Any]
     design: str              # "recorded: <design>", "simple random (assumed)" or "weights: <column>"
     n_convenience: int = 0   # hand-coded texts left out because they were not drawn at random
+    data: pd.DataFrame | None = None  # the rows as estimated: convenience codes blanked, weights added
+    weights: str | None = None        # the weight column of ``data``, if the design has unequal weights
+
+    def plans(self, more: int = 50) -> list["Plan"]:
+        """What ``more`` random hand codes would buy for each share (or the mean), from this report's data."""
+        s = self.settings
+        return plans(self.data, s["pred"], [g for g in s["gold"] if g], weights=self.weights, more=more,
+                     level=float(s.get("level") or 0.95), multi_label=s.get("multi_label"))
 
 
 def estimate_report(frame: pd.DataFrame, settings: dict[str, Any],
@@ -562,7 +578,7 @@ def estimate_report(frame: pd.DataFrame, settings: dict[str, Any],
     elif label.startswith("recorded"):
         more = [m for m in more if not m.startswith("No sampling weights given")]
         more.insert(0, "Hand codes from the recorded simple random sample (equal weights).")
-    return EstimateReport(table, notes + more, dict(settings), label, n_convenience)
+    return EstimateReport(table, notes + more, dict(settings), label, n_convenience, data, weights)
 
 
 def disagreements_beyond_intervals(table: pd.DataFrame) -> pd.DataFrame:

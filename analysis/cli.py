@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inverse inclusion probabilities of the hand-coded rows (default: they are a simple random sample)")
     p.add_argument("--level", type=float, default=0.95, help="confidence level (default: 0.95)")
     p.add_argument("--out", help="write the estimates: .csv (long format, for Stata/R) or .json (with the notes)")
+    p.add_argument("--methods", metavar="OUT.md",
+                   help="write a methods paragraph (models, hand-coding sample, agreement, estimator, references)")
+    p.add_argument("--manifest", action="append", metavar="FILE.json",
+                   help="run manifest(s) for --methods: the .manifest.json that textlab analyze writes beside its "
+                        "output (a list) or one manifest; repeatable")
     p.add_argument("--sheet", help="sheet name or number for Excel files (default: the first)")
 
     p = sub.add_parser("models", help="list models or download them for offline use")
@@ -645,6 +650,9 @@ def cmd_estimate(args) -> int:
     from .export import export_table
     from .inference import corrected_regression, corrected_shares, plans
 
+    if args.manifest and not args.methods:
+        raise TextlabError("--manifest describes the models in the methods paragraph: give --methods OUT.md too.")
+    manifests = _read_manifests(args.manifest)  # read first: a bad file fails before any work
     out, frame = _report_input(args, "the estimates are")
     if args.formula:
         if args.by:
@@ -678,7 +686,57 @@ def cmd_estimate(args) -> int:
             data = export_table(table, "csv", name=out.stem).data  # formulas neutralised, like every export
         _write_report(out, data, "the estimates")
         print(f"textlab: wrote {len(table)} estimates to {out}", file=sys.stderr)
+    if args.methods:
+        _write_methods(args, frame, table, notes, manifests)
     return 0
+
+
+def _read_manifests(paths: list[str] | None) -> list[dict]:
+    """The run manifests of --manifest files: each a JSON list of manifests or one manifest."""
+    found: list[dict] = []
+    for path in paths or []:
+        try:
+            data = json.loads(Path(path).read_text("utf-8"))
+        except OSError as exc:
+            raise TextlabError(f"Cannot read the manifest {path}: {exc.strerror or exc}.") from None
+        except ValueError as exc:
+            raise TextlabError(f"The manifest {path} is not JSON ({exc}).") from None
+        items = data if isinstance(data, list) else [data]
+        if not all(isinstance(m, dict) for m in items):
+            raise TextlabError(f"The manifest {path} holds no run manifests (JSON objects).")
+        found += items
+    return found
+
+
+def _write_methods(args, frame, table, notes: list[str], manifests: list[dict]) -> None:
+    """The methods paragraph of these estimates, with the agreement of --pred and --gold."""
+    import pandas as pd
+
+    from .inference import REFERENCES, EstimateReport
+    from .provenance import methods_paragraph
+    from .validation import agreement
+
+    golds = list(dict.fromkeys(args.gold))
+    settings = {"pred": args.pred, "gold": golds, "by": args.by, "formula": args.formula,
+                "regression": args.regression, "level": args.level, "multi_label": args.multi_label}
+    design = f"weights: {args.sampling_weights}" if args.sampling_weights else "simple random (assumed)"
+    report = EstimateReport(table, list(notes), settings, design)
+    column = frame[args.pred]
+    values = pd.to_numeric(column, errors="coerce").dropna()
+    score = (pd.api.types.is_numeric_dtype(column) and len(values) and not (values == values.round()).all()) or (
+        table["estimand"] == "mean").any()
+    found = None
+    if not score:  # agreement of codes (kappa, alpha, F1); a score has no such agreement
+        multi = args.multi_label if args.multi_label is not None else column.astype(str).str.contains(";").any()
+        gold = frame[golds[0]] if len(golds) == 1 else {g: frame[g] for g in golds}
+        try:
+            found = agreement(column, gold, multi_label=bool(multi), pred_name=args.pred)
+        except TextlabError as exc:
+            print(f"textlab: warning: no agreement in the methods paragraph: {exc}", file=sys.stderr)
+    text = methods_paragraph(manifests=manifests, n_texts=len(frame), agreement=found, report=report,
+                             references=REFERENCES)
+    _write_report(Path(args.methods), text.encode("utf-8"), "the methods paragraph")
+    print(f"textlab: wrote the methods paragraph to {args.methods}", file=sys.stderr)
 
 
 def llm_server_command(args) -> tuple[list[str], str, dict[str, str]]:

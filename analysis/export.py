@@ -12,8 +12,9 @@ Formats
     prepends a UTF-8 byte-order mark so Excel opens accented text correctly. Every field
     holding a line break is quoted, a lone ``\\r`` included (so no row is ever split).
 ``xlsx``
-    Sheets ``data``, ``codebook`` (one row per code) and ``runs`` (one row per run
-    manifest, nested values as JSON). Header row frozen, column widths set. Excel's limits
+    Sheets ``data``, ``codebook`` (one row per code), ``runs`` (one row per run
+    manifest, nested values as JSON), ``estimates`` (the long table of corrected
+    estimates, when given) and ``methods`` (the methods paragraph, one line per row). Header row frozen, column widths set. Excel's limits
     are enforced visibly: more than 1,048,575 rows is an error; cells longer than 32,767
     characters are cut and XML-illegal control characters removed, each with a warning
     that counts the cells and names the columns. No cell is ever written as a formula.
@@ -215,6 +216,8 @@ def export_table(
     value_label_columns: Iterable[str] | None = None,
     date_columns: Iterable[str] | None = None,
     date_order: str | None = None,
+    estimates: pd.DataFrame | None = None,
+    methods: str | None = None,
 ) -> ExportResult:
     """Export ``df`` to ``fmt`` (one of :data:`EXPORT_FORMATS`) and return the bytes.
 
@@ -226,7 +229,11 @@ def export_table(
     ``date_columns`` names the columns recognised as dates (the corpus's date column):
     held as text, they are written as real dates to Stata, SPSS and Excel, read in
     ``date_order`` ("day-first"/"month-first", the project's; None: the order the column
-    shows).
+    shows). ``estimates`` (the long table of ``analysis.inference``) and ``methods`` (the
+    paragraph of ``analysis.provenance.methods_paragraph``) become the XLSX sheets
+    ``estimates`` and ``methods``, their cells neutralised like the codebook's; the other
+    formats ignore them (write the table itself with ``export_table(estimates, "csv")``,
+    which neutralises the same way, and the paragraph as a text file).
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"export_table needs a pandas DataFrame, got {type(df).__name__}")
@@ -239,7 +246,7 @@ def export_table(
         if fmt in ("csv", "tsv"):
             result.data = _to_delimited(frame, "," if fmt == "csv" else "\t", bom, neutralize, result)
         elif fmt == "xlsx":
-            result.data = _to_xlsx(frame, neutralize, codebook, runs, dates, result)
+            result.data = _to_xlsx(frame, neutralize, codebook, runs, dates, result, estimates, methods)
         elif fmt == "parquet":
             result.data = _to_parquet(frame, codebook, runs, result)
         elif fmt == "dta":
@@ -600,8 +607,15 @@ def _cell_text(v: Any) -> str:
     return str(v)
 
 
+def _methods_frame(methods: str) -> pd.DataFrame:
+    """The paragraph one line per row (blank lines kept: they separate its paragraphs)."""
+    lines = str(methods).replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
+    return pd.DataFrame({"methods": [line if line.strip() else None for line in lines]}, dtype=object)
+
+
 def _to_xlsx(df: pd.DataFrame, neutralize: bool, codebook: Any, runs: list[dict] | None,
-             dates: dict[str, str | None], result: ExportResult) -> bytes:
+             dates: dict[str, str | None], result: ExportResult, estimates: pd.DataFrame | None = None,
+             methods: str | None = None) -> bytes:
     if len(df) > EXCEL_MAX_ROWS:
         raise TextlabError(
             f"The table has {len(df):,} rows but an Excel sheet holds at most "
@@ -617,6 +631,10 @@ def _to_xlsx(df: pd.DataFrame, neutralize: bool, codebook: Any, runs: list[dict]
         sheets["codebook"] = _codebook_frame(codebook)
     if runs:
         sheets["runs"] = _runs_frame(runs)
+    if estimates is not None:
+        sheets["estimates"] = _prepare(estimates)
+    if methods:
+        sheets["methods"] = _methods_frame(methods)
 
     illegal: Counter = Counter()
     guarded: Counter = Counter()
@@ -647,7 +665,7 @@ def _to_xlsx(df: pd.DataFrame, neutralize: bool, codebook: Any, runs: list[dict]
         sheets[sheet] = frame
     if guarded:
         result.warnings.append(
-            f"{sum(guarded.values()):,} cells of the codebook/runs sheets starting with a "
+            f"{sum(guarded.values()):,} cells of the {'/'.join(s for s in sheets if s != 'data')} sheets starting with a "
             f"formula character were prefixed with an apostrophe ({_columns_summary(guarded)})."
         )
     if illegal:
@@ -679,6 +697,8 @@ def _to_xlsx(df: pd.DataFrame, neutralize: bool, codebook: Any, runs: list[dict]
             ws = writer.sheets[sheet]
             _no_formulas(ws, frame)
             _set_widths(ws, frame)
+            if sheet == "methods":  # a paragraph per cell: wide and wrapped, not cut off at the edge
+                _wrap_column(ws, 1, width=110)
     data = buf.getvalue()
     if has_cr or n_empty:
         data = _patch_sheet_xml(data, marker if n_empty else None)
@@ -740,6 +760,15 @@ def _no_formulas(ws: Any, frame: pd.DataFrame) -> None:
             for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
                 if cell.data_type == "f":
                     cell.data_type = "s"
+
+
+def _wrap_column(ws: Any, column: int, *, width: int) -> None:
+    from openpyxl.styles import Alignment
+    from openpyxl.utils import get_column_letter
+
+    ws.column_dimensions[get_column_letter(column)].width = width
+    for (cell,) in ws.iter_rows(min_row=2, min_col=column, max_col=column):
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
 
 
 def _set_widths(ws: Any, frame: pd.DataFrame, sample: int = 500) -> None:

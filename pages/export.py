@@ -1,15 +1,61 @@
-"""Export: the corpus with every result column, and the provenance manifest."""
+"""Export: the corpus with every result column, the provenance manifest, and the corrected
+estimates with a methods paragraph (from the settings saved on Validate > Corrected estimates)."""
 
+import pandas as pd
 import streamlit as st
 
 from analysis.errors import TextlabError
 from analysis.export import EXPORT_FORMATS, export_table, manifest_bytes
+from analysis.inference import REFERENCES, estimate_report
+from analysis.provenance import methods_paragraph
+from analysis.validation import agreement
 from ui.widgets import literal, require_project, show_error
 
 FORMAT_NAMES = {
     "csv": "CSV (UTF-8)", "xlsx": "Excel (.xlsx: data, codebook, runs sheets)", "parquet": "Parquet",
     "dta": "Stata (.dta, value labels)", "sav": "SPSS (.sav, value labels)", "tsv": "TSV (UTF-8)",
 }
+
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing corrected estimates…")
+def _report(data: pd.DataFrame, settings: dict, membership: pd.DataFrame | None, design: dict | None):
+    return estimate_report(data, settings, membership, design)
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing agreement for the methods paragraph…")
+def _agreement(data: pd.DataFrame, pred: str, golds: tuple[str, ...], multi: bool) -> dict | None:
+    gold = data[golds[0]] if len(golds) == 1 else {g: data[g] for g in golds}
+    try:
+        return agreement(data[pred], gold, multi_label=multi, pred_name=pred, n_boot=500).to_dict()
+    except TextlabError:  # nothing to compare (no shared texts): the paragraph leaves agreement out
+        return None
+
+
+def _estimates(project, frame: pd.DataFrame, manifests: list[dict]):
+    """The report and methods paragraph of the saved estimate settings, or (None, None)."""
+    settings = project.settings("estimates")
+    if not settings:
+        st.caption("No corrected estimates yet: choose them in **Validate > Corrected estimates**, and the export "
+                   "adds them with a methods paragraph.")
+        return None, None
+    design = project.sample_design() if hasattr(project, "sample_design") else None
+    membership = project.sample_membership() if design and hasattr(project, "sample_membership") else None
+    try:
+        report = _report(frame, settings, membership, design)
+    except TextlabError as exc:
+        st.markdown("**Corrected estimates** (from the settings saved on Validate > Corrected estimates):")
+        show_error(exc)
+        return None, None
+    pred, golds = report.settings["pred"], tuple(g for g in report.settings.get("gold") or [] if g)
+    is_mean = report.table["estimand"].eq("mean").any() or (
+        bool(report.settings.get("formula")) and report.table["code"].astype(str).eq(str(pred)).all())
+    found = None if is_mean else _agreement(frame[[pred, *golds]], pred, golds,
+                                            bool(frame[pred].astype(str).str.contains(";", regex=False).any()))
+    text = methods_paragraph(manifests=manifests, n_texts=len(frame), agreement=found, report=report,
+                             design=design, references=REFERENCES)
+    return report, text
+
 
 st.title("Export")
 project = require_project()
@@ -35,12 +81,20 @@ neutralize = col2.checkbox(
     help="Cells starting with = + - @ (or a tab/carriage return) get a leading ' so Excel or LibreOffice never runs "
          "them as formulas (CSV injection). Turn off only for data you will not open in a spreadsheet.",
 )
+report, methods = _estimates(project, frame, manifests)
+include = report is not None and st.checkbox(
+    "Include corrected estimates and the methods paragraph", value=True, key="export_estimates",
+    disabled=fmt != "xlsx",
+    help="Adds the sheets 'estimates' (the long table) and 'methods' (the paragraph) to the Excel file. Other "
+         "formats hold one table: download the estimates and the paragraph below.",
+)
 try:
     info = project.info
     date_column = info.date_column  # written as real dates to Stata, SPSS and Excel
     result = export_table(frame, fmt, name=project.name, bom=bom, neutralize=neutralize, runs=manifests,
                           codebook=codebook, date_columns=[date_column] if date_column else None,
-                          date_order=info.date_order)
+                          date_order=info.date_order, estimates=report.table if include else None,
+                          methods=methods if include else None)
 except TextlabError as exc:
     show_error(exc)
     st.stop()
@@ -57,3 +111,16 @@ st.download_button("Download the provenance manifest (JSON)", manifest_bytes(man
 if manifests:
     with st.expander("What the manifest records"):
         st.json(manifests, expanded=False)
+if report is not None:
+    stem = result.filename.rsplit(".", 1)[0]
+    st.subheader("Corrected estimates and methods paragraph")
+    st.caption(f"From the settings saved on Validate > Corrected estimates: {literal(report.settings['pred'], code=True)}"
+               f" corrected by {', '.join(literal(g, code=True) for g in report.settings.get('gold') or [])}"
+               f" ({len(report.table):,} estimates; sample: {literal(report.design)}).")
+    c1, c2 = st.columns(2)
+    c1.download_button("Corrected estimates (CSV)", export_table(report.table, "csv", name=f"{stem}.estimates",
+                                                                  neutralize=neutralize).data,
+                       file_name=f"{stem}.estimates.csv", mime="text/csv", key="download_estimates", on_click="ignore")
+    c2.download_button("Methods paragraph (Markdown)", methods.encode("utf-8"), file_name=f"{stem}.methods.md",
+                       mime="text/markdown", key="download_methods", on_click="ignore")
+    st.code(methods, language=None, wrap_lines=True)

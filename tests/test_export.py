@@ -792,3 +792,50 @@ def test_every_spreadsheet_writer_goes_through_export():
             if writers.search(line) and not ("digest.update" in line and path.name == "workspace.py"):
                 found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
     assert not found, "spreadsheet bytes made outside analysis.export:\n" + "\n".join(found)
+
+
+def _estimates_table() -> pd.DataFrame:
+    from analysis.inference import COLUMNS
+
+    return pd.DataFrame([
+        ["share", '=HYPERLINK("http://evil.example","click")', "", "model_only", 0.25, 0.2, 0.3, 40, 400],
+        ["share", '=HYPERLINK("http://evil.example","click")', "", "corrected", 0.31, -0.02, 0.6, 40, 400],
+        ["region[T.@north]", "Housing", "+group", "corrected", -0.5, -0.9, -0.1, 40, 400],
+    ], columns=COLUMNS)
+
+
+def test_xlsx_adds_the_estimates_and_methods_sheets_neutralised():
+    df = pd.DataFrame({"doc_id": ["a"], "code_label": ["Housing"]})
+    methods = "We coded 1 text.\n\n=cmd|' /C calc'!A0\nReferences\n\nTextlab (version 0.1.0).\n"
+    res = export_table(df, "xlsx", runs=[{"task": "coding"}], estimates=_estimates_table(), methods=methods)
+    wb = openpyxl.load_workbook(io.BytesIO(res.data))
+    assert wb.sheetnames == ["data", "runs", "estimates", "methods"]
+    est = pd.read_excel(io.BytesIO(res.data), sheet_name="estimates", keep_default_na=False)
+    assert list(est.columns) == list(_estimates_table().columns)
+    assert est["code"].tolist()[:2] == ["'" + '=HYPERLINK("http://evil.example","click")'] * 2
+    assert est["estimand"].tolist()[2] == "region[T.@north]" and est["group"].tolist()[2] == "'+group"
+    assert est["estimate"].tolist() == [0.25, 0.31, -0.5] and est["ci_low"].tolist()[1] == -0.02  # numbers stay
+    assert all(c.data_type != "f" for row in wb["estimates"].iter_rows() for c in row)
+    lines = [c.value for (c,) in wb["methods"].iter_rows(min_row=2)]
+    assert lines == ["We coded 1 text.", None, "'=cmd|' /C calc'!A0", "References", None, "Textlab (version 0.1.0)."]
+    assert wb["methods"]["A2"].alignment.wrap_text
+    assert any("estimates" in w and "apostrophe" in w for w in res.warnings)
+    # Opted out of neutralising: verbatim, yet stored as text, never as a formula.
+    raw = export_table(df, "xlsx", neutralize=False, estimates=_estimates_table(), methods=methods)
+    wb = openpyxl.load_workbook(io.BytesIO(raw.data))
+    assert wb["estimates"]["B2"].value.startswith("=HYPERLINK") and wb["estimates"]["B2"].data_type == "s"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "parquet", "dta", "sav"])
+def test_other_formats_ignore_the_estimates_and_methods(fmt, results):
+    plain = export_table(results, fmt)
+    extra = export_table(results, fmt, estimates=_estimates_table(), methods="A paragraph.")
+    assert extra.data == plain.data  # one table per file: download the estimates and the paragraph apart
+    assert extra.warnings == plain.warnings
+
+
+def test_the_estimates_csv_is_neutralised_through_export_table():
+    data = export_table(_estimates_table(), "csv").data.decode("utf-8")
+    back = pd.read_csv(io.StringIO(data), keep_default_na=False)
+    assert back["code"].tolist()[0] == "'" + '=HYPERLINK("http://evil.example","click")'
+    assert back["ci_low"].tolist()[1] == -0.02

@@ -3,8 +3,11 @@
 `agreement` compares a column of model codes with one or more human coders and returns an
 `AgreementReport`: accuracy, macro-F1, Cohen's kappa and Krippendorff's alpha for every
 comparison, per-code precision/recall/F1, the confusion matrix and the prevalence of each
-code as the model and the humans see it. `stratified_sample` draws the texts to hand-code
-so that rare codes get validated too; `disagreements` lists the texts behind the errors.
+code as the model and the humans see it. `draw_sample` draws the texts to hand-code with a
+recorded design (simple random, or stratified by the model's code so that rare codes get
+validated too) whose inclusion probabilities are known, so the hand codes can also correct
+estimates (`inference`); `stratified_sample` is the same draw without the record;
+`disagreements` lists the texts behind the errors.
 
 Choices, and why:
 - Point estimates come from the reference implementations (`sklearn.metrics` and
@@ -47,12 +50,16 @@ Choices, and why:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+import secrets
+import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -61,7 +68,8 @@ import pandas as pd
 from .aggregate import wilson_interval
 from .errors import TextlabError
 
-__all__ = ["AgreementReport", "METRICS", "MIN_SHARED_TEXTS", "agreement", "code_options", "disagreements", "stratified_sample"]
+__all__ = ["AgreementReport", "DESIGNS", "METRICS", "MIN_SHARED_TEXTS", "SampleDraw", "agreement", "code_options",
+           "disagreements", "draw_sample", "strata_hash", "stratified_sample"]
 
 METRICS = ("accuracy", "macro_f1", "cohen_kappa", "krippendorff_alpha")
 SEPARATOR = ";"
@@ -904,10 +912,62 @@ def stratified_sample(frame: pd.DataFrame, by: str | None, n: int, *, allocation
     value in `by` form a stratum of their own; `by=None` draws a simple random sample.
     `exclude`: doc_ids already hand-coded (matched against the `doc_id` column, or the
     index when there is none). Deterministic for a seed. Returns the rows (all columns,
-    original index) in a random order, not grouped by stratum.
+    original index) in a random order, not grouped by stratum. `draw_sample` draws the
+    same rows and also says how they were drawn (for corrected estimates).
     """
     if allocation not in ("equal", "proportional"):
         raise TextlabError(f"Unknown allocation {allocation!r}: choose 'equal' or 'proportional'.")
+    return _draw(frame, by, n, allocation=allocation, seed=seed, exclude=exclude).rows
+
+
+# Sample designs: how the texts to hand-code are drawn. Each one has known inclusion
+# probabilities (n_s / N_s within a stratum), so every one can correct estimates.
+DESIGNS = ("simple_random", "stratified_equal", "stratified_proportional")
+_ALLOCATION = {"simple_random": "equal", "stratified_equal": "equal", "stratified_proportional": "proportional"}
+ALL_STRATUM = "(all)"
+
+
+@dataclass
+class SampleDraw:
+    """A drawn sample: `rows` as `stratified_sample` returns them (all columns, original
+    index, random order) and `record`, a JSON-ready account of how they were drawn.
+
+    `record`: sample_id, design, by (None for a simple random sample), seed, n (texts
+    drawn), n_requested, drawn_at (UTC ISO), pool_size (rows the draw was made from: not
+    excluded), excluded (the doc_ids of the table that were left out), strata {name:
+    {"size": N_s in the pool, "drawn": n_s}}, docs [{"doc_id", "stratum"}] in the drawn
+    order, and strata_hash (a fingerprint of every row's doc_id and stratum, so a later
+    draw can tell whether it splits the same table the same way).
+    """
+
+    rows: pd.DataFrame
+    record: dict[str, Any]
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return [d["doc_id"] for d in self.record["docs"]]
+
+
+@dataclass
+class _Drawn:
+    rows: pd.DataFrame
+    doc_ids: list[str]         # doc_id (or index) of each drawn row, in the drawn order
+    strata: list[str]          # stratum of each drawn row, in the drawn order
+    sizes: dict[str, int]      # stratum sizes in the pool
+    take: dict[str, int]       # drawn per stratum
+    ids: pd.Series             # doc_id (or index) of every row, as text
+    labels: pd.Series          # stratum of every row
+    excluded: list[str]        # ids of the table left out of the pool
+
+
+def _strata_of(frame: pd.DataFrame, by: str | None) -> pd.Series:
+    if by is None:
+        return pd.Series([ALL_STRATUM] * len(frame), dtype=object)
+    return pd.Series([_code(v) or _MISSING_STRATUM for v in frame[by].tolist()], dtype=object)
+
+
+def _draw(frame: pd.DataFrame, by: str | None, n, *, allocation: str, seed, exclude) -> _Drawn:
+    """The one implementation of drawing: stratify, allocate, draw each stratum, shuffle."""
     if by is not None and by not in frame.columns:
         raise TextlabError(f"Cannot stratify by '{by}': no such column. Columns: {', '.join(map(str, frame.columns))}.")
     try:
@@ -916,17 +976,18 @@ def stratified_sample(frame: pd.DataFrame, by: str | None, n: int, *, allocation
         raise TextlabError(f"The sample size must be a whole number, not {n!r}.") from None
     if n < 1:
         raise TextlabError(f"The sample size must be at least 1, not {n}.")
+    ids = (frame["doc_id"] if "doc_id" in frame.columns else frame.index.to_series()).astype(str).reset_index(drop=True)
     pool = np.arange(len(frame))
+    excluded: list[str] = []
     if exclude is not None:
-        ids = frame["doc_id"] if "doc_id" in frame.columns else frame.index.to_series()
         done = {str(x) for x in exclude}
-        pool = pool[~ids.astype(str).isin(done).to_numpy()]
+        out = ids.isin(done).to_numpy()
+        excluded = ids[out].tolist()
+        pool = pool[~out]
     if len(pool) == 0:
         raise TextlabError("No rows are left to sample: every row is already hand-coded (or the table is empty).")
-    if by is None:
-        strata = pd.Series(["(all)"] * len(pool))
-    else:
-        strata = pd.Series([_code(v) or _MISSING_STRATUM for v in frame[by].iloc[pool].tolist()])
+    labels = _strata_of(frame, by)
+    strata = labels.iloc[pool].reset_index(drop=True)
     groups = {s: pool[idx] for s, idx in strata.groupby(strata, sort=True).indices.items()}
     sizes = {s: len(rows) for s, rows in groups.items()}
     n = min(n, len(pool))
@@ -940,4 +1001,79 @@ def stratified_sample(frame: pd.DataFrame, by: str | None, n: int, *, allocation
     # Shuffled, not grouped by stratum: a coder who sees ten "Housing" predictions in a row
     # can guess the model's code and anchor on it; a random order keeps the coding blind.
     picked = rng.permutation(picked)
-    return frame.iloc[picked]
+    return _Drawn(rows=frame.iloc[picked], doc_ids=ids.iloc[picked].tolist(), strata=labels.iloc[picked].tolist(), sizes=sizes, take=take,
+                  ids=ids, labels=labels, excluded=excluded)
+
+
+def _whole(value, what: str) -> int:
+    """An int from 3, 3.0 or "3"; a clear error for 2.5, "x", True or None."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TextlabError(f"The {what} must be a whole number, not {value!r}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TextlabError(f"The {what} must be a whole number, not {value!r}.") from None
+    if not number.is_integer():
+        raise TextlabError(f"The {what} must be a whole number, not {value!r}.")
+    return int(number)
+
+
+def strata_hash(frame: pd.DataFrame, by: str | None) -> str:
+    """A fingerprint of how `frame` splits into strata by `by` (every row's doc_id and
+    stratum, in any order): the same table stratified the same way gives the same hash, so
+    a later draw can tell whether it adds to a recorded design (`SampleDraw.record`)."""
+    if by is not None and by not in frame.columns:
+        raise TextlabError(f"Cannot stratify by '{by}': no such column. Columns: {', '.join(map(str, frame.columns))}.")
+    ids = (frame["doc_id"] if "doc_id" in frame.columns else frame.index.to_series()).astype(str)
+    return _pairs_hash(ids, _strata_of(frame, by))
+
+
+def _pairs_hash(ids: Iterable[str], strata: Iterable[str]) -> str:
+    digest = hashlib.sha256()
+    for doc, stratum in sorted(zip(map(str, ids), map(str, strata))):
+        digest.update(f"{doc}\x1f{stratum}\x1e".encode("utf-8"))
+    return digest.hexdigest()
+
+
+def draw_sample(frame: pd.DataFrame, n: int, *, design: str, by: str | None = None, seed: int | None = 0,
+                exclude: Iterable[str] | None = None) -> SampleDraw:
+    """Draw `n` texts to hand-code with a recorded design (see `SampleDraw`).
+
+    design="simple_random": every text of the pool equally likely (`by` is ignored);
+    "stratified_equal": as many texts per value of the column `by` as possible (rare
+    codes are checked too); "stratified_proportional": per stratum by its share. Rows
+    with a missing value in `by` form the stratum "(missing)". Within a stratum of N_s
+    rows of the pool, each is drawn with probability n_s / N_s, so every design can
+    correct estimates. `exclude`: doc_ids left out of the pool (the texts already drawn,
+    when adding to a sample). Deterministic for a seed; `seed=None` picks one and records it.
+    """
+    if design not in DESIGNS:
+        raise TextlabError(f"Unknown sample design {design!r}: choose one of {', '.join(DESIGNS)}.")
+    if design == "simple_random":
+        by = None
+    elif by is None or (isinstance(by, str) and not by.strip()):
+        raise TextlabError(f"The design '{design}' needs a column to stratify by (by=...), usually the model's "
+                           "code; for a simple random sample use design='simple_random'.")
+    if seed is None:
+        seed = secrets.randbits(32)
+    seed = _whole(seed, "seed")
+    if seed < 0:
+        raise TextlabError(f"The seed must be 0 or more, not {seed}.")
+    n_requested = _whole(n, "sample size")
+    drawn = _draw(frame, by, n, allocation=_ALLOCATION[design], seed=seed, exclude=exclude)
+    stamp = datetime.now(timezone.utc)
+    record = {
+        "sample_id": f"sample-{stamp:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
+        "design": design,
+        "by": None if by is None else str(by),
+        "seed": seed,
+        "n": len(drawn.rows),
+        "n_requested": n_requested,
+        "drawn_at": stamp.isoformat(timespec="seconds"),
+        "pool_size": int(sum(drawn.sizes.values())),
+        "excluded": drawn.excluded,
+        "strata": {s: {"size": int(drawn.sizes[s]), "drawn": int(drawn.take[s])} for s in sorted(drawn.sizes)},
+        "docs": [{"doc_id": d, "stratum": s} for d, s in zip(drawn.doc_ids, drawn.strata)],
+        "strata_hash": _pairs_hash(drawn.ids, drawn.labels),
+    }
+    return SampleDraw(rows=drawn.rows, record=record)

@@ -7,6 +7,8 @@ Layout under the workspace root (``TEXTLAB_HOME``, default ``./workspace``)::
     projects/<project>/runs/<run>/chunks/chunk-000000.parquet   checkpoints
     projects/<project>/runs/<run>/result.parquet                the finished result
     projects/<project>/runs/<run>/manifest.json                 provenance
+    projects/<project>/annotations.parquet                      hand codes
+    projects/<project>/samples.parquet, samples.json           drawn hand-coding samples and their designs
 
 SQLite holds what changes often (status, progress) and what must be queried; Parquet holds
 tables. Every file is written to a temporary name in its folder and moved into place with
@@ -677,6 +679,214 @@ class Project:
             out[annotation_column(coder)] = part.reindex(ids.to_numpy()).to_numpy(dtype=object)
         return out
 
+    # -- hand-coding samples: how the texts to hand-code were drawn -------------------------
+    # Corrected estimates (``inference``) need to know how each hand-coded text was drawn.
+    # Two files, written atomically under one exclusive lock (like the hand codes):
+    #   samples.parquet  doc_id, sample_id, stratum: one row per drawn text per draw
+    #   samples.json     {"version": 1, "samples": [record, ...]}: each draw's record
+    #                    (``validation.SampleDraw.record`` less its docs) with design_id,
+    #                    current and continues
+    # The table is written first and the JSON last: a crash between the two leaves table rows
+    # of a draw the JSON does not know, and readers ignore those.
+    #
+    # One design is current per project: a draw adds to it when it has the same design, the
+    # same ``by`` column split into the same strata (``strata_hash``) and was drawn from the
+    # first draw's pool less the texts already drawn (its ``excluded`` are exactly those);
+    # any other draw starts a new current design, and the earlier records stay, marked not
+    # current. Rule for the union of successive draws of one design: the stratum size N_s of
+    # a text is the size of its stratum in the FIRST draw of the design. A later draw picks a
+    # simple random sample of the stratum's texts not yet drawn, with a count that depends on
+    # the counts only, so the union of the draws within a stratum is itself a simple random
+    # sample of the first draw's stratum (of N_s texts). That needs a fresh seed for each
+    # draw: the same random numbers on the shrunken pool would make the union non-uniform,
+    # so a repeated seed is refused.
+
+    def _samples_json(self) -> Path:
+        return self.folder / "samples.json"
+
+    def _samples_table_path(self) -> Path:
+        return self.folder / "samples.parquet"
+
+    def sample_records(self) -> list[dict]:
+        """Every recorded draw, oldest first (history included): each with sample_id,
+        design_id, current, continues, design, by, seed, n, drawn_at, pool_size, excluded,
+        strata {name: {"size", "drawn"}} and strata_hash."""
+        path = self._samples_json()
+        if not path.exists():
+            return []
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            records = data["samples"]
+            assert isinstance(records, list)
+        except (OSError, ValueError, KeyError, TypeError, AssertionError) as exc:
+            raise TextlabError(f"The record of the hand-coding samples of project '{self.name}' is damaged ({path}: "
+                               f"{exc}). Restore it from a backup, or delete it to start a new sample.") from None
+        return records
+
+    def _sample_table(self, records: list[dict] | None = None) -> pd.DataFrame:
+        """samples.parquet, rows of recorded draws only (see above), in the stored order."""
+        path = self._samples_table_path()
+        if not path.exists():
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in SAMPLE_COLUMNS})
+        table = pd.read_parquet(path).reindex(columns=list(SAMPLE_COLUMNS))
+        known = {r["sample_id"] for r in (self.sample_records() if records is None else records)}
+        return table[table["sample_id"].isin(known)].reset_index(drop=True)
+
+    @staticmethod
+    def _current(records: list[dict]) -> list[dict]:
+        return [r for r in records if r.get("current")]
+
+    def _continues(self, record: dict, current: list[dict], table: pd.DataFrame) -> bool:
+        """Whether a draw adds to the current design (see the rule above)."""
+        if not current:
+            return False
+        first = current[0]
+        if (record.get("design"), record.get("by"), record.get("strata_hash")) != (
+                first.get("design"), first.get("by"), first.get("strata_hash")):
+            return False
+        drawn = set(table.loc[table["sample_id"].isin([r["sample_id"] for r in current]), "doc_id"])
+        if set(map(str, record.get("excluded") or [])) != set(map(str, first.get("excluded") or [])) | drawn:
+            return False
+        used = [r.get("seed") for r in current]
+        if record.get("seed") in used:
+            raise TextlabError(
+                f"The seed {record.get('seed')} was already used for the current sample; a draw that adds to it "
+                f"needs another seed (the same random numbers on the smaller pool would not give a random sample). "
+                f"Seeds used: {', '.join(map(str, used))}.")
+        return True
+
+    def record_sample(self, draw) -> dict:
+        """Keep a drawn sample (a ``validation.SampleDraw``, or its record) in the project.
+
+        It adds to the current design or starts a new one (rule above). Returns the stored
+        record (without its docs) with design_id, current=True and continues (True when it
+        added to the design that was current). Recording the same draw twice changes nothing.
+        """
+        from .validation import DESIGNS
+
+        record = dict(getattr(draw, "record", draw))
+        if record.get("design") not in DESIGNS:
+            raise TextlabError(f"Unknown sample design {record.get('design')!r}: choose one of {', '.join(DESIGNS)}.")
+        docs = record.pop("docs", None) or []
+        if not docs or not record.get("sample_id"):
+            raise TextlabError("This is not a drawn sample: it has no sample_id or no drawn texts. "
+                               "Draw one with analysis.validation.draw_sample.")
+        ids = pd.DataFrame(docs).reindex(columns=["doc_id", "stratum"]).astype(object)
+        ids["doc_id"] = ids["doc_id"].astype(str)
+        unknown = sorted(set(ids["doc_id"]) - set(self._corpus_ids()))
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (", …" if len(unknown) > 5 else "")
+            raise TextlabError(f"{len(unknown):,} drawn doc_id(s) are not texts of this project ({shown}); "
+                               "draw the sample from the project's table.")
+        with _FileLock(self.folder / ".samples.lock"):
+            records = self.sample_records()
+            for old in records:
+                if old["sample_id"] == record["sample_id"]:
+                    return dict(old)
+            table = self._sample_table(records)
+            current = self._current(records)
+            continues = self._continues(record, current, table)
+            if not continues:
+                for old in records:
+                    old["current"] = False
+            stored = {**record, "design_id": current[0]["design_id"] if continues else record["sample_id"],
+                      "current": True, "continues": continues}
+            records.append(stored)
+            rows = ids.assign(sample_id=record["sample_id"])[list(SAMPLE_COLUMNS)]
+            out = pd.concat([part for part in (table, rows) if len(part)], ignore_index=True)
+            atomic_write_parquet(self._samples_table_path(), out.astype(object))
+            atomic_write_bytes(self._samples_json(), json.dumps({"version": 1, "samples": records}, indent=1,
+                                                                ensure_ascii=False, default=str).encode("utf-8"))
+        return dict(stored)
+
+    def sample_design(self) -> dict | None:
+        """The current design, or None before the first draw: design_id, design, by, seeds,
+        n (texts drawn in all its draws), population (texts the first draw was made from),
+        excluded (doc_ids left out of that first pool), strata {name: {"size": N_s of the
+        first draw, "drawn": n_s of all draws}}, samples [{sample_id, drawn_at, n, seed}],
+        total_drawn (the same as n),
+        started_at and strata_hash."""
+        current = self._current(self.sample_records())
+        if not current:
+            return None
+        first = current[0]
+        total = sum(int(r["n"]) for r in current)
+        strata = {name: {"size": int(v["size"]), "drawn": 0} for name, v in first["strata"].items()}
+        for r in current:
+            for name, v in r["strata"].items():
+                strata.setdefault(name, {"size": int(v["size"]), "drawn": 0})["drawn"] += int(v["drawn"])
+        return {
+            "design_id": first["design_id"], "design": first["design"], "by": first.get("by"),
+            "seeds": [r["seed"] for r in current], "n": total, "total_drawn": total,
+            "population": int(first["pool_size"]), "excluded": list(first.get("excluded") or []),
+            "strata": strata, "started_at": first["drawn_at"], "strata_hash": first.get("strata_hash"),
+            "samples": [{"sample_id": r["sample_id"], "drawn_at": r["drawn_at"], "n": int(r["n"]), "seed": r["seed"]}
+                        for r in current],
+        }
+
+    def current_sample_ids(self) -> list[str]:
+        """The doc_ids of the current design, draw after draw, each in its random order:
+        what the hand-coding form shows after a refresh. Empty before the first draw."""
+        records = self.sample_records()
+        order = [r["sample_id"] for r in self._current(records)]
+        if not order:
+            return []
+        table = self._sample_table(records)
+        table = table[table["sample_id"].isin(order)]
+        rank = {s: i for i, s in enumerate(order)}
+        table = table.assign(_rank=table["sample_id"].map(rank)).sort_values("_rank", kind="stable")
+        return list(dict.fromkeys(table["doc_id"].astype(str)))
+
+    def sample_membership(self) -> pd.DataFrame:
+        """One row per corpus row (same index as ``human_codes()`` and ``results_frame()``):
+        ``sample_stratum`` (the text's stratum in the current design; None when not drawn in
+        it) and ``stratum_size`` (that stratum's N_s from the design's first draw; NaN when
+        not drawn). Inference weighs a hand-coded text N_s / (hand-coded texts of stratum s)."""
+        ids = self._corpus_ids()
+        out = pd.DataFrame({"sample_stratum": pd.Series([None] * len(ids), index=ids.index, dtype=object),
+                            "stratum_size": pd.Series(float("nan"), index=ids.index, dtype=float)})
+        design = self.sample_design()
+        if design is None:
+            return out
+        table = self._sample_table()
+        table = table[table["sample_id"].isin([s["sample_id"] for s in design["samples"]])]
+        stratum = table.drop_duplicates("doc_id").set_index("doc_id")["stratum"]
+        found = stratum.reindex(ids.to_numpy())
+        strata = [None if pd.isna(v) else str(v) for v in found.to_numpy(dtype=object)]
+        sizes = {name: float(v["size"]) for name, v in design["strata"].items()}
+        # object, not pandas' string dtype: None stays None for texts not drawn
+        return pd.DataFrame({
+            "sample_stratum": pd.Series(strata, index=ids.index, dtype=object),
+            "stratum_size": pd.Series([sizes.get(v, float("nan")) if v is not None else float("nan") for v in strata],
+                                      index=ids.index, dtype=float),
+        })
+
+    def new_sample(self, frame: pd.DataFrame, n: int, *, design: str, by: str | None = None, seed: int = 0):
+        """Draw and record a sample (``validation.draw_sample`` + ``record_sample``).
+
+        When ``design`` and ``by`` are the current design's and ``frame`` splits into the same
+        strata, the draw adds to it: its texts are left out, and a seed already used in it is
+        replaced by the next unused one (max + 1). Otherwise it starts a new design drawn from
+        every text of ``frame``. Returns the ``SampleDraw`` with its record as stored (plus docs).
+        """
+        from .validation import draw_sample, strata_hash
+
+        current = self.sample_design()
+        exclude = None
+        by = None if design == "simple_random" else by
+        if current and (current["design"], current["by"]) == (design, by) \
+                and current["strata_hash"] == strata_hash(frame, by):
+            exclude = set(current["excluded"]) | set(self.current_sample_ids())
+            if len(exclude) >= len(frame):
+                raise TextlabError(f"Every text is already in the current sample ({current['n']:,} drawn); "
+                                   "there is nothing left to add.")
+            if seed in current["seeds"]:
+                seed = max(int(s) for s in current["seeds"]) + 1
+        draw = draw_sample(frame, n, design=design, by=by, seed=seed, exclude=exclude)
+        docs = draw.record["docs"]
+        draw.record = {**self.record_sample(draw), "docs": docs}
+        return draw
+
     def with_human_codes(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` (one row per corpus row, in corpus order) with the ``human_<coder>`` columns beside it."""
         humans = self.human_codes()
@@ -686,6 +896,7 @@ class Project:
 
 
 ANNOTATION_COLUMNS = ("doc_id", "coder", "code", "coded_at")
+SAMPLE_COLUMNS = ("doc_id", "sample_id", "stratum")
 MAX_CODER_NAME = 60
 
 

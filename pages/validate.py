@@ -11,7 +11,7 @@ import streamlit as st
 from analysis import charts
 from analysis.errors import TextlabError
 from analysis.tasks import get_task, label_columns
-from analysis.validation import METRICS, agreement, code_options, disagreements, stratified_sample
+from analysis.validation import METRICS, agreement, code_options, disagreements
 from analysis.workspace import annotation_column, check_coder_name
 from ui.widgets import literal, require_project, show_error
 
@@ -20,7 +20,12 @@ HUMAN_HINT = re.compile(r"human|coder|gold|manual|annot", re.IGNORECASE)
 METRIC_LABELS = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "cohen_kappa": "Cohen's kappa",
                  "krippendorff_alpha": "Krippendorff's alpha"}
 SKIP = "(skip)"
-NO_STRATA = "(none: simple random sample)"
+# Sample designs (analysis.validation.DESIGNS): the choice, and how the caption names it.
+DESIGN_LABELS = {"simple_random": "Simple random (for corrected estimates)",
+                 "stratified_equal": "Equal per code (checks rare codes)",
+                 "stratified_proportional": "Proportional to code"}
+DESIGN_NAMES = {"simple_random": "simple random", "stratified_equal": "equal per code",
+                "stratified_proportional": "proportional to code"}
 SAMPLE_KEY = "validate_sample"
 
 st.title("Validate")
@@ -190,37 +195,90 @@ with code_tab:
                "better than it is. The sample comes in random order for the same reason.")
     coder = st.text_input("Coder name", key="val_coder", max_chars=60,
                           help="Your name or initials. Your codes become the column `human_<name>`.").strip()
-    c1, c2, c3, c4 = st.columns([1, 1, 2, 1])
+    c1, c2, c3, c4 = st.columns([1, 2, 2, 1])
     size = c1.number_input("Sample size", 1, max(len(frame), 1), min(50, len(frame)), key="val_size")
-    allocation = c2.radio("Allocation", ["equal", "proportional"], key="val_alloc",
-                          help="equal: about as many texts per code, so rare codes are checked too. "
-                               "proportional: as often as the codes occur.")
-    strata = [NO_STRATA] + options
-    by = c3.selectbox("Stratify by", strata, index=strata.index(pred_col), key=f"val_by_{pred_col}",
-                      help="Usually the model's code.")
+    design = c2.radio("Design", list(DESIGN_LABELS), format_func=DESIGN_LABELS.get, key="val_design",
+                      help="Simple random: every text equally likely; the hand codes can then correct the model's "
+                           "estimates. Equal per code: about as many texts per code, so rare codes are checked too. "
+                           "Proportional: as often as the codes occur. Every design is recorded with its "
+                           "probabilities, so stratified samples can correct estimates too.")
+    by = None
+    if design != "simple_random":
+        by = c3.selectbox("Stratify by", options, index=options.index(pred_col), key=f"val_by_{pred_col}",
+                          help="Usually the model's code.")
     seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="val_seed",
-                           help="The same settings and seed draw the same texts (a second coder can code the same sample).")
+                           help="The same settings and seed draw the same texts. Adding to a sample uses a seed "
+                                "not used in it yet.")
     mine: dict[str, str] = {}
     if coder:
         notes = project.annotations()
         mine = dict(zip(notes.loc[notes["coder"] == coder, "doc_id"], notes.loc[notes["coder"] == coder, "code"]))
-    if st.button("Draw sample", key="val_draw", help="Texts you already coded are left out."):
+    try:
+        current = project.sample_design()
+    except TextlabError as exc:
+        show_error(exc)
+        current = None
+    if st.button("Draw sample", key="val_draw",
+                 help="The same design (and column) adds texts not drawn yet to the current sample; another design "
+                      "starts a new sample from all texts (the earlier one stays in the project's history)."):
+        before = len(project.current_sample_ids()) if current else 0
         try:
-            sample = stratified_sample(frame, None if by == NO_STRATA else by, int(size), allocation=allocation,
-                                       seed=int(seed), exclude=list(mine))
+            draw = project.new_sample(frame, int(size), design=design, by=by, seed=int(seed))
         except TextlabError as exc:
             show_error(exc)
         else:
-            st.session_state[SAMPLE_KEY] = {"project": project.id, "doc_ids": sample["doc_id"].tolist()}
-            st.session_state["val_pos"] = 0
+            added = draw.record["continues"]
+            st.session_state["val_pos"] = before if added else 0
+            if added:
+                st.success(f"Added {draw.record['n']:,} texts to the current sample (seed {draw.record['seed']}).")
+            elif current:
+                st.info("Started a new sample design. The earlier sample is kept in the project's history but is no "
+                        "longer current: texts coded only there count as a convenience sample for corrected estimates.",
+                        icon=":material/info:")
+            current = project.sample_design()
 
-    drawn = st.session_state.get(SAMPLE_KEY)
-    if drawn and drawn.get("project") == project.id:
-        ids = [d for d in drawn["doc_ids"] if d in set(frame["doc_id"])]
+    in_frame = set(frame["doc_id"].astype(str))
+    ids = [d for d in (project.current_sample_ids() if current else []) if d in in_frame]
+    st.session_state[SAMPLE_KEY] = {"project": project.id, "doc_ids": ids}
+    if current:
+        how = DESIGN_NAMES.get(current["design"], current["design"])
+        if current["by"]:
+            how += f" by {literal(current['by'], code=True)}"
+        coded_here = sum(d in mine for d in ids)
+        outside = len(set(mine) - set(ids))
+        st.caption(f"Current sample: {how}, {current['n']:,} drawn of {current['population']:,}"
+                   + (f"; {coded_here:,} coded by you" if coder else "")
+                   + (f" ({outside:,} more of your hand-coded texts are outside it)" if outside else "")
+                   + f". Drawn {len(current['samples'])} time{'' if len(current['samples']) == 1 else 's'}, seed"
+                   + f"{'' if len(current['seeds']) == 1 else 's'} {', '.join(map(str, current['seeds']))}.")
+        if current["by"]:
+            with st.expander("Strata of the current sample"):
+                strata = pd.DataFrame([{"stratum": name, "drawn": v["drawn"], "size": v["size"],
+                                        "share drawn": v["drawn"] / v["size"] if v["size"] else float("nan")}
+                                       for name, v in current["strata"].items()])
+                if coder:
+                    stratum_of = project.sample_membership().set_index(frame["doc_id"].astype(str))["sample_stratum"]
+                    coded_by = pd.Series([stratum_of.get(d) for d in ids if d in mine], dtype=object).value_counts()
+                    strata["coded by you"] = strata["stratum"].map(coded_by).fillna(0).astype(int)
+                st.dataframe(strata, hide_index=True,
+                             column_config={"share drawn": st.column_config.NumberColumn(format="%.2f")})
+                st.caption("Size: texts of the stratum when the sample was first drawn. Each text of a stratum had "
+                           "the same chance to be drawn, so the hand codes can be weighted back to the whole corpus.")
+    else:
+        st.caption("No sample drawn yet. A simple random sample lets the hand codes correct the model's estimates.")
+    st.caption("Only texts drawn in the current recorded sample can correct estimates. Texts coded outside a recorded "
+               "random sample (picked by hand, an earlier design, uploaded codes) are a convenience sample: fine for "
+               "checking agreement, but they cannot correct estimates.")
+
+    if ids:
         codes = code_options(frame[pred_col], multi_label=multi, extra=_codebook_codes())
         done = sum(d in mine for d in ids)
         st.progress(done / max(len(ids), 1), text=f"{done} of {len(ids)} coded" + ("" if coder else " (enter your name to save)"))
-        pos = min(max(int(st.session_state.get("val_pos", 0)), 0), len(ids))
+        # Where the coder was (this session); after a refresh, the first text not coded yet.
+        pos = st.session_state.get("val_pos")
+        if pos is None:
+            pos = next((i for i, d in enumerate(ids) if d not in mine), len(ids))
+        pos = min(max(int(pos), 0), len(ids))
         if pos >= len(ids):
             st.success(f"End of the sample: {done} of {len(ids)} texts coded. Compare "
                        f"{literal(annotation_column(coder) if coder else 'human_<name>', code=True)} with the model's codes in the Compare tab.")

@@ -11,6 +11,11 @@ def texts_of(elements) -> str:
     return _texts_of(elements).replace("\\", "")
 
 
+def disagreement_table(at):
+    """The Compare tab's table of disagreements (the one table with the texts' doc_id)."""
+    return next(df.value for df in at.dataframe if "doc_id" in df.value.columns)
+
+
 def test_sample_data_compares_the_two_human_coders(home):
     at = goto(load_sample(new_app()), "pages/validate.py")
     assert at.selectbox(key="val_pred").value == "human_code"
@@ -21,7 +26,7 @@ def test_sample_data_compares_the_two_human_coders(home):
     assert "387 of 467 rows left out" in texts_of(at.caption)
     assert len(at.get("plotly_chart")) >= 2  # confusion matrix, prevalence
     assert len(at.dataframe) >= 3  # metrics, per code, disagreements
-    assert len(at.get("download_button")) == 2
+    assert {"val_dl_csv", "val_dl_json"} <= {b.key for b in at.get("download_button")}
     at.multiselect(key="val_dis_codes").set_value(["Housing"]).run()
     assert not at.exception and not at.error
     # Any column can be a reference; two "coders" that never agree give no majority, and the page says so.
@@ -43,7 +48,7 @@ def test_hand_coding_a_sample_is_saved_in_the_project(home):
     data = project.corpus().data.set_index("doc_id")
     assert data.loc[first, "text"] in texts_of(at.text)
     model_code = data.loc[first, "human_code"]
-    if isinstance(model_code, str):
+    if isinstance(model_code, str) and model_code.strip():
         assert model_code not in texts_of(at.text) + texts_of(at.caption) + texts_of(at.markdown).split("human_code vs")[0]
     at.button(key="val_save").click().run()
     assert "Enter a coder name" in texts_of(at.error)  # no name, nothing saved
@@ -97,7 +102,7 @@ def test_model_codes_against_both_coders_with_probabilities_and_codebook_codes(h
     assert at.selectbox(key="val_pred").value == "code_label"
     assert at.multiselect(key="val_gold").value == ["human_code", "human_code_2"]
     assert "code_label vs majority" in texts_of(at.markdown)
-    assert "code_housing" in at.dataframe[-1].value.columns
+    assert "code_housing" in disagreement_table(at).columns
     at.number_input(key="val_size").set_value(3).run()
     at.button(key="val_draw").click().run()
     first = at.session_state["validate_sample"]["doc_ids"][0]
@@ -160,10 +165,74 @@ def test_model_columns_are_the_label_columns_the_tasks_declare(home):
     assert at.checkbox(key="val_multi_code_labels").value is True
     at.multiselect(key="val_gold").set_value(["human_code"]).run()
     assert not at.exception and not at.error
-    shown = at.dataframe[-1].value.columns
+    shown = disagreement_table(at).columns
     assert "code_housing" in shown and "code_health_care" in shown and "sentiment_score" not in shown
     pred.set_value("sentiment_label").run()
     assert not at.exception
     assert at.checkbox(key="val_multi_sentiment_label").value is False
-    shown = at.dataframe[-1].value.columns
+    shown = disagreement_table(at).columns
     assert "sentiment_score" in shown and "code_housing" not in shown
+
+
+def test_a_simple_random_sample_is_recorded_and_comes_back_after_a_refresh(home):
+    from tests.test_page_state import reopened
+
+    at = goto(load_sample(new_app()), "pages/validate.py")
+    project = Workspace().project(at.query_params["project"])
+    assert at.radio(key="val_design").value == "simple_random"  # the default: it can correct estimates
+    assert not [s for s in at.selectbox if str(s.key).startswith("val_by_")]  # no strata to choose
+    assert "No sample drawn yet" in texts_of(at.caption)
+    at.number_input(key="val_size").set_value(8).run()
+    at.button(key="val_draw").click().run()
+    assert not at.exception and not at.error
+    design = project.sample_design()
+    assert (design["design"], design["by"], design["n"], design["seeds"]) == ("simple_random", None, 8, [0])
+    ids = project.current_sample_ids()
+    assert at.session_state["validate_sample"]["doc_ids"] == ids and len(ids) == 8
+    captions = texts_of(at.caption)
+    assert "Current sample: simple random, 8 drawn of 467" in captions
+    assert "convenience sample" in captions and "cannot correct estimates" in captions
+    at.text_input(key="val_coder").input("Tester One").run()
+    at.selectbox(key=f"val_code_{ids[0]}").set_value("Housing").run()
+    at.button(key="val_save").click().run()
+    assert "8 drawn of 467; 1 coded by you" in texts_of(at.caption)
+
+    # A refresh is a new session: the sample comes back from the project, at the first text not coded yet.
+    again = reopened(project.id, "pages/validate.py")
+    assert again.session_state["validate_sample"]["doc_ids"] == ids
+    assert "Current sample: simple random, 8 drawn of 467" in texts_of(again.caption)
+    assert again.get("progress")[0].proto.text.startswith("0 of 8 coded")  # no coder name yet
+    again.text_input(key="val_coder").input("Tester One").run()
+    assert again.get("progress")[0].proto.text.startswith("1 of 8 coded")
+    assert f"Text 2 of 8 · doc_id {ids[1]}" in texts_of(again.caption)
+    assert "8 drawn of 467; 1 coded by you" in texts_of(again.caption)
+
+    # The same design again adds to the sample, with a seed not used in it yet.
+    again.number_input(key="val_size").set_value(8).run()
+    again.button(key="val_draw").click().run()
+    assert not again.exception and not again.error
+    assert "Added 8 texts to the current sample (seed 1)" in texts_of(again.success)
+    assert project.sample_design()["n"] == 16 and project.current_sample_ids()[:8] == ids
+    assert "16 drawn of 467; 1 coded by you" in texts_of(again.caption)
+    assert f"Text 9 of 16 · doc_id {project.current_sample_ids()[8]}" in texts_of(again.caption)
+
+
+def test_a_stratified_design_shows_its_strata_and_another_design_starts_anew(home):
+    at = goto(load_sample(new_app()), "pages/validate.py")
+    project = Workspace().project(at.query_params["project"])
+    at.radio(key="val_design").set_value("stratified_equal").run()
+    assert at.selectbox(key="val_by_human_code").value == "human_code"  # the model column
+    at.number_input(key="val_size").set_value(14).run()
+    at.button(key="val_draw").click().run()
+    assert not at.exception and not at.error
+    design = project.sample_design()
+    assert (design["design"], design["by"], design["n"]) == ("stratified_equal", "human_code", 14)
+    assert "Current sample: equal per code by `human_code`, 14 drawn of 467" in texts_of(at.caption)
+    strata = next(df.value for df in at.dataframe if "stratum" in df.value.columns)
+    assert dict(zip(strata["stratum"], strata["size"])) == {k: v["size"] for k, v in design["strata"].items()}
+    assert strata["drawn"].sum() == 14 and strata.loc[strata["stratum"] == "(missing)", "size"].item() == 387
+    at.radio(key="val_design").set_value("simple_random").run()
+    at.button(key="val_draw").click().run()
+    assert "Started a new sample design" in texts_of(at.info)
+    assert project.sample_design()["design"] == "simple_random"
+    assert [r["current"] for r in project.sample_records()] == [False, True]

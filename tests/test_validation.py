@@ -7,6 +7,7 @@ import json
 import re
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 
 import krippendorff
 import numpy as np
@@ -32,6 +33,8 @@ from analysis.validation import (
     _single_stats,
     agreement,
     disagreements,
+    draw_sample,
+    strata_hash,
     stratified_sample,
 )
 from analysis.workspace import Workspace
@@ -457,6 +460,90 @@ def test_sample_is_deterministic_shuffled_and_excludes(skewed):
         stratified_sample(skewed, "code_label", 0)
     with pytest.raises(TextlabError, match="already hand-coded"):
         stratified_sample(skewed, "code_label", 3, exclude=skewed["doc_id"])
+
+
+def test_draw_sample_records_the_design_and_its_probabilities(skewed):
+    draw = draw_sample(skewed, 40, design="stratified_equal", by="code_label", seed=1)
+    record = draw.record
+    # The same rows as stratified_sample: one implementation.
+    assert draw.rows["doc_id"].tolist() == stratified_sample(skewed, "code_label", 40, seed=1)["doc_id"].tolist()
+    assert {k: record[k] for k in ("design", "by", "seed", "n", "n_requested", "pool_size", "excluded")} == {
+        "design": "stratified_equal", "by": "code_label", "seed": 1, "n": 40, "n_requested": 40,
+        "pool_size": len(skewed), "excluded": []}
+    stamp = datetime.fromisoformat(record["drawn_at"])
+    assert stamp.utcoffset() == timedelta(0) and abs(datetime.now(timezone.utc) - stamp) < timedelta(minutes=5)
+    assert record["sample_id"] and json.loads(json.dumps(record)) == record  # JSON-ready
+    # Per stratum: its size N_s in the pool and the number drawn; small strata are taken whole.
+    sizes = skewed["code_label"].fillna("(missing)").value_counts().to_dict()
+    assert {s: v["size"] for s, v in record["strata"].items()} == sizes
+    drawn = {s: v["drawn"] for s, v in record["strata"].items()}
+    assert drawn["tiny"] == 2 and drawn["rare"] == 5 and drawn["(missing)"] == 8 and sum(drawn.values()) == 40
+    assert record["strata"]["tiny"]["drawn"] / record["strata"]["tiny"]["size"] == 1.0
+    # Per drawn text its stratum at draw time, in the drawn (random) order.
+    assert [d["doc_id"] for d in record["docs"]] == draw.doc_ids == draw.rows["doc_id"].tolist()
+    assert [d["stratum"] for d in record["docs"]] == draw.rows["code_label"].fillna("(missing)").tolist()
+    assert pd.Series([d["stratum"] for d in record["docs"]]).value_counts().to_dict() == {
+        s: n for s, n in drawn.items() if n}
+    assert record["strata_hash"] == strata_hash(skewed, "code_label") != strata_hash(skewed, None)
+
+
+def test_draw_sample_inclusion_probabilities_are_n_s_over_N_s():
+    """Over many seeds each text is drawn about n_s / N_s of the time, the probability the record states."""
+    frame = pd.DataFrame({"doc_id": [f"d{i}" for i in range(30)], "code": ["A"] * 20 + ["B"] * 10})
+    for design, expected in (("stratified_equal", {"A": 5 / 20, "B": 5 / 10}),
+                             ("stratified_proportional", {"A": 6 / 20, "B": 3 / 10}),
+                             ("simple_random", {"(all)": 9 / 30})):
+        n = 10 if design == "stratified_equal" else 9
+        hits = pd.Series(0, index=frame["doc_id"])
+        for seed in range(800):
+            draw = draw_sample(frame, n, design=design, by="code", seed=seed)
+            hits[draw.doc_ids] += 1
+        stated = {s: v["drawn"] / v["size"] for s, v in draw.record["strata"].items()}
+        assert stated == pytest.approx(expected)
+        strata = frame["code"] if design != "simple_random" else pd.Series("(all)", index=frame.index)
+        rate = hits.to_numpy() / 800
+        for stratum, p in expected.items():
+            share = rate[(strata == stratum).to_numpy()]
+            assert share.mean() == pytest.approx(p)  # n_s of N_s every time
+            assert np.abs(share - p).max() < 0.07, (design, stratum)  # and every text equally likely (4 SE)
+
+
+def test_draw_sample_is_deterministic_and_the_pool_leaves_out_the_excluded(skewed):
+    a = draw_sample(skewed, 30, design="simple_random", seed=3)
+    b = draw_sample(skewed, 30, design="simple_random", by="code_label", seed=3)  # by is ignored
+    c = draw_sample(skewed, 30, design="simple_random", seed=4)
+    assert a.doc_ids == b.doc_ids != c.doc_ids
+    assert a.record["sample_id"] != b.record["sample_id"]
+    assert b.record["by"] is None and set(b.record["strata"]) == {"(all)"}
+    assert {d["stratum"] for d in a.record["docs"]} == {"(all)"}
+    assert a.record["strata"]["(all)"] == {"size": len(skewed), "drawn": 30}
+    later = draw_sample(skewed, 30, design="simple_random", seed=5, exclude=a.doc_ids + ["not a doc"])
+    assert not set(later.doc_ids) & set(a.doc_ids)
+    assert sorted(later.record["excluded"]) == sorted(a.doc_ids)  # only the table's ids
+    assert later.record["pool_size"] == len(skewed) - 30 == later.record["strata"]["(all)"]["size"]
+    prop = draw_sample(skewed, 75, design="stratified_proportional", by="code_label", seed=1)
+    assert prop.doc_ids == stratified_sample(skewed, "code_label", 75, allocation="proportional", seed=1)["doc_id"].tolist()
+    free = draw_sample(skewed, 5, design="simple_random", seed=None)
+    assert isinstance(free.record["seed"], int)  # a seed was picked and recorded
+    assert draw_sample(skewed, 5, design="simple_random", seed=free.record["seed"]).doc_ids == free.doc_ids
+    everything = draw_sample(skewed, 10_000, design="stratified_equal", by="code_label")
+    assert everything.record["n"] == len(skewed) and everything.record["n_requested"] == 10_000
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"design": "equal"}, "Unknown sample design 'equal'"),
+    ({"design": "stratified_equal"}, "needs a column to stratify by"),
+    ({"design": "stratified_proportional", "by": " "}, "needs a column to stratify by"),
+    ({"design": "stratified_equal", "by": "nope"}, "no such column"),
+    ({"design": "simple_random", "seed": 1.5}, "seed must be a whole number"),
+    ({"design": "simple_random", "seed": -1}, "seed must be 0 or more"),
+    ({"design": "simple_random", "n": 0}, "at least 1"),
+    ({"design": "simple_random", "n": "many"}, "sample size must be a whole number"),
+])
+def test_draw_sample_errors_say_what_to_do(skewed, kwargs, message):
+    kwargs = {"n": 5, **kwargs}
+    with pytest.raises(TextlabError, match=message):
+        draw_sample(skewed, kwargs.pop("n"), **kwargs)
 
 
 # --------------------------------------------------------------------------- hand codes

@@ -712,7 +712,8 @@ def _write_methods(args, frame, table, notes: list[str], manifests: list[dict]) 
     """The methods paragraph of these estimates, with the agreement of --pred and --gold."""
     import pandas as pd
 
-    from .inference import REFERENCES, EstimateReport
+    from .inference import EstimateReport
+    from .provenance import REFERENCES
     from .provenance import methods_paragraph
     from .validation import agreement
 

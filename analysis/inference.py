@@ -42,15 +42,6 @@ from .errors import TextlabError
 
 COLUMNS = ["estimand", "code", "group", "estimator", "estimate", "ci_low", "ci_high", "n_human", "n_model"]
 REGRESSIONS = ("ols", "logistic")
-REFERENCES = {
-    "ppi": "Angelopoulos, A. N., Bates, S., Fannjiang, C., Jordan, M. I., & Zrnic, T. (2023). Prediction-powered "
-           "inference. Science, 382(6671), 669-674.",
-    "ppi++": "Angelopoulos, A. N., Duchi, J. C., & Zrnic, T. (2023). PPI++: Efficient prediction-powered inference. "
-             "arXiv:2311.01453.",
-    "dsl": "Egami, N., Hinck, M., Stewart, B. M., & Wei, H. (2023). Using imperfect surrogates for downstream "
-           "inference: Design-based supervised learning for social science applications of large language models. "
-           "NeurIPS 2023.",
-}
 
 
 def _present(value: Any) -> bool:
@@ -65,9 +56,16 @@ def _split(value: Any, multi: bool) -> list[str]:
 
 
 def _is_score(column: pd.Series) -> bool:
-    """A numeric column with fractional values (a score, an intensity): estimated as a mean, not as codes."""
-    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+    """A numeric column with fractional values (a score, an intensity): estimated as a mean, not as codes.
+    Numbers held as text (a CSV read without type guessing) count when every present value is one."""
+    if pd.api.types.is_bool_dtype(column):
         return False
+    if not pd.api.types.is_numeric_dtype(column):
+        present = column[column.map(_present)]
+        numbers = pd.to_numeric(present, errors="coerce")
+        if not len(present) or numbers.isna().any():
+            return False
+        column = numbers
     values = column.dropna()
     return bool(len(values)) and not bool((values == values.round()).all())
 
@@ -190,7 +188,17 @@ def _mean_rows(y: np.ndarray, yhat: np.ndarray, has_pred: np.ndarray, labelled: 
     # Weighted: of every text, because the hand-coded ones are not a fair sample of the rest.
     unlabelled = has_pred & ~labelled if w is None else has_pred
     wl = None if w is None else w[labelled]
-    if n_human >= 2 and (has_pred & ~labelled).any():
+    if n_human >= 2 and np.ptp(yhat[has_pred]) == 0:
+        # The model gives every text of the group the same value (a code it never or always gives):
+        # it carries no information, and PPI's power tuning would divide 0 by 0. The humans alone.
+        if bounded and w is None:
+            estimate = float(y[labelled].mean())
+            low, high = (float(b[0]) for b in wilson_interval(np.array([y[labelled].sum()]), np.array([n_human]),
+                                                              level))
+        else:
+            estimate = float(np.average(y[labelled], weights=wl))
+            low, high = (float(np.ravel(b)[0]) for b in ppi_py.classical_mean_ci(y[labelled], w=wl, alpha=alpha))
+    elif n_human >= 2 and (has_pred & ~labelled).any():
         args = (y[labelled], yhat[labelled], yhat[unlabelled])
         estimate = float(np.ravel(ppi_py.ppi_mean_pointestimate(*args, w=wl))[0])
         low, high = (float(np.ravel(b)[0]) for b in ppi_py.ppi_mean_ci(*args, alpha=alpha, w=wl))

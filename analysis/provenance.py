@@ -104,7 +104,19 @@ def build_manifest(*, run_id: str, task: str, project: dict[str, str], descripti
 ESTIMATE_PACKAGES = ("ppi-python", "statsmodels")
 STATSMODELS_REFERENCE = ("Seabold, S., & Perktold, J. (2010). statsmodels: Econometric and statistical modeling "
                          "with Python. Proceedings of the 9th Python in Science Conference, 92-96.")
-# In-text citations of the estimator's references (keys of ``analysis.inference.REFERENCES``).
+# The corrected estimator's references (``analysis.inference`` re-exports them).
+REFERENCES = {
+    "ppi": "Angelopoulos, A. N., Bates, S., Fannjiang, C., Jordan, M. I., & Zrnic, T. (2023). Prediction-powered "
+           "inference. Science, 382(6671), 669-674.",
+    "ppi++": "Angelopoulos, A. N., Duchi, J. C., & Zrnic, T. (2023). PPI++: Efficient prediction-powered inference. "
+             "arXiv:2311.01453.",
+    "dsl": "Egami, N., Hinck, M., Stewart, B. M., & Wei, H. (2023). Using imperfect surrogates for downstream "
+           "inference: Design-based supervised learning for social science applications of large language models. "
+           "NeurIPS 2023.",
+}
+
+
+# In-text citations of the estimator's references (keys of ``REFERENCES``).
 _CITE = {"ppi": "Angelopoulos, Bates, et al., 2023", "ppi++": "Angelopoulos, Duchi, & Zrnic, 2023",
          "dsl": "Egami et al., 2023"}
 _TASK_NAMES = {"stats": "Text statistics (length, language)", "sentiment": "Sentiment", "emotion": "Emotions",
@@ -364,16 +376,13 @@ def methods_paragraph(*, manifests: list[dict], n_texts: int, agreement: Any = N
     hand-coded texts, sample design). ``design``: ``Project.sample_design()`` (None: no
     recorded sample, and the paragraph says the hand codes were assumed to be a simple
     random sample). ``packages``: versions to cite (default: :func:`package_versions`
-    with :data:`ESTIMATE_PACKAGES`). ``references``: ``analysis.inference.REFERENCES``,
-    needed with a report (this leaf module does not import the inference layer).
+    with :data:`ESTIMATE_PACKAGES`). ``references``: default :data:`REFERENCES`.
 
     Only what the inputs say is claimed: a missing revision or manifest is said as such.
     """
     versions = dict(packages) if packages is not None else package_versions(ESTIMATE_PACKAGES)
-    if report is not None and references is None:
-        references = getattr(report, "references", None)
-        if references is None:
-            raise TypeError("methods_paragraph needs references=analysis.inference.REFERENCES with a report.")
+    if references is None:
+        references = REFERENCES
     textlab = versions.get("textlab") or __version__
     paragraphs: list[str] = []
     cited: list[str] = []

@@ -6,7 +6,8 @@ import streamlit as st
 
 from analysis.errors import TextlabError
 from analysis.export import EXPORT_FORMATS, export_table, manifest_bytes
-from analysis.inference import REFERENCES, estimate_report
+from analysis.inference import estimate_report
+from analysis.provenance import REFERENCES
 from analysis.provenance import methods_paragraph
 from analysis.validation import agreement
 from ui.widgets import literal, require_project, show_error

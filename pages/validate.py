@@ -13,6 +13,7 @@ from analysis.errors import TextlabError
 from analysis.tasks import get_task, label_columns
 from analysis.validation import METRICS, agreement, code_options, disagreements
 from analysis.workspace import annotation_column, check_coder_name
+from ui.estimates import corrected_estimates_tab
 from ui.widgets import literal, require_project, show_error
 
 # Column names that suggest human codes (the sample's human_code, hand codes human_<coder>, ...).
@@ -91,7 +92,7 @@ def _ci(lo: float, hi: float) -> str:
 
 # ---------------------------------------------------------------------- compare
 
-compare, code_tab = st.tabs(["Compare", "Hand-code a sample"])
+compare, code_tab, estimates_tab = st.tabs(["Compare", "Hand-code a sample", "Corrected estimates"])
 
 with compare:
     c1, c2, c3 = st.columns([2, 3, 1])
@@ -319,3 +320,8 @@ with code_tab:
             if b3.button("Next without saving", key="val_next"):
                 st.session_state["val_pos"] = pos + 1
                 st.rerun()
+
+# ---------------------------------------------------------------------- corrected estimates
+
+with estimates_tab:
+    corrected_estimates_tab(project, frame, options, model_cols, human_cols)

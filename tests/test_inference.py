@@ -328,3 +328,19 @@ def test_a_report_from_settings_uses_only_the_recorded_sample_and_flags_misleadi
     regression = estimate_report(frame, {"pred": "pred", "gold": ["gold"], "formula": "A ~ region"}, membership,
                                  {"design": "simple_random"})
     assert regression.table["estimand"].tolist()[:2] == ["Intercept", "region[T.South]"]
+
+
+def test_a_code_the_model_never_gives_in_a_group_is_estimated_from_the_humans_alone(recwarn):
+    frame = pd.DataFrame({"pred": ["A"] * 150 + ["B"] * 150, "region": ["North"] * 150 + ["South"] * 150,
+                          "gold": (["A"] * 20 + ["B"] * 10 + [""] * 120) * 2})
+    table, _ = corrected_shares(frame, "pred", "gold", by="region")
+    north_b = table[(table["code"] == "B") & (table["group"] == "North") & (table["estimator"] == "corrected")].iloc[0]
+    assert north_b["estimate"] == pytest.approx(10 / 30) and 0 < north_b["ci_low"] < north_b["ci_high"] < 1
+    assert not [w for w in recwarn if "invalid value" in str(w.message)]
+    assert table["estimate"].notna().all()
+
+
+def test_a_score_read_from_a_csv_as_text_is_still_a_mean(tmp_path):
+    frame = pd.DataFrame({"score": ["0.25", "-0.5", "0.75", "0.1"] * 25, "rating": ["0.3", "", "0.5", ""] * 25})
+    table, _ = corrected_shares(frame, "score", "rating")
+    assert set(table["estimand"]) == {"mean"}

@@ -1,0 +1,73 @@
+"""AppTest of the Validate page's Corrected estimates tab: model-only vs corrected shares by region
+and a regression, on the sample survey with a coding run written into the project."""
+
+import numpy as np
+import pandas as pd
+
+from analysis.workspace import Workspace
+from tests.test_pages import goto, load_sample, new_app
+from tests.test_validate_page import texts_of
+
+CODES = ["Housing", "Public transport", "Health care", "Cost of living", "Climate and energy"]
+
+
+def _coded_sample():
+    """The sample survey with a coding run whose codes are the first coder's, a third of them wrong."""
+    at = load_sample(new_app())
+    project = Workspace().project(at.query_params["project"])
+    corpus = project.corpus().data
+    rng = np.random.default_rng(1)
+    truth = corpus["human_code"].fillna(pd.Series(rng.choice(CODES, len(corpus))))
+    label = truth.where(rng.random(len(corpus)) < 0.67, "Housing")  # a model that over-calls Housing
+    run = project.create_run("coding", {"backend": "offline"}, n_total=len(corpus), status="done")
+    project.write_result(run.id, pd.DataFrame({"doc_id": corpus["doc_id"], "code_label": label}),
+                         {"task": "coding", "codebook": {"codes": [{"label": c} for c in CODES], "none_label": None}})
+    return at, project
+
+
+def _tab(at):
+    return next(t for t in at.tabs if t.label == "Corrected estimates")
+
+
+def test_shares_by_region_model_only_beside_corrected_and_the_settings_are_kept(home):
+    at, project = _coded_sample()
+    at = goto(at, "pages/validate.py")
+    assert not at.exception
+    tab = _tab(at)
+    assert at.selectbox(key="est_pred").value == "code_label"
+    assert at.multiselect(key="est_gold").value == ["human_code", "human_code_2"]
+    at.selectbox(key="est_by").set_value("region").run()
+    assert not at.exception and not at.error
+    tab = _tab(at)
+    table = next(d.value for d in tab.dataframe)
+    assert set(table["estimator"]) == {"model_only", "corrected"}
+    assert set(table["group"]) - {""} == set(project.corpus().data["region"].dropna().astype(str))
+    assert "No random sample has been drawn" in texts_of(tab.warning)  # the 80 coded rows are assumed random
+    assert "majority of the coders (2 columns)" in texts_of(tab.caption)
+    assert any(c.proto.spec for c in tab.get("plotly_chart"))
+    assert project.settings("estimates")["by"] == "region"
+    assert project.settings("estimates")["gold"] == ["human_code", "human_code_2"]
+    # A refresh (a new session) comes back to the saved settings.
+    from streamlit.testing.v1 import AppTest
+
+    from tests.paths import ROOT
+
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    fresh.query_params["project"] = project.id
+    fresh.run()
+    fresh = goto(fresh, "pages/validate.py")
+    assert fresh.selectbox(key="est_by").value == "region"
+
+
+def test_a_regression_of_a_code_on_region(home):
+    at, project = _coded_sample()
+    at = goto(at, "pages/validate.py")
+    at.radio(key="est_kind").set_value("Regression on metadata").run()
+    at.selectbox(key="est_code").set_value("Housing").run()
+    at.multiselect(key="est_covariates").set_value(["region"]).run()
+    assert not at.exception and not at.error
+    tab = _tab(at)
+    table = next(d.value for d in tab.dataframe)
+    assert "Intercept" in set(table["estimand"]) and any(str(e).startswith("region[T.") for e in table["estimand"])
+    assert "Formula: " in texts_of(tab.caption)
+    assert project.settings("estimates")["formula"] == "Housing ~ region"

@@ -296,6 +296,12 @@ def corrected_shares(frame: pd.DataFrame, pred: str, gold: str | Sequence[str], 
             rows += _mean_rows(np.nan_to_num(y), np.nan_to_num(yhat), has_pred, labelled, w, estimand=kind, code=code,
                                group=name, level=level, bounded=kind == "share")
     table = pd.DataFrame(rows, columns=COLUMNS)
+    # benchmarks/inference_validity.py: with under ~10 hand-coded cases of a code the normal
+    # approximation covers too rarely (69-92% for GoEmotions' rare emotions), so say which.
+    rare = [code for kind, code, _, y in targets if kind == "share" and 0 < np.nansum(y[human.coded]) < 10]
+    if rare:
+        notes.append(f"Fewer than 10 hand-coded cases of {', '.join(rare[:6])}{', …' if len(rare) > 6 else ''}: "
+                     "their corrected intervals may be too narrow (see docs/validity.md); hand-code more texts.")
     if (table["estimator"].eq("corrected") & table["estimate"].isna()).any():
         notes.append("Some corrected estimates are empty: their group has fewer than 2 hand-coded rows.")
     return table, notes

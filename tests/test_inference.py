@@ -344,3 +344,9 @@ def test_a_score_read_from_a_csv_as_text_is_still_a_mean(tmp_path):
     frame = pd.DataFrame({"score": ["0.25", "-0.5", "0.75", "0.1"] * 25, "rating": ["0.3", "", "0.5", ""] * 25})
     table, _ = corrected_shares(frame, "score", "rating")
     assert set(table["estimand"]) == {"mean"}
+
+
+def test_a_code_with_few_hand_coded_cases_is_named_in_the_notes():
+    frame = pd.DataFrame({"pred": ["A"] * 290 + ["B"] * 10, "gold": (["A"] * 40 + ["B"] * 3 + [""] * 57) * 3})
+    _, notes = corrected_shares(frame, "pred", "gold")
+    assert any(n.startswith("Fewer than 10 hand-coded cases of B:") for n in notes)

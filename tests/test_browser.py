@@ -178,6 +178,26 @@ def _walk(page, expect, server, tmp_path) -> None:
     expect(page.get_by_text("texts compared").first).to_be_visible(timeout=60_000)
     expect(page.get_by_role("heading", name="Per code")).to_be_visible()
     page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "validate.png"), full_page=False)
+    # Hand-code a small simple random sample (the default design), then see corrected shares by region.
+    page.get_by_role("tab", name="Hand-code a sample").click()
+    coder = page.get_by_role("textbox", name="Coder name")
+    coder.fill("Browser")
+    coder.press("Enter")
+    size = page.get_by_role("spinbutton", name="Sample size")
+    size.fill("4")
+    size.press("Enter")
+    page.get_by_role("button", name="Draw sample").click()
+    expect(page.get_by_text("Current sample: simple random")).to_be_visible()
+    for done in range(4):
+        expect(page.get_by_text(f"Text {done + 1} of 4")).to_be_visible()
+        page.get_by_role("combobox", name="Code", exact=True).click()
+        page.get_by_role("option", name="Housing" if done % 2 else "Health care").click()
+        page.get_by_role("button", name="Save and next").click()
+    expect(page.get_by_text("End of the sample")).to_be_visible()
+    page.get_by_role("tab", name="Corrected estimates").click()
+    expect(page.get_by_text("Hand codes from the recorded simple random sample").first).to_be_visible()
+    expect(page.get_by_text("Model-only vs corrected estimates").first).to_be_visible()
+    page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "estimates.png"), full_page=True)
 
     # Topics: five topics (KMeans), then the document map.
     page.get_by_role("link", name="Topics").click()

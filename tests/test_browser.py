@@ -196,6 +196,7 @@ def _walk(page, expect, server, tmp_path) -> None:
     expect(page.get_by_text("End of the sample")).to_be_visible()
     page.get_by_role("tab", name="Corrected estimates").click()
     expect(page.get_by_text("Hand codes from the recorded simple random sample").first).to_be_visible()
+    expect(page.get_by_text("4 texts drawn, 4 hand-coded")).to_be_visible()  # the new coder joins the selection
     expect(page.get_by_text("Model-only vs corrected estimates").first).to_be_visible()
     page.screenshot(path=str(ROOT / "tests" / "_artifacts" / "estimates.png"), full_page=True)
 

@@ -71,3 +71,17 @@ def test_a_regression_of_a_code_on_region(home):
     assert "Intercept" in set(table["estimand"]) and any(str(e).startswith("region[T.") for e in table["estimand"])
     assert "Formula: " in texts_of(tab.caption)
     assert project.settings("estimates")["formula"] == "Housing ~ region"
+
+
+def test_a_coder_who_starts_after_the_tab_was_shown_joins_the_human_codes(home):
+    at, project = _coded_sample()
+    at = goto(at, "pages/validate.py")
+    assert at.multiselect(key="est_gold").value == ["human_code", "human_code_2"]
+    first = project.corpus().data["doc_id"].iloc[0]
+    project.save_annotations("Late", {first: "Housing"})
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="est_gold").value == ["human_code", "human_code_2", "human_late"]
+    at.multiselect(key="est_gold").set_value(["human_late"]).run()  # a choice the user makes is kept
+    at.run()
+    assert at.multiselect(key="est_gold").value == ["human_late"]

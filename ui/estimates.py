@@ -76,14 +76,22 @@ def corrected_estimates_tab(project, frame: pd.DataFrame, options: list[str], mo
                         help="Any result column: codes from coding, sentiment or emotion labels, topics, or a score.")
     gold_default = [g for g in saved.get("gold") or [] if g in options and g != pred] or [
         c for c in human_cols if c != pred]
+    # A coder who starts hand-coding after the tab was first shown joins the selection (a widget
+    # keeps its value across reruns, so the new human_<name> column would otherwise stay out).
+    seen = saved.get("human_columns")
+    fresh = [c for c in human_cols if seen is not None and c not in seen and c != pred]
+    if fresh:
+        kept = [g for g in st.session_state.get("est_gold", gold_default) if g in options]
+        st.session_state["est_gold"] = list(dict.fromkeys(kept + fresh))
     golds = c2.multiselect("Human codes (several coders: their majority)", [o for o in options if o != pred],
-                           default=gold_default, key="est_gold",
+                           default=gold_default if "est_gold" not in st.session_state else None, key="est_gold",
                            help="A tie between coders counts half a text for each tied code.")
     kind = st.radio("Estimate", [SHARES, REGRESSION], horizontal=True, key="est_kind",
                     index=1 if saved.get("formula") else 0)
     meta = [c for c in frame.columns if c not in ("doc_id", info.text_column, pred, *golds)
             and not str(c).startswith(("human_", "code_", "emotion_", "sentiment_prob_", "topic_prob"))]
-    settings: dict[str, Any] = {"pred": pred, "gold": golds, "level": 0.95, "by": None, "formula": None,
+    settings: dict[str, Any] = {"pred": pred, "gold": golds, "human_columns": list(human_cols), "level": 0.95,
+                                "by": None, "formula": None,
                                 "regression": "ols", "multi_label": bool(frame[pred].astype(str).str.contains(";").any())}
     if kind == SHARES:
         groups = [NO_GROUP] + meta

@@ -203,6 +203,12 @@ def test_regression_coefficients_are_the_libraries_and_the_corrected_one_recover
     assert not south.loc["model_only", "ci_low"] <= true_diff <= south.loc["model_only", "ci_high"]
     assert any("OLS (linear probability)" in n for n in notes)
 
+    # Logistic on a smaller survey: ppi-python's logistic fit is an iterative optimisation.
+    frame, _ = _regional_survey(n=600, n_human=150, seed=6)
+    X = np.column_stack([np.ones(len(frame)), frame["region"] == "South", frame["age"] == "young"]).astype(float)
+    yhat = (frame["pred"] == "Housing").to_numpy(float)
+    y = (frame["gold"] == "Housing").to_numpy(float)
+    lab = (frame["gold"] != "").to_numpy()
     logit, _ = corrected_regression(frame, "pred", "gold", "Housing ~ region", model="logistic")
     expected = ppi_py.ppi_logistic_pointestimate(X[lab, :2], y[lab], yhat[lab], X[~lab, :2], yhat[~lab])
     assert logit[logit["estimator"] == "corrected"]["estimate"].to_numpy() == pytest.approx(np.ravel(expected), rel=1e-3)

@@ -40,6 +40,9 @@ import pandas as pd
 from .aggregate import wilson_interval
 from .errors import TextlabError
 
+# Fewer hand-coded texts than this (in a group) give no corrected estimate: with a handful the
+# normal approximation collapses (4 texts none of which has a code: an interval of [0, 0]).
+MIN_HUMAN = 10
 COLUMNS = ["estimand", "code", "group", "estimator", "estimate", "ci_low", "ci_high", "n_human", "n_model"]
 REGRESSIONS = ("ols", "logistic")
 
@@ -188,7 +191,7 @@ def _mean_rows(y: np.ndarray, yhat: np.ndarray, has_pred: np.ndarray, labelled: 
     # Weighted: of every text, because the hand-coded ones are not a fair sample of the rest.
     unlabelled = has_pred & ~labelled if w is None else has_pred
     wl = None if w is None else w[labelled]
-    if n_human >= 2 and np.ptp(yhat[has_pred]) == 0:
+    if n_human >= MIN_HUMAN and np.ptp(yhat[has_pred]) == 0:
         # The model gives every text of the group the same value (a code it never or always gives):
         # it carries no information, and PPI's power tuning would divide 0 by 0. The humans alone.
         if bounded and w is None:
@@ -198,14 +201,17 @@ def _mean_rows(y: np.ndarray, yhat: np.ndarray, has_pred: np.ndarray, labelled: 
         else:
             estimate = float(np.average(y[labelled], weights=wl))
             low, high = (float(np.ravel(b)[0]) for b in ppi_py.classical_mean_ci(y[labelled], w=wl, alpha=alpha))
-    elif n_human >= 2 and (has_pred & ~labelled).any():
+    elif n_human >= MIN_HUMAN and (has_pred & ~labelled).any():
         args = (y[labelled], yhat[labelled], yhat[unlabelled])
-        estimate = float(np.ravel(ppi_py.ppi_mean_pointestimate(*args, w=wl))[0])
-        low, high = (float(np.ravel(b)[0]) for b in ppi_py.ppi_mean_ci(*args, alpha=alpha, w=wl))
-    elif n_human >= 2:  # every text hand-coded: the human value itself, nothing to correct
+        # Humans who never (or always) give the code: power tuning would pick lambda = 0, the humans
+        # alone, whose interval is [0, 0]; plain PPI (lambda = 1) keeps the model's spread in it.
+        lam = 1.0 if np.ptp(y[labelled]) == 0 else None
+        estimate = float(np.ravel(ppi_py.ppi_mean_pointestimate(*args, lam=lam, w=wl))[0])
+        low, high = (float(np.ravel(b)[0]) for b in ppi_py.ppi_mean_ci(*args, lam=lam, alpha=alpha, w=wl))
+    elif n_human >= MIN_HUMAN:  # every text hand-coded: the human value itself, nothing to correct
         estimate = float(np.average(y[labelled], weights=wl))
         low, high = (float(np.ravel(b)[0]) for b in ppi_py.classical_mean_ci(y[labelled], w=wl, alpha=alpha))
-    else:  # fewer than 2 hand-coded texts: nothing to correct with, said by the missing values
+    else:  # too few hand-coded texts to correct with, said by the missing values and a note
         estimate = low = high = math.nan
     low, high = _ci(low, high, bounded)
     rows.append({**base, "estimator": "corrected", "estimate": estimate, "ci_low": low, "ci_high": high})
@@ -303,7 +309,8 @@ def corrected_shares(frame: pd.DataFrame, pred: str, gold: str | Sequence[str], 
         notes.append(f"Fewer than 10 hand-coded cases of {', '.join(rare[:6])}{', …' if len(rare) > 6 else ''}: "
                      "their corrected intervals may be too narrow (see docs/validity.md); hand-code more texts.")
     if (table["estimator"].eq("corrected") & table["estimate"].isna()).any():
-        notes.append("Some corrected estimates are empty: their group has fewer than 2 hand-coded rows.")
+        notes.append("Some corrected estimates are empty: their group has fewer than "
+                     f"{MIN_HUMAN} hand-coded rows.")
     return table, notes
 
 

@@ -18,6 +18,7 @@ from analysis import charts
 from analysis.errors import TextlabError
 from analysis.export import export_table
 from analysis.inference import (
+    MIN_HUMAN,
     assumed_correlation,
     disagreements_beyond_intervals,
     estimate_report,
@@ -129,8 +130,9 @@ def corrected_estimates_tab(project, frame: pd.DataFrame, options: list[str], mo
     table = report.table
     n_human = int(table["n_human"].max()) if len(table) else 0
     _design_caption(design, n_human)
-    if n_human < 2:
-        st.warning("Fewer than 2 hand-coded texts can correct the estimates: hand-code more of the sample.",
+    if n_human < MIN_HUMAN:
+        st.warning(f"{n_human} hand-coded text(s): at least {MIN_HUMAN} are needed to correct the estimates (fewer give "
+                   "intervals that cannot be trusted). Hand-code more of the sample.",
                    icon=":material/info:")
     apart = disagreements_beyond_intervals(table)
     if len(apart):
@@ -163,7 +165,7 @@ def _planner(report, n_human: int) -> None:
     target = float(p2.number_input("Target ± (half-width)", 0.005, 0.5, 0.03, step=0.005, format="%.3f",
                                    key="est_target"))
     try:
-        plans = report.plans(more) if n_human >= 2 else []
+        plans = report.plans(more) if n_human >= MIN_HUMAN else []
     except TextlabError as exc:
         show_error(exc)
         return

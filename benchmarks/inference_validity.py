@@ -242,21 +242,32 @@ def reading(results: list[dict], sizes: list[int], runs: int) -> list[str]:
                      + "; ".join(f"{code} at {s} ({pct(v)}, about {e:.0f} hand-coded case{'s' * (round(e) != 1)} "
                                  "expected)" for s, code, v, e in under) + ".")
         lines += [text, ""]
-    rare = [(res["key"], s, code, r) for res in results for s in sizes
-            for code, r in res["codes"][s][res["codes"][s]["estimator"] == "corrected"].set_index("code").iterrows()
-            if r["coverage"] < low and s * r["true"] < 10]
+    cells = [(res["key"], s, c, r) for res in results for s in sizes
+             for c, r in res["codes"][s][res["codes"][s]["estimator"] == "corrected"].set_index("code").iterrows()]
+    short = [x for x in cells if x[3]["coverage"] < low]
+    small = [x for x in short if x[3]["true"] < 0.10]
+    other = [x for x in short if x[3]["true"] >= 0.10]
     rare_note = ""
-    if rare:
-        names = sorted({code for _, _, code, _ in rare})
-        key, s_, code, r = max(rare, key=lambda x: x[3]["no_case"])
-        with_case = [r["coverage_with_case"] for *_, r in rare]
-        rare_note = (f" Its weak spot here is rare codes ({', '.join(names)}, with fewer than ten hand-coded cases "
-                     "expected): a sample with no hand-coded case of a code gets a corrected share of 0 with a "
-                     f"zero-width interval, which cannot cover (for {code} at {s_} hand codes {pct(r['no_case'])} of "
-                     f"the draws have no case; {pct(r['zero_width'])} of its corrected intervals have zero width). In "
-                     f"the draws with at least one case these codes are covered in {pct(min(with_case))}-"
-                     f"{pct(max(with_case))}. Code more texts, or read such shares with care, when a code has only a "
-                     "handful of hand-coded cases.")
+    if short:
+        rare_note = (f" {len(short)} of the {len(cells)} code-and-size cells fall more than two Monte Carlo standard "
+                     "errors below 95% (by chance alone about one in 40 would).")
+    if small:
+        cases = [s * r["true"] for _, s, _, r in small]
+        rare_note += (" " + ", ".join(f"{k} {c} at {s} ({pct(r['coverage'])})" for k, s, c, r in small)
+                      + f" are codes with a true share under 10% and only {min(cases):.0f}-{max(cases):.0f} "
+                      "hand-coded cases expected, where the normal-approximation interval of a small share is "
+                      "somewhat too narrow.")
+        zero = [x for x in small if x[3]["zero_width"] > 0.01]
+        if zero:
+            k, s_, c, r = max(zero, key=lambda x: x[3]["zero_width"])
+            rare_note += (f" Samples with no hand-coded case of a code got a zero-width interval (for {c} at {s_}: "
+                          f"{pct(r['zero_width'])} of the draws), which cannot cover.")
+    if other:
+        rare_note += (" " + ", ".join(f"{k} {c} at {s} ({pct(r['coverage'])})" for k, s, c, r in other)
+                      + f" {'is' if len(other) == 1 else 'are'} within "
+                      f"{100 * max(LEVEL - r['coverage'] for *_, r in other):.1f} points of 95%.")
+    if small:
+        rare_note += " Code more texts, or read such shares with care, when a code has only a handful of hand-coded cases."
     lines += [
         f"Over all datasets, sizes and codes the corrected coverage runs from {pct(min(corr_cov))} to "
         f"{pct(max(corr_cov))} (mean {pct(float(np.mean(corr_cov)))}). The model-only estimate does not depend on "
@@ -266,6 +277,23 @@ def reading(results: list[dict], sizes: list[int], runs: int) -> list[str]:
         + rare_note
         + finite_note(results, sizes), ""]
     return lines
+
+
+def inference_version() -> str:
+    """'analysis/inference.py at <commit>' (with ', edited' when the working copy differs), from git."""
+    import subprocess
+
+    def git(*cmd: str) -> str:
+        try:
+            return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("log", "-1", "--format=%h", "--", "analysis/inference.py")
+    if not commit:
+        return "analysis/inference.py (no git)"
+    edited = bool(git("status", "--porcelain", "--", "analysis/inference.py"))
+    return f"analysis/inference.py at {commit}" + (" (edited)" if edited else "")
 
 
 def markdown(results: list[dict], args, elapsed: float, load_other: float | None) -> str:
@@ -279,17 +307,19 @@ def markdown(results: list[dict], args, elapsed: float, load_other: float | None
     if args.datasets != list(DATASETS):
         command += " --datasets " + " ".join(args.datasets)
     command += " --markdown docs/validity.md"
-    model_s = ", ".join(f"{r['key']} {r['seconds']:.0f} s" + (" on an earlier run, cached" if r["cached"] else "")
-                        for r in results)
-    load = f"; other processes kept {load_other:.1f} cores busy on average (shared machine)" \
+    model_s = ("model codes" + (" computed on an earlier run and cached" if all(r["cached"] for r in results) else "")
+               + ": " + ", ".join(f"{r['key']} {r['seconds']:.0f} s" + (" (cached)" if r["cached"] else "")
+                                  for r in results))
+    if all(r["cached"] for r in results):
+        model_s = model_s.replace(" (cached)", "")
+    load = f"; the machine is shared with other agents, whose processes kept {load_other:.1f} cores busy on average" \
         if load_other is not None else ""
     se = np.sqrt(LEVEL * (1 - LEVEL) / args.runs)
     lines = [BEGIN, "## Corrected shares on human-labelled data", "",
              f"Command: `{command}`  ",
-             f"Machine: {host_description()}, no GPU; date: {stamp}; {elapsed:.0f} s in all (model codes: "
-             f"{model_s}){load}  ",
+             f"Machine: {host_description()}, no GPU; date: {stamp}; {elapsed:.0f} s in all ({model_s}){load}  ",
              f"Versions: {module_versions('numpy', 'pandas')}, ppi-python {package_version('ppi-python')}, "
-             f"vaderSentiment {package_version('vaderSentiment')}, nrclex {package_version('nrclex')}, "
+             f"{inference_version()}, vaderSentiment {package_version('vaderSentiment')}, nrclex {package_version('nrclex')}, "
              f"sentence-transformers {package_version('sentence-transformers')}", "",
              "The offline models code every row of three public human-labelled development files "
              "(`../shared/eval`, not in the repository); the true share of each code is its share among all gold "

@@ -587,6 +587,13 @@ def estimate_report(frame: pd.DataFrame, settings: dict[str, Any],
             weights = "__textlab_weight__"
             data[weights] = w
         label = f"recorded: {design.get('design', 'sample')}"
+    # On the page a coder may code a text the model has no value for (an empty text, a model column
+    # that is another coder's): such texts cannot correct anything, so they are left out and counted.
+    no_model = ~data[pred].map(_present).to_numpy() & human_values(data, golds, multi=bool(settings.get("multi_label"))).coded
+    if no_model.any():
+        for g in golds:
+            data[g] = data[g].where(~no_model, None)
+        notes.append(f"{int(no_model.sum())} hand-coded text(s) have no value in '{pred}': left out of the estimates.")
     kwargs = {"weights": weights, "level": float(settings.get("level") or 0.95),
               "multi_label": settings.get("multi_label")}
     if settings.get("formula"):

@@ -254,7 +254,7 @@ def reading(results: list[dict], sizes: list[int], runs: int) -> list[str]:
     if small:
         cases = [s * r["true"] for _, s, _, r in small]
         rare_note += (" " + ", ".join(f"{k} {c} at {s} ({pct(r['coverage'])})" for k, s, c, r in small)
-                      + f" are codes with a true share under 10% and only {min(cases):.0f}-{max(cases):.0f} "
+                      + f" are codes with a true share under 10% and {min(cases):.0f}-{max(cases):.0f} "
                       "hand-coded cases expected, where the normal-approximation interval of a small share is "
                       "somewhat too narrow.")
         zero = [x for x in small if x[3]["zero_width"] > 0.01]

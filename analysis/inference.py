@@ -577,23 +577,25 @@ def estimate_report(frame: pd.DataFrame, settings: dict[str, Any],
     data = frame.copy()
     notes: list[str] = []
     weights, label, n_convenience = None, "simple random (assumed)", 0
+    coded = human_values(data, golds, multi=bool(settings.get("multi_label"))).coded  # read once, used twice
+    # On the page a coder may code a text the model has no value for (an empty text, a model column
+    # that is another coder's): such texts cannot correct anything, so they are left out and counted.
+    no_model = ~data[pred].map(_present).to_numpy() & coded
+    if no_model.any():
+        notes.append(f"{int(no_model.sum())} hand-coded text(s) have no value in '{pred}': left out of the estimates.")
+    keep = ~no_model
     if membership is not None and design and membership["sample_stratum"].map(_present).any():
-        coded = human_values(data, golds, multi=bool(settings.get("multi_label"))).coded
-        w, notes = design_weights(membership.set_axis(data.index), coded)
-        n_convenience = int((coded & w.isna().to_numpy()).sum())
-        for g in golds:  # convenience codes stay in the data, but do not correct the estimates
-            data[g] = data[g].where(w.notna(), None)
+        w, design_notes = design_weights(membership.set_axis(data.index), coded & keep)
+        notes += design_notes
+        n_convenience = int((coded & keep & w.isna().to_numpy()).sum())
+        keep &= w.notna().to_numpy()  # convenience codes stay in the data, but do not correct the estimates
         if w.notna().any() and w.dropna().nunique() > 1:
             weights = "__textlab_weight__"
             data[weights] = w
         label = f"recorded: {design.get('design', 'sample')}"
-    # On the page a coder may code a text the model has no value for (an empty text, a model column
-    # that is another coder's): such texts cannot correct anything, so they are left out and counted.
-    no_model = ~data[pred].map(_present).to_numpy() & human_values(data, golds, multi=bool(settings.get("multi_label"))).coded
-    if no_model.any():
+    if (coded & ~keep).any():
         for g in golds:
-            data[g] = data[g].where(~no_model, None)
-        notes.append(f"{int(no_model.sum())} hand-coded text(s) have no value in '{pred}': left out of the estimates.")
+            data[g] = data[g].where(keep, None)
     kwargs = {"weights": weights, "level": float(settings.get("level") or 0.95),
               "multi_label": settings.get("multi_label")}
     if settings.get("formula"):

@@ -339,20 +339,25 @@ def _formula_parts(formula: str) -> tuple[str, str]:
     return left, right
 
 
-def corrected_regression(frame: pd.DataFrame, pred: str, gold: str | Sequence[str], formula: str, *,
-                         model: str = "ols", weights: str | None = None, level: float = 0.95,
-                         multi_label: bool | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Coefficients of a regression of a code (its indicator: 1 when the text has it) or a
-    score on metadata columns, model-only (statsmodels, on the model's codes of every text;
-    robust HC1 errors for OLS) and corrected (ppi-python's prediction-powered OLS/logistic).
+@dataclass
+class _RegressionInputs:
+    target: str
+    right: str
+    score: bool
+    names: list[str]
+    X: np.ndarray          # the design matrix of every row (zeros where a covariate is missing)
+    y: np.ndarray          # human values (NaN where not hand-coded)
+    yhat: np.ndarray       # model values
+    has_pred: np.ndarray   # rows in the regression: a model value and every covariate
+    labelled: np.ndarray   # ... and hand-coded
+    w: np.ndarray | None
+    notes: list[str]
 
-    ``formula``: "CODE ~ col + col" (patsy syntax on the right: ``C(age)``, interactions);
-    CODE is a code of ``pred``, or ``pred``'s own name when it is a score. Rows with a
-    missing covariate are left out and counted in the notes.
-    """
+
+def _regression_inputs(frame: pd.DataFrame, pred: str, gold: str | Sequence[str], formula: str, *,
+                       model: str, weights: str | None, multi_label: bool | None) -> _RegressionInputs:
+    """What the regression and its planner share: the code's human and model values and the design matrix."""
     import patsy
-    import ppi_py
-    import statsmodels.api as sm
 
     if model not in REGRESSIONS:
         raise TextlabError(f"Unknown regression {model!r}: choose {' or '.join(REGRESSIONS)}.")
@@ -394,9 +399,31 @@ def corrected_regression(frame: pd.DataFrame, pred: str, gold: str | Sequence[st
     names = list(design.columns)
     has_pred = kept & ~np.isnan(yhat)
     labelled = has_pred & human.coded
-    n_human, n_model = int(labelled.sum()), int(has_pred.sum())
+    n_model = int(has_pred.sum())
     if n_model <= len(names):
         raise TextlabError(f"{n_model} rows for {len(names)} coefficients: too few to fit the regression.")
+    return _RegressionInputs(target, right, score, names, X_all, y, yhat, has_pred, labelled, w_all, notes)
+
+
+def corrected_regression(frame: pd.DataFrame, pred: str, gold: str | Sequence[str], formula: str, *,
+                         model: str = "ols", weights: str | None = None, level: float = 0.95,
+                         multi_label: bool | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Coefficients of a regression of a code (its indicator: 1 when the text has it) or a
+    score on metadata columns, model-only (statsmodels, on the model's codes of every text;
+    robust HC1 errors for OLS) and corrected (ppi-python's prediction-powered OLS/logistic).
+
+    ``formula``: "CODE ~ col + col" (patsy syntax on the right: ``C(age)``, interactions);
+    CODE is a code of ``pred``, or ``pred``'s own name when it is a score. Rows with a
+    missing covariate are left out and counted in the notes.
+    """
+    import ppi_py
+    import statsmodels.api as sm
+
+    r = _regression_inputs(frame, pred, gold, formula, model=model, weights=weights, multi_label=multi_label)
+    names, X_all, y, yhat, has_pred, labelled, w_all, notes = (r.names, r.X, r.y, r.yhat, r.has_pred, r.labelled,
+                                                                r.w, r.notes)
+    target, right, score = r.target, r.right, r.score
+    n_human, n_model = int(labelled.sum()), int(has_pred.sum())
     alpha = 1 - level
     fit_class = sm.OLS if model == "ols" else sm.Logit
     try:
@@ -542,6 +569,61 @@ def plans(frame: pd.DataFrame, pred: str, gold: str | Sequence[str], *, weights:
                        w=None if w is None else w[lab], more=more, level=level) for _, code, yhat, y in targets]
 
 
+def plan_coefficients(frame: pd.DataFrame, pred: str, gold: str | Sequence[str], formula: str, *,
+                      model: str = "ols", weights: str | None = None, more: int = 50, level: float = 0.95,
+                      multi_label: bool | None = None, assumed_rho: float | None = None) -> list[Plan]:
+    """A ``Plan`` for each coefficient of ``corrected_regression``'s regression: the corrected interval
+    now and what ``more`` random hand codes would buy.
+
+    A prediction-powered coefficient's variance has the mean's form (1 - rho^2 N/(n+N)) sd^2 / n, with
+    rho the correlation of the human and model gradients (ppi-python's ``ppi_ols_power`` /
+    ``ppi_logistic_power`` compute it) and sd the spread of the coefficient's influence, read off the
+    humans' classical interval. Before there are enough hand codes (or with ``assumed_rho``), sd comes
+    from the model-only fit of every text and rho is the assumed one.
+    """
+    import ppi_py
+    import statsmodels.api as sm
+
+    r = _regression_inputs(frame, pred, gold, formula, model=model, weights=weights, multi_label=multi_label)
+    n, total, z = int(r.labelled.sum()), int(r.has_pred.sum()), _z(level)
+    planned_from_codes = assumed_rho is None and n >= max(MIN_HUMAN, 2 * len(r.names))
+    if planned_from_codes:
+        X, y, yhat = r.X[r.labelled], r.y[r.labelled], r.yhat[r.labelled]
+        w = None if r.w is None else r.w[r.labelled]
+        power, classical = ((ppi_py.ppi_ols_power, ppi_py.classical_ols_ci) if model == "ols"
+                            else (ppi_py.ppi_logistic_power, ppi_py.classical_logistic_ci))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            try:
+                low, high = (np.ravel(b) for b in classical(X, y, w=w, alpha=1 - level))
+                # Only ppi_corr is used; the costs and budget just let ppi-python's sizing run.
+                rhos = [float(power(X, y, yhat, 0.01, 1.0, 0.01, j, budget=1000.0, w=w)["ppi_corr"])
+                        for j in range(len(r.names))]
+            except Exception as exc:  # separation in a small logistic sample: say so, not a traceback
+                raise TextlabError(f"The hand-coded rows cannot be fitted to plan from: {exc}".splitlines()[0]) from None
+        sds = (high - low) / 2 / z * math.sqrt(n)
+    else:
+        if assumed_rho is None:
+            raise TextlabError(f"{n} hand-coded rows for {len(r.names)} coefficients: too few to plan from; "
+                               "plan from an assumed agreement instead.")
+        fit_class = sm.OLS if model == "ols" else sm.Logit
+        try:
+            fitted = fit_class(r.yhat[r.has_pred], r.X[r.has_pred])
+            fitted = fitted.fit(cov_type="HC1") if model == "ols" else fitted.fit(disp=0)
+        except Exception as exc:
+            raise TextlabError(f"The model-only {model} regression cannot be fitted: {exc}".splitlines()[0]) from None
+        sds = np.asarray(fitted.bse) * math.sqrt(total)
+        rhos = [float(assumed_rho)] * len(r.names)
+    grid = sorted(set(np.unique(np.geomspace(10, max(total, 11), 40).astype(int))) | {max(n, 2), min(n + more, total)})
+    out = []
+    for name, sd, rho in zip(r.names, sds, rhos):
+        curve = width_curve(grid, total, sd=float(sd), rho=rho, level=level)
+        widths = dict(zip(curve["n_human"], curve["width"]))
+        out.append(Plan(name, n if planned_from_codes else 0, total, rho, float(sd), widths.get(max(n, 2), math.nan),
+                        widths.get(min(n + more, total), math.nan), min(n + more, total) - n, curve))
+    return out
+
+
 # --------------------------------------------------------------------------- one report
 
 @dataclass
@@ -557,9 +639,15 @@ class EstimateReport:
     data: pd.DataFrame | None = None  # the rows as estimated: convenience codes blanked, weights added
     weights: str | None = None        # the weight column of ``data``, if the design has unequal weights
 
-    def plans(self, more: int = 50) -> list["Plan"]:
-        """What ``more`` random hand codes would buy for each share (or the mean), from this report's data."""
+    def plans(self, more: int = 50, assumed_rho: float | None = None) -> list["Plan"]:
+        """What ``more`` random hand codes would buy for each share (or the mean), or each coefficient
+        of the report's regression, from this report's data."""
         s = self.settings
+        if s.get("formula"):
+            return plan_coefficients(self.data, s["pred"], [g for g in s["gold"] if g], s["formula"],
+                                     model=s.get("regression") or "ols", weights=self.weights, more=more,
+                                     level=float(s.get("level") or 0.95), multi_label=s.get("multi_label"),
+                                     assumed_rho=assumed_rho)
         return plans(self.data, s["pred"], [g for g in s["gold"] if g], weights=self.weights, more=more,
                      level=float(s.get("level") or 0.95), multi_label=s.get("multi_label"))
 

@@ -356,3 +356,32 @@ def test_a_code_with_few_hand_coded_cases_is_named_in_the_notes():
     frame = pd.DataFrame({"pred": ["A"] * 290 + ["B"] * 10, "gold": (["A"] * 40 + ["B"] * 3 + [""] * 57) * 3})
     _, notes = corrected_shares(frame, "pred", "gold")
     assert any(n.startswith("Fewer than 10 hand-coded cases of B:") for n in notes)
+
+
+def test_the_coefficient_planner_predicts_the_interval_of_the_hand_codes_it_plans_for():
+    from analysis.inference import corrected_regression, plan_coefficients
+
+    frame, truth = _regional_survey(n=3000, n_human=200, seed=11)
+    table, _ = corrected_regression(frame, "pred", "gold", "Housing ~ region")
+    corrected = table[table["estimator"] == "corrected"].set_index("estimand")
+    plans = {p.code: p for p in plan_coefficients(frame, "pred", "gold", "Housing ~ region", more=200)}
+    assert set(plans) == {"Intercept", "region[T.South]"}
+    south = plans["region[T.South]"]
+    assert south.n_human == 200 and 0 < south.rho < 1 and south.width_next < south.width_now
+    width_now = corrected.loc["region[T.South]", "ci_high"] - corrected.loc["region[T.South]", "ci_low"]
+    assert south.width_now == pytest.approx(width_now, rel=0.1)
+    # Code 200 more texts at random: the interval they give is about the one planned.
+    coded = frame["gold"] != ""
+    more = np.random.default_rng(3).choice(np.flatnonzero(~coded), 200, replace=False)
+    frame.loc[more, "gold"] = np.where(truth[more], "Housing", "Other")
+    later, _ = corrected_regression(frame, "pred", "gold", "Housing ~ region")
+    later = later[later["estimator"] == "corrected"].set_index("estimand")
+    assert south.width_next == pytest.approx(later.loc["region[T.South]", "ci_high"]
+                                             - later.loc["region[T.South]", "ci_low"], rel=0.15)
+    # Before coding: from an assumed agreement, the better the agreement the fewer codes a width needs.
+    frame["gold"] = ""
+    with pytest.raises(TextlabError, match="too few to plan"):
+        plan_coefficients(frame, "pred", "gold", "Housing ~ region")
+    weak, strong = (plan_coefficients(frame, "pred", "gold", "Housing ~ region", assumed_rho=r)[1] for r in (0.3, 0.9))
+    assert weak.n_human == 0 and (strong.curve["width"] <= weak.curve["width"]).all()  # equal once all are coded
+    assert (strong.curve["width"] < weak.curve["width"]).iloc[:-1].all()

@@ -160,8 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--multi-label", action="store_true", default=None,
                    help="codes are ';'-joined sets (default: when a model value holds ';')")
     p.add_argument("--plan", type=int, nargs="?", const=50, metavar="N",
-                   help="also say how wide each corrected share's interval would be with N more random hand codes "
-                        "(default 50)")
+                   help="also say how wide each corrected share's (or --formula coefficient's) interval would be "
+                        "with N more random hand codes (default 50)")
+    p.add_argument("--assume-accuracy", type=float, metavar="A",
+                   help="with --plan, before any hand coding: plan from an assumed accuracy of the model on each code "
+                        "(e.g. 0.85) instead of the agreement of the hand-coded texts")
     p.add_argument("--sampling-weights", metavar="COL",
                    help="inverse inclusion probabilities of the hand-coded rows (default: they are a simple random sample)")
     p.add_argument("--level", type=float, default=0.95, help="confidence level (default: 0.95)")
@@ -648,10 +651,12 @@ def cmd_validate(args) -> int:
 
 def cmd_estimate(args) -> int:
     from .export import export_table
-    from .inference import corrected_regression, corrected_shares, plans
+    from .inference import corrected_regression, corrected_shares, plan_coefficients, plans
 
     if args.manifest and not args.methods:
         raise TextlabError("--manifest describes the models in the methods paragraph: give --methods OUT.md too.")
+    if args.assume_accuracy is not None and args.plan is None:
+        raise TextlabError("--assume-accuracy is for planning: give --plan [N] too.")
     manifests = _read_manifests(args.manifest)  # read first: a bad file fails before any work
     out, frame = _report_input(args, "the estimates are")
     if args.formula:
@@ -672,9 +677,21 @@ def cmd_estimate(args) -> int:
     print(shown[columns].to_string(index=False))
     for note in notes:
         print(f"note: {note}")
-    if args.plan is not None and not args.formula:
-        for plan in plans(frame, args.pred, args.gold, weights=args.sampling_weights, more=args.plan,
-                          level=args.level, multi_label=args.multi_label, estimand=args.estimand):
+    if args.plan is not None:
+        if args.formula:
+            try:
+                planned = plan_coefficients(frame, args.pred, args.gold, args.formula, model=args.regression,
+                                            weights=args.sampling_weights, more=args.plan, level=args.level,
+                                            multi_label=args.multi_label, assumed_accuracy=args.assume_accuracy)
+            except TextlabError as exc:
+                if "too few to plan" in str(exc):
+                    raise TextlabError(f"{exc} (--assume-accuracy A, e.g. 0.85)") from None
+                raise
+        else:
+            planned = plans(frame, args.pred, args.gold, weights=args.sampling_weights, more=args.plan,
+                            level=args.level, multi_label=args.multi_label, estimand=args.estimand,
+                            assumed_accuracy=args.assume_accuracy)
+        for plan in planned:
             print(f"plan: {plan.describe()}")
     if out is not None:
         if out.suffix.lower() == ".json":

@@ -531,8 +531,13 @@ class Plan:
     width_next: float
     next_n: int
     curve: pd.DataFrame
+    assumed: bool = False  # planned before coding, from an assumed agreement
 
     def describe(self) -> str:
+        if self.assumed:
+            return (f"{self.code}: before coding, with an assumed agreement (correlation {self.rho:.2f}), "
+                    f"{self.next_n} random hand codes would give a corrected 95% interval of about "
+                    f"±{self.width_next / 2:.3f}.")
         if self.n_human < 2:
             return f"{self.code}: not enough random hand codes yet to plan from."
         return (f"{self.code}: with {self.n_human} random hand codes the corrected 95% interval is about "
@@ -558,20 +563,47 @@ def plan_share(y: np.ndarray, yhat: np.ndarray, total: int, *, code: str = "", w
 
 
 def plans(frame: pd.DataFrame, pred: str, gold: str | Sequence[str], *, weights: str | None = None, more: int = 50,
-          level: float = 0.95, multi_label: bool | None = None, estimand: str = "auto") -> list[Plan]:
-    """A ``plan_share`` for each code (or the score) of ``pred`` over every text, from the hand-coded rows."""
+          level: float = 0.95, multi_label: bool | None = None, estimand: str = "auto",
+          assumed_accuracy: float | None = None) -> list[Plan]:
+    """A ``plan_share`` for each code (or the score) of ``pred`` over every text, from the hand-coded rows;
+    with ``assumed_accuracy`` (before coding), from the model's share of each code and that accuracy."""
     golds = [gold] if isinstance(gold, str) else list(gold)
     _check_columns(frame, pred, *golds, weights)
     human, targets, has_pred = _targets(frame, pred, golds, multi_label, estimand)
+    total = int(has_pred.sum())
+    if assumed_accuracy is not None:
+        return [_assumed_plan(code, yhat[has_pred], total, assumed_accuracy, more=more, level=level)
+                for _, code, yhat, _ in targets]
     w = _weights(frame, weights, human.coded, [])
     lab = human.coded & has_pred
-    return [plan_share(np.nan_to_num(y[lab]), yhat[lab], int(has_pred.sum()), code=code,
+    return [plan_share(np.nan_to_num(y[lab]), yhat[lab], total, code=code,
                        w=None if w is None else w[lab], more=more, level=level) for _, code, yhat, y in targets]
+
+
+def _assumed_rho(yhat: np.ndarray, accuracy: float, what: str) -> float:
+    """The agreement to plan with before coding: a code's model share taken as its true share."""
+    values = np.unique(yhat[~np.isnan(yhat)])
+    if not set(values) <= {0.0, 1.0}:
+        raise TextlabError(f"An assumed accuracy applies to a code, and {what} is a score: hand-code "
+                           f"at least {MIN_HUMAN} texts to plan from their agreement.")
+    share = float(np.clip(np.nanmean(yhat), 0.01, 0.99))
+    return assumed_correlation(share, accuracy)
+
+
+def _assumed_plan(code: str, yhat: np.ndarray, total: int, accuracy: float, *, more: int, level: float) -> Plan:
+    rho = _assumed_rho(yhat, accuracy, repr(code))
+    sd = float(np.nanstd(yhat)) or 0.5
+    grid = sorted(set(np.unique(np.geomspace(10, max(total, 11), 40).astype(int))) | {2, min(more, total)})
+    curve = width_curve(grid, total, sd=sd, rho=rho, level=level)
+    widths = dict(zip(curve["n_human"], curve["width"]))
+    return Plan(code, 0, total, rho, sd, math.nan, widths.get(min(more, total), math.nan), min(more, total), curve,
+                assumed=True)
 
 
 def plan_coefficients(frame: pd.DataFrame, pred: str, gold: str | Sequence[str], formula: str, *,
                       model: str = "ols", weights: str | None = None, more: int = 50, level: float = 0.95,
-                      multi_label: bool | None = None, assumed_rho: float | None = None) -> list[Plan]:
+                      multi_label: bool | None = None, assumed_rho: float | None = None,
+                      assumed_accuracy: float | None = None) -> list[Plan]:
     """A ``Plan`` for each coefficient of ``corrected_regression``'s regression: the corrected interval
     now and what ``more`` random hand codes would buy.
 
@@ -579,12 +611,15 @@ def plan_coefficients(frame: pd.DataFrame, pred: str, gold: str | Sequence[str],
     rho the correlation of the human and model gradients (ppi-python's ``ppi_ols_power`` /
     ``ppi_logistic_power`` compute it) and sd the spread of the coefficient's influence, read off the
     humans' classical interval. Before there are enough hand codes (or with ``assumed_rho``), sd comes
-    from the model-only fit of every text and rho is the assumed one.
+    from the model-only fit of every text and rho is the assumed one; ``assumed_accuracy`` on the
+    code is turned into that rho through the model's share of the code.
     """
     import ppi_py
     import statsmodels.api as sm
 
     r = _regression_inputs(frame, pred, gold, formula, model=model, weights=weights, multi_label=multi_label)
+    if assumed_accuracy is not None and assumed_rho is None:
+        assumed_rho = _assumed_rho(r.yhat[r.has_pred], assumed_accuracy, repr(r.target))
     n, total, z = int(r.labelled.sum()), int(r.has_pred.sum()), _z(level)
     planned_from_codes = assumed_rho is None and n >= max(MIN_HUMAN, 2 * len(r.names))
     if planned_from_codes:
@@ -605,7 +640,7 @@ def plan_coefficients(frame: pd.DataFrame, pred: str, gold: str | Sequence[str],
     else:
         if assumed_rho is None:
             raise TextlabError(f"{n} hand-coded rows for {len(r.names)} coefficients: too few to plan from; "
-                               "plan from an assumed agreement instead.")
+                               "plan from an assumed accuracy instead.")
         fit_class = sm.OLS if model == "ols" else sm.Logit
         try:
             fitted = fit_class(r.yhat[r.has_pred], r.X[r.has_pred])
@@ -619,8 +654,10 @@ def plan_coefficients(frame: pd.DataFrame, pred: str, gold: str | Sequence[str],
     for name, sd, rho in zip(r.names, sds, rhos):
         curve = width_curve(grid, total, sd=float(sd), rho=rho, level=level)
         widths = dict(zip(curve["n_human"], curve["width"]))
-        out.append(Plan(name, n if planned_from_codes else 0, total, rho, float(sd), widths.get(max(n, 2), math.nan),
-                        widths.get(min(n + more, total), math.nan), min(n + more, total) - n, curve))
+        out.append(Plan(name, n if planned_from_codes else 0, total, rho, float(sd),
+                        widths.get(max(n, 2), math.nan) if planned_from_codes else math.nan,
+                        widths.get(min(n + more, total), math.nan), min(n + more, total) - n, curve,
+                        assumed=not planned_from_codes))
     return out
 
 
@@ -639,17 +676,18 @@ class EstimateReport:
     data: pd.DataFrame | None = None  # the rows as estimated: convenience codes blanked, weights added
     weights: str | None = None        # the weight column of ``data``, if the design has unequal weights
 
-    def plans(self, more: int = 50, assumed_rho: float | None = None) -> list["Plan"]:
+    def plans(self, more: int = 50, assumed_accuracy: float | None = None) -> list["Plan"]:
         """What ``more`` random hand codes would buy for each share (or the mean), or each coefficient
-        of the report's regression, from this report's data."""
+        of the report's regression, from this report's data; before coding, from ``assumed_accuracy``."""
         s = self.settings
         if s.get("formula"):
             return plan_coefficients(self.data, s["pred"], [g for g in s["gold"] if g], s["formula"],
                                      model=s.get("regression") or "ols", weights=self.weights, more=more,
                                      level=float(s.get("level") or 0.95), multi_label=s.get("multi_label"),
-                                     assumed_rho=assumed_rho)
+                                     assumed_accuracy=assumed_accuracy)
         return plans(self.data, s["pred"], [g for g in s["gold"] if g], weights=self.weights, more=more,
-                     level=float(s.get("level") or 0.95), multi_label=s.get("multi_label"))
+                     level=float(s.get("level") or 0.95), multi_label=s.get("multi_label"),
+                     assumed_accuracy=assumed_accuracy)
 
 
 def estimate_report(frame: pd.DataFrame, settings: dict[str, Any],

@@ -71,6 +71,29 @@ def test_a_regression_of_a_code_on_region(home):
     assert "Intercept" in set(table["estimand"]) and any(str(e).startswith("region[T.") for e in table["estimand"])
     assert "Formula: " in texts_of(tab.caption)
     assert project.settings("estimates")["formula"] == "Housing ~ region"
+    # The planner plans each coefficient from the agreement of the 80 hand-coded texts.
+    plan_for = at.selectbox(key="est_plan_code")
+    assert plan_for.label == "For the coefficient of" and "Intercept" in plan_for.options
+    plan_for.set_value(next(o for o in plan_for.options if o.startswith("region[T."))).run()
+    assert not at.exception
+    described = " ".join(m.value for m in _tab(at).markdown)
+    assert "random hand codes the corrected 95% interval is about ±" in described and "50 more would make it" in described
+
+
+def test_a_regression_planned_before_coding_from_an_assumed_accuracy(home):
+    at, project = _coded_sample()
+    project.save_annotations("Late", {project.corpus().data["doc_id"].iloc[0]: "Housing"})  # 1 code: too few
+    at = goto(at, "pages/validate.py")
+    at.multiselect(key="est_gold").set_value(["human_late"]).run()
+    at.radio(key="est_kind").set_value("Regression on metadata").run()
+    at.selectbox(key="est_code").set_value("Housing").run()
+    at.multiselect(key="est_covariates").set_value(["region"]).run()
+    assert not at.exception and not at.error
+    described = lambda: " ".join(m.value for m in _tab(at).markdown)  # noqa: E731
+    assert "before coding, with an assumed agreement" in described()
+    weak = described()
+    at.number_input(key="est_assume_acc_reg").set_value(0.95).run()
+    assert described() != weak  # a better model needs fewer codes for the same interval
 
 
 def test_a_coder_who_starts_after_the_tab_was_shown_joins_the_human_codes(home):

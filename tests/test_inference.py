@@ -304,6 +304,41 @@ def test_the_estimate_command_fits_a_formula_takes_several_coders_and_plans(tmp_
     assert main(["estimate", str(path), "--pred", "pred", "--gold", "gold", "--by", "region",
                  "--formula", "Housing ~ age"]) == 2
     assert "do not go together" in capsys.readouterr().err
+    assert main(["estimate", str(path), "--pred", "pred", "--gold", "gold", "--formula", "Housing ~ region",
+                 "--plan", "100"]) == 0
+    assert "plan: region[T.South]: with 150 random hand codes" in capsys.readouterr().out
+    # Before any coding: only from an assumed accuracy, and --assume-accuracy only with --plan.
+    frame["gold"] = ""
+    frame.drop(columns="gold2").to_csv(path, index=False)
+    assert main(["estimate", str(path), "--pred", "pred", "--gold", "gold", "--formula", "Housing ~ region",
+                 "--plan"]) == 2
+    assert "--assume-accuracy" in capsys.readouterr().err
+    assert main(["estimate", str(path), "--pred", "pred", "--gold", "gold", "--assume-accuracy", "0.9"]) == 2
+    assert "give --plan" in capsys.readouterr().err
+    assert main(["estimate", str(path), "--pred", "pred", "--gold", "gold", "--formula", "Housing ~ region",
+                 "--plan", "--assume-accuracy", "0.9"]) == 0
+    assert "plan: region[T.South]: before coding, with an assumed agreement" in capsys.readouterr().out
+
+
+def test_shares_planned_before_coding_from_an_assumed_accuracy_match_the_interval_later_coding_gives():
+    from analysis.inference import assumed_correlation, corrected_shares, plans
+
+    frame, truth = _regional_survey(n=4000, n_human=0, seed=12)
+    # The model is wrong both ways on 10% of texts, the accuracy we assume.
+    rng = np.random.default_rng(12)
+    flip = rng.random(len(frame)) < 0.1
+    frame["pred"] = np.where(truth ^ flip, "Housing", "Other")
+    planned = {p.code: p for p in plans(frame, "pred", "gold", more=300, assumed_accuracy=0.9)}
+    housing = planned["Housing"]
+    assert housing.assumed and housing.n_human == 0 and housing.next_n == 300
+    assert housing.rho == pytest.approx(assumed_correlation(float((frame["pred"] == "Housing").mean()), 0.9))
+    sample = rng.choice(len(frame), 300, replace=False)
+    frame.loc[sample, "gold"] = np.where(truth[sample], "Housing", "Other")
+    table, _ = corrected_shares(frame, "pred", "gold")
+    row = table[(table["code"] == "Housing") & (table["estimator"] == "corrected")].iloc[0]
+    assert housing.width_next == pytest.approx(row["ci_high"] - row["ci_low"], rel=0.15)
+    with pytest.raises(TextlabError, match="is a score"):
+        plans(frame.assign(pred=rng.random(len(frame)), gold=""), "pred", "gold", assumed_accuracy=0.9, estimand="mean")
 
 
 def test_a_report_from_settings_uses_only_the_recorded_sample_and_flags_misleading_model_estimates():

@@ -30,6 +30,7 @@ from ui.widgets import literal, show_error
 
 NO_GROUP = "(overall only)"
 SHARES, REGRESSION = "Shares of each code", "Regression on metadata"
+_COEF_TITLE = "How many hand codes? Expected 95% interval (±) of the coefficient"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -152,11 +153,10 @@ def corrected_estimates_tab(project, frame: pd.DataFrame, options: list[str], mo
     st.download_button("Download the estimates (CSV, long format for Stata/R)",
                        export_table(table, "csv", name="corrected_estimates").data,  # formulas neutralised
                        file_name="corrected_estimates.csv", mime="text/csv", key="est_dl_csv", on_click="ignore")
-    if kind == SHARES:
-        _planner(report, n_human)
+    _planner(report, n_human, regression=kind == REGRESSION)
 
 
-def _planner(report, n_human: int) -> None:
+def _planner(report, n_human: int, *, regression: bool) -> None:
     st.subheader("How many hand codes?")
     st.caption("The corrected interval narrows with every random hand code, faster when the model agrees with "
                "the coders. Planned from the agreement so far, or, before any coding, from an assumed one.")
@@ -169,17 +169,23 @@ def _planner(report, n_human: int) -> None:
     except TextlabError as exc:
         show_error(exc)
         return
-    if plans:
+    if regression and not plans:
+        _planner_before_coding_regression(report, more, target)
+    elif plans:
         names = [p.code for p in plans]
-        pick = p3.selectbox("For the share of", names, key="est_plan_code")
+        pick = p3.selectbox("For the coefficient of" if regression else "For the share of", names,
+                            key="est_plan_code")
         plan = plans[names.index(pick)]
         st.markdown(literal(plan.describe()))
         need = needed_for_width(2 * target, plan.total, sd=plan.sd, rho=plan.rho)
         st.caption(f"For ±{target:.3f}: " + (f"about {need:,} random hand codes in all "
                                             f"({max(need - plan.n_human, 0):,} more)." if need else
                                             "not reachable even with every text hand-coded.")
-                   + f" Agreement (correlation of model and human codes of {literal(pick)}): {plan.rho:.2f}.")
-        st.plotly_chart(charts.plan_chart(plan.curve, now=plan.n_human, target=target), key="est_plan_chart")
+                   + (f" Agreement (correlation of the model's and the coders' contributions to {literal(pick)}): "
+                      if regression else f" Agreement (correlation of model and human codes of {literal(pick)}): ")
+                   + f"{plan.rho:.2f}.")
+        st.plotly_chart(charts.plan_chart(plan.curve, now=plan.n_human, target=target,
+                                          title=_COEF_TITLE if regression else None), key="est_plan_chart")
     else:
         st.caption("Before any coding: plan from an assumed share and accuracy.")
         a1, a2, a3 = st.columns(3)
@@ -194,3 +200,22 @@ def _planner(report, n_human: int) -> None:
         sizes = sorted({int(x) for x in pd.Series(range(1, 41)).map(lambda i: 10 * (total / 10) ** (i / 40))})
         st.plotly_chart(charts.plan_chart(width_curve(sizes, total, sd=sd, rho=rho), target=target),
                         key="est_plan_chart")
+
+
+def _planner_before_coding_regression(report, more: int, target: float) -> None:
+    st.caption("Before enough coding: plan from an assumed accuracy of the model on the code (the spread of each "
+               "coefficient comes from the model-only regression of every text).")
+    accuracy = float(st.number_input("Assumed accuracy on the code", 0.5, 1.0, 0.85, step=0.05,
+                                     key="est_assume_acc_reg"))
+    try:
+        plans = report.plans(more, assumed_accuracy=accuracy)
+    except TextlabError as exc:
+        show_error(exc)
+        return
+    names = [p.code for p in plans]
+    pick = st.selectbox("For the coefficient of", names, key="est_plan_code_assumed")
+    plan = plans[names.index(pick)]
+    st.markdown(literal(plan.describe()))
+    need = needed_for_width(2 * target, plan.total, sd=plan.sd, rho=plan.rho)
+    st.caption(f"For ±{target:.3f}: " + (f"about {need:,} random hand codes." if need else "not reachable."))
+    st.plotly_chart(charts.plan_chart(plan.curve, target=target, title=_COEF_TITLE), key="est_plan_chart")

@@ -730,14 +730,20 @@ def _write_methods(args, frame, table, notes: list[str], manifests: list[dict]) 
     import pandas as pd
 
     from .inference import EstimateReport
-    from .provenance import REFERENCES
-    from .provenance import methods_paragraph
+    from .provenance import REFERENCES, methods_paragraph, split_hand_coding
     from .validation import agreement
 
     golds = list(dict.fromkeys(args.gold))
     settings = {"pred": args.pred, "gold": golds, "by": args.by, "formula": args.formula,
                 "regression": args.regression, "level": args.level, "multi_label": args.multi_label}
     design = f"weights: {args.sampling_weights}" if args.sampling_weights else "simple random (assumed)"
+    recorded = (split_hand_coding(manifests)[1] or {}).get("design")
+    if recorded and args.sampling_weights == "sample_weight":
+        # The Export page's file: its sample_weight column holds the recorded design's weights, so the
+        # paragraph describes that design (the manifest's hand-coding entry) rather than a bare column.
+        design = f"recorded: {recorded.get('design')}"
+    else:
+        manifests = split_hand_coding(manifests)[0]
     report = EstimateReport(table, list(notes), settings, design)
     column = frame[args.pred]
     values = pd.to_numeric(column, errors="coerce").dropna()

@@ -234,7 +234,8 @@ def _weights(frame: pd.DataFrame, weights: str | None, coded: np.ndarray, notes:
     if bad.any():
         raise TextlabError(f"{int(bad.sum())} hand-coded rows have no positive weight in '{weights}' (first: row "
                            f"{int(np.flatnonzero(bad)[0]) + 2} of the file): give each the inverse of "
-                           "its probability of being drawn.")
+                           "its probability of being drawn, or leave out the human codes of texts not drawn at "
+                           "random (a convenience sample cannot correct estimates).")
     notes.append(f"Hand-coded rows weighted by '{weights}' (inverse inclusion probabilities).")
     return w
 
@@ -675,6 +676,7 @@ class EstimateReport:
     n_convenience: int = 0   # hand-coded texts left out because they were not drawn at random
     data: pd.DataFrame | None = None  # the rows as estimated: convenience codes blanked, weights added
     weights: str | None = None        # the weight column of ``data``, if the design has unequal weights
+    sample_weight: pd.Series | None = None  # a recorded design's weight of each hand-coded text (NaN: none)
 
     def plans(self, more: int = 50, assumed_accuracy: float | None = None) -> list["Plan"]:
         """What ``more`` random hand codes would buy for each share (or the mean), or each coefficient
@@ -702,7 +704,7 @@ def estimate_report(frame: pd.DataFrame, settings: dict[str, Any],
     _check_columns(frame, pred, *golds)
     data = frame.copy()
     notes: list[str] = []
-    weights, label, n_convenience = None, "simple random (assumed)", 0
+    weights, label, n_convenience, sample_weight = None, "simple random (assumed)", 0, None
     coded = human_values(data, golds, multi=bool(settings.get("multi_label"))).coded  # read once, used twice
     # On the page a coder may code a text the model has no value for (an empty text, a model column
     # that is another coder's): such texts cannot correct anything, so they are left out and counted.
@@ -715,6 +717,7 @@ def estimate_report(frame: pd.DataFrame, settings: dict[str, Any],
         notes += design_notes
         n_convenience = int((coded & keep & w.isna().to_numpy()).sum())
         keep &= w.notna().to_numpy()  # convenience codes stay in the data, but do not correct the estimates
+        sample_weight = w
         if w.notna().any() and w.dropna().nunique() > 1:
             weights = "__textlab_weight__"
             data[weights] = w
@@ -734,7 +737,28 @@ def estimate_report(frame: pd.DataFrame, settings: dict[str, Any],
     elif label.startswith("recorded"):
         more = [m for m in more if not m.startswith("No sampling weights given")]
         more.insert(0, "Hand codes from the recorded simple random sample (equal weights).")
-    return EstimateReport(table, notes + more, dict(settings), label, n_convenience, data, weights)
+    return EstimateReport(table, notes + more, dict(settings), label, n_convenience, data, weights, sample_weight)
+
+
+def with_sample_columns(frame: pd.DataFrame, membership: pd.DataFrame | None,
+                        report: EstimateReport | None) -> pd.DataFrame:
+    """The export's record of the hand-coding design, one value per row: ``sample_stratum`` (the
+    stratum a text was drawn in by the recorded sample; empty when not drawn) and ``sample_weight``
+    (the weight its hand code carried in the corrected estimates, N_s/n_s; empty for texts that did
+    not correct them). ``textlab estimate --sampling-weights sample_weight`` on the exported file
+    gives the app's corrected estimates. A column of the input with one of these names is kept as it
+    was and the design's column gets a ``_textlab`` suffix. No design recorded: ``frame`` unchanged."""
+    if membership is None or not membership["sample_stratum"].map(_present).any():
+        return frame
+    out = frame.copy()
+    values = {"sample_stratum": membership["sample_stratum"].set_axis(frame.index)}
+    if report is not None and report.sample_weight is not None:
+        values["sample_weight"] = report.sample_weight.set_axis(frame.index)
+    for name, column in values.items():
+        while name in out.columns:
+            name += "_textlab"
+        out[name] = column
+    return out
 
 
 def disagreements_beyond_intervals(table: pd.DataFrame) -> pd.DataFrame:

@@ -101,6 +101,48 @@ def build_manifest(*, run_id: str, task: str, project: dict[str, str], descripti
 # --------------------------------------------------------------------------- methods paragraph
 
 # What the corrected estimates and their model-only contrast run on (cited by the paragraph).
+HAND_CODING_TASK = "hand_coding"  # the manifest entry of the hand-coding sample, beside the run manifests
+
+
+def hand_coding_manifest(*, records: list[dict], design: dict | None, coders: dict[str, int],
+                         estimates: dict | None = None, report: Any = None) -> dict | None:
+    """The provenance of the hand codes, as one entry of the exported manifest list: the current
+    sample design (strata sizes, seeds, texts drawn), every recorded draw (history included, each
+    with its design and whether it is current), the hand codes per coder, and the settings and
+    estimator of the corrected estimates. None when nothing was hand-coded or drawn.
+
+    Doc-id lists (the texts excluded from a draw's pool) are counted, not listed: the data's own
+    ``sample_stratum`` column says which text was drawn.
+    """
+    if not records and not any(coders.values()):
+        return None
+
+    def slim(record: dict) -> dict:
+        out = {k: v for k, v in record.items() if k not in ("excluded", "docs")}
+        out["n_excluded"] = len(record.get("excluded") or [])
+        return out
+
+    entry: dict[str, Any] = {
+        "task": HAND_CODING_TASK,
+        "design": slim(design) if design else None,
+        "samples": [slim(r) for r in records],
+        "coders": {str(k): int(v) for k, v in coders.items()},
+    }
+    if estimates:
+        entry["estimates"] = {**dict(estimates), "packages": package_versions(ESTIMATE_PACKAGES)}
+    if report is not None:
+        entry["estimates"] = {**entry.get("estimates", {}), "sample": getattr(report, "design", None),
+                              "convenience_codes_left_out": int(getattr(report, "n_convenience", 0) or 0)}
+    return entry
+
+
+def split_hand_coding(manifests: list[dict]) -> tuple[list[dict], dict | None]:
+    """The run manifests and the hand-coding entry (``hand_coding_manifest``) of an exported list."""
+    runs = [m for m in manifests or [] if isinstance(m, dict) and m.get("task") != HAND_CODING_TASK]
+    hand = next((m for m in manifests or [] if isinstance(m, dict) and m.get("task") == HAND_CODING_TASK), None)
+    return runs, hand
+
+
 ESTIMATE_PACKAGES = ("ppi-python", "statsmodels")
 STATSMODELS_REFERENCE = ("Seabold, S., & Perktold, J. (2010). statsmodels: Econometric and statistical modeling "
                          "with Python. Proceedings of the 9th Python in Science Conference, 92-96.")
@@ -389,7 +431,9 @@ def methods_paragraph(*, manifests: list[dict], n_texts: int, agreement: Any = N
 
     settings = dict(getattr(report, "settings", {}) or {}) if report is not None else {}
     pred = settings.get("pred")
-    runs = [m for m in manifests or [] if isinstance(m, dict)]
+    runs, hand = split_hand_coding(manifests)
+    if design is None and hand is not None:  # an exported manifest carries the recorded design
+        design = hand.get("design")
     runs.sort(key=lambda m: pred is None or str(pred) not in [str(c) for c in m.get("columns") or []])
     first = f"The corpus holds {int(n_texts):,} texts, analysed with Textlab {textlab}"
     if versions.get("python"):

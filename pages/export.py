@@ -6,9 +6,8 @@ import streamlit as st
 
 from analysis.errors import TextlabError
 from analysis.export import EXPORT_FORMATS, export_table, manifest_bytes
-from analysis.inference import estimate_report
-from analysis.provenance import REFERENCES
-from analysis.provenance import methods_paragraph
+from analysis.inference import estimate_report, with_sample_columns
+from analysis.provenance import REFERENCES, hand_coding_manifest, methods_paragraph
 from analysis.validation import agreement
 from ui.widgets import literal, require_project, show_error
 
@@ -33,15 +32,14 @@ def _agreement(data: pd.DataFrame, pred: str, golds: tuple[str, ...], multi: boo
         return None
 
 
-def _estimates(project, frame: pd.DataFrame, manifests: list[dict]):
+def _estimates(project, frame: pd.DataFrame, manifests: list[dict], design: dict | None,
+               membership: pd.DataFrame | None):
     """The report and methods paragraph of the saved estimate settings, or (None, None)."""
     settings = project.settings("estimates")
     if not settings:
         st.caption("No corrected estimates yet: choose them in **Validate > Corrected estimates**, and the export "
                    "adds them with a methods paragraph.")
         return None, None
-    design = project.sample_design() if hasattr(project, "sample_design") else None
-    membership = project.sample_membership() if design and hasattr(project, "sample_membership") else None
     try:
         report = _report(frame, settings, membership, design)
     except TextlabError as exc:
@@ -62,9 +60,12 @@ st.title("Export")
 project = require_project()
 latest = project.latest_runs()
 frame = project.results_frame(latest)
-n_coders = len(project.human_codes().columns)
+human = project.human_codes()
+n_coders = len(human.columns)
 frame = project.with_human_codes(frame)  # hand codes from the Validate page, one human_<coder> column each
 manifests = project.manifests()
+design = project.sample_design()
+membership = project.sample_membership() if design else None
 codebook = project.manifest(latest["coding"].id).get("codebook") if "coding" in latest else None
 
 st.markdown(
@@ -82,7 +83,20 @@ neutralize = col2.checkbox(
     help="Cells starting with = + - @ (or a tab/carriage return) get a leading ' so Excel or LibreOffice never runs "
          "them as formulas (CSV injection). Turn off only for data you will not open in a spreadsheet.",
 )
-report, methods = _estimates(project, frame, manifests)
+report, methods = _estimates(project, frame, manifests, design, membership)
+# The hand-coding design travels with the data: each text's stratum and the weight its code carried,
+# and in the manifest the design, every draw and the estimate settings.
+frame = with_sample_columns(frame, membership, report)
+hand = hand_coding_manifest(records=project.sample_records(), design=design,
+                            coders={c: int(human[c].notna().sum()) for c in human.columns},
+                            estimates=report.settings if report is not None else None, report=report)
+manifests = manifests + [hand] if hand else manifests
+added = [c for c in frame.columns if str(c).startswith(("sample_stratum", "sample_weight"))
+         and c not in project.corpus().data.columns]
+if added:
+    st.caption("Also " + " and ".join(f"`{c}`" for c in added) + ": the stratum each text was drawn in for hand "
+               "coding and the weight its hand code carried in the corrected estimates "
+               "(`textlab estimate --sampling-weights sample_weight` on this file gives the same estimates).")
 include = report is not None and st.checkbox(
     "Include corrected estimates and the methods paragraph", value=True, key="export_estimates",
     disabled=fmt != "xlsx",

@@ -97,3 +97,60 @@ def test_a_recorded_stratified_sample_is_in_the_paragraph(home):
     assert "each of the 25 hand-coded texts of the sample weighs N_s/n_s" in paragraph
     assert "2 further hand-coded texts were not drawn in the recorded sample" in paragraph
     assert "assumed" not in paragraph
+    # The data carries each text's stratum and weight, and the manifest the design and its draws.
+    assert "`sample_stratum` and `sample_weight`" in texts_of(at.caption)
+    import json
+    manifest = json.loads(at.get("json")[0].proto.body)
+    hand = next(m for m in manifest if m["task"] == "hand_coding")
+    assert hand["design"]["design"] == "stratified_equal" and hand["design"]["seeds"] == [3]
+    assert [s["sample_id"] for s in hand["samples"]] == [draw.record["sample_id"]]
+    assert hand["coders"] == {"human_ann": 27} and hand["estimates"]["convenience_codes_left_out"] == 2
+
+
+def test_the_exported_design_columns_and_manifest_give_the_apps_estimates_on_the_command_line(home, tmp_path, capsys):
+    """What the Export page writes (data with sample_stratum/sample_weight, manifest with the hand-coding
+    entry) reproduces the app's corrected estimates in `textlab estimate`, and its paragraph names the design."""
+    import json
+
+    from analysis.cli import main
+    from analysis.export import export_table, manifest_bytes
+    from analysis.inference import estimate_report, with_sample_columns
+    from analysis.provenance import hand_coding_manifest
+
+    at = load_sample(new_app())
+    project = _coded_project(at)
+    frame = project.results_frame()
+    draw = project.new_sample(frame, 60, design="stratified_equal", by="code_label", seed=5)
+    indexed = frame.set_index("doc_id")
+    truth = indexed["human_code"].where(indexed["human_code"].fillna("").ne(""), indexed["code_label"])
+    project.save_annotations("Ann", {d: truth[d] for d in list(draw.doc_ids)[:50]})
+    settings = {"pred": "code_label", "gold": ["human_ann"], "by": "region", "formula": None, "regression": "ols",
+                "level": 0.95, "multi_label": False}
+    data = project.with_human_codes(frame)
+    design, membership = project.sample_design(), project.sample_membership()
+    report = estimate_report(data, settings, membership, design)
+    assert report.weights  # equal allocation over unequal codes: unequal weights
+    exported = with_sample_columns(data, membership, report)
+    assert exported["sample_stratum"].notna().sum() == 60 and exported["sample_weight"].notna().sum() == 50
+    assert list(exported.columns[:len(data.columns)]) == list(data.columns)  # every column kept, in order
+    path, manifest_path = tmp_path / "coded.csv", tmp_path / "coded.manifest.json"
+    path.write_bytes(export_table(exported, "csv", name="coded").data)
+    hand = hand_coding_manifest(records=project.sample_records(), design=design, coders={"human_ann": 50},
+                                estimates=settings, report=report)
+    manifest_path.write_bytes(manifest_bytes(project.manifests() + [hand]))
+    out, methods = tmp_path / "estimates.csv", tmp_path / "methods.md"
+    assert main(["estimate", str(path), "--pred", "code_label", "--gold", "human_ann", "--by", "region",
+                 "--sampling-weights", "sample_weight", "--out", str(out), "--manifest", str(manifest_path),
+                 "--methods", str(methods)]) == 0
+    cli = pd.read_csv(out, keep_default_na=False)
+    app = report.table.astype({"group": str})
+    key = ["estimand", "code", "group", "estimator"]
+    merged = app.merge(cli.astype({"group": str}), on=key, suffixes=("_app", "_cli"))
+    assert len(merged) == len(app) == len(cli)
+    for column in ("estimate", "ci_low", "ci_high"):
+        a, c = pd.to_numeric(merged[f"{column}_app"]), pd.to_numeric(merged[f"{column}_cli"], errors="coerce")
+        assert np.allclose(a, c, equal_nan=True, atol=1e-9), column
+    paragraph = methods.read_text("utf-8")
+    assert "stratified random sample with equal allocation" in paragraph and "(seed 5)" in paragraph
+    assert "weighs N_s/n_s" in paragraph
+    assert json.loads(manifest_path.read_text("utf-8"))[-1]["design"]["n_excluded"] == 0

@@ -390,7 +390,11 @@ def test_a_score_read_from_a_csv_as_text_is_still_a_mean(tmp_path):
 def test_a_code_with_few_hand_coded_cases_is_named_in_the_notes():
     frame = pd.DataFrame({"pred": ["A"] * 290 + ["B"] * 10, "gold": (["A"] * 40 + ["B"] * 3 + [""] * 57) * 3})
     _, notes = corrected_shares(frame, "pred", "gold")
-    assert any(n.startswith("Fewer than 10 hand-coded cases of B:") for n in notes)
+    rare = next(n for n in notes if n.startswith("Fewer than 20 hand-coded cases of"))
+    assert rare.startswith("Fewer than 20 hand-coded cases of B:")  # A has 120: not named
+    frame["region"] = ["North", "South"] * 150
+    _, notes = corrected_shares(frame, "pred", "gold", by="region")
+    assert any(n.startswith("2 group estimate(s) rest on fewer than 20 hand-coded cases") for n in notes)  # B in each
 
 
 def test_the_coefficient_planner_predicts_the_interval_of_the_hand_codes_it_plans_for():

@@ -26,6 +26,11 @@ class JobCancelled(TextlabError):
     """A job was cancelled by the user."""
 
 
+class JobPaused(JobCancelled):
+    """A job stepped aside between chunks so that others' jobs get a turn (workshop mode); it
+    goes back to the queue and resumes from its checkpoints."""
+
+
 class ColumnChoiceError(TextlabError, KeyError, ValueError):
     """The columns chosen for a table or chart cannot be used (missing, the same column in
     two roles, a reserved name). A KeyError and a ValueError too, for callers that catch those."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import socket
 import threading
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from .errors import JobCancelled, TextlabError
+from .errors import JobCancelled, JobPaused, TextlabError
 from .provenance import build_manifest, row_counts
 from .tasks import get_task
 from .tasks.base import BaseConfig, RunContext
@@ -48,6 +47,10 @@ WORKER_STALE = timedelta(seconds=45)
 WATCH_INTERVAL_S = 15.0
 # Progress writes to SQLite at most this often (seconds): polling pages need no more.
 PROGRESS_INTERVAL = 0.5
+# A run that has had the worker this long steps aside (between chunks, resuming from its
+# checkpoints) when another participant's run is waiting: a 40,000-text run does not keep a
+# room of small ones waiting (seconds; only where a scheduler serves several workspaces).
+TIME_SLICE_S = 20.0
 
 def run_context(project: Project, corpus, run_id: str | None = None) -> RunContext:
     """The corpus table with the project's hand codes (``human_<coder>`` columns) beside it."""
@@ -70,11 +73,13 @@ def execute_run(
     on_progress: ProgressFn | None = None,
     on_stage: Callable[[str], None] | None = None,
     on_loaded: Callable[[dict[str, Any]], None] | None = None,
+    should_pause: Callable[[], bool] | None = None,
 ) -> Run:
     """Run (or resume) one run to the end. Returns the finished run record.
 
     Raises JobCancelled when the run's cancel flag is set, and any TextlabError of the task;
-    the run's status is set accordingly either way.
+    the run's status is set accordingly either way. ``should_pause()`` is asked between chunks:
+    when it says so the run is queued again (JobPaused) and resumes from its checkpoints.
     """
     run = workspace.run(run_id)
     project = workspace.project_of(run)
@@ -86,7 +91,11 @@ def execute_run(
     started_clock = time.monotonic()
     try:
         result_run = _execute(workspace, project, workspace.run(run_id), on_progress, started_clock, on_stage,
-                              on_loaded)
+                              on_loaded, should_pause)
+    except JobPaused:
+        workspace.update_run(run_id, status="queued", heartbeat=now_iso(),
+                             stage="Paused so that other participants' analyses get a turn; it resumes by itself")
+        raise
     except JobCancelled:
         workspace.update_run(run_id, status="cancelled", finished=now_iso(), error="Cancelled by the user.",
                              stage=None)
@@ -136,7 +145,8 @@ def _record_failure(workspace: Workspace, run_id: str, message: str) -> None:
 
 def _execute(workspace: Workspace, project: Project, run: Run, on_progress: ProgressFn | None, started_clock: float,
              on_stage: Callable[[str], None] | None = None,
-             on_loaded: Callable[[dict[str, Any]], None] | None = None) -> Run:
+             on_loaded: Callable[[dict[str, Any]], None] | None = None,
+             should_pause: Callable[[], bool] | None = None) -> Run:
     task = get_task(run.task)
     config = task.Config.from_dict(run.config)
     corpus = project.corpus()
@@ -145,7 +155,11 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
     last_write = 0.0
 
     def cancelled() -> bool:
-        return bool(workspace.run(run.id).cancel_requested)
+        if workspace.run(run.id).cancel_requested:
+            return True
+        if should_pause is not None and should_pause():
+            raise JobPaused(f"Run {run.id} steps aside for other participants' runs.")
+        return False
 
     def progress(done: int, total: int, rate: float) -> None:
         nonlocal last_write
@@ -173,6 +187,8 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
     try:
         done = execute(task, texts, CheckpointStore(project, run.id), config=config, context=context, doc_ids=ids,
                        progress=progress, stage=stage, cancelled=cancelled, on_loaded=loaded)
+    except JobPaused:
+        raise
     except JobCancelled as exc:
         raise JobCancelled(f"Run {run.id} was cancelled.") from exc
     result = done.result
@@ -290,32 +306,127 @@ _MANAGERS: dict[str, "JobManager"] = {}
 _MANAGERS_LOCK = threading.Lock()
 
 
-def manager_for(root: str | os.PathLike | None = None) -> "JobManager":
+def manager_for(root: str | os.PathLike | None = None, *, scheduler: "Scheduler | None" = None,
+                queue_limit: int | None = None) -> "JobManager":
     """The one started job manager of this process for a workspace folder.
 
     The app's server start (``textlab app``) and the pages share it, so there is one worker
-    per server however it was started.
+    per server however it was started. In workshop mode every participant's workspace has a
+    manager of its own and they all share the server's ``scheduler`` (one worker, fair turns),
+    each with at most ``queue_limit`` runs queued or running.
     """
     key = str(Path(root if root is not None else default_root()).expanduser().resolve())
     with _MANAGERS_LOCK:
         manager = _MANAGERS.get(key)
         if manager is None:
-            manager = _MANAGERS[key] = JobManager(Workspace(key))
+            manager = _MANAGERS[key] = JobManager(Workspace(key), scheduler=scheduler, queue_limit=queue_limit)
     return manager.start()
 
 
-class JobManager:
-    """One background worker per process, running queued runs one at a time."""
+class Scheduler:
+    """The worker of a server: one thread that runs queued runs one at a time, so two analyses
+    never fight over the GPU or a laptop's two cores.
 
-    def __init__(self, workspace: Workspace):
-        self.workspace = workspace
-        self.owner = make_owner()
-        self._queue: "queue.Queue[str]" = queue.Queue()
-        self._thread: threading.Thread | None = None
+    It serves one workspace, or (workshop mode) every participant's: turns go round robin
+    between workspaces (``workshop.FairQueue``), and a run that has had the worker for
+    ``time_slice`` seconds steps aside between chunks while another workspace's run waits.
+    """
+
+    def __init__(self, time_slice: float = TIME_SLICE_S):
+        from .workshop import FairQueue
+
+        self.queue = FairQueue()
+        self.time_slice = time_slice
         self._lock = threading.Lock()
-        self.current: str | None = None
+        self._thread: threading.Thread | None = None
+        self.current: tuple["JobManager", str] | None = None
+        self._current_since = 0.0
+        self.rates: dict[str, float] = {}  # texts/s last seen per task: the expected wait
+
+    def put(self, manager: "JobManager", run_id: str) -> None:
+        self.queue.put(manager.key, (manager, run_id))
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="textlab-worker", daemon=True)
+                self._thread.start()
+
+    def should_pause(self, manager: "JobManager") -> bool:
+        return (time.monotonic() - self._current_since > self.time_slice
+                and self.queue.owners_waiting(besides=manager.key))
+
+    def _work(self) -> None:
+        while True:
+            got = self.queue.get(timeout=5)
+            if got is None:
+                with self._lock:
+                    if not self.queue.pending():
+                        self._thread = None
+                        return
+                continue
+            _, (manager, run_id) = got
+            self.current, self._current_since = (manager, run_id), time.monotonic()
+            paused = False
+            try:
+                if manager.workspace.claim_run(run_id, manager.owner, ("queued", "interrupted")):
+                    run = manager.workspace.run(run_id)
+
+                    def seen(done: int, total: int, rate: float, task: str = run.task) -> None:
+                        if rate > 0:
+                            self.rates[task] = rate
+
+                    execute_run(manager.workspace, run_id, owner=manager.owner, on_progress=seen,
+                                should_pause=lambda: self.should_pause(manager))
+            except JobPaused:
+                paused = True
+                self.queue.put(manager.key, (manager, run_id))  # back of its owner's line
+            except TextlabError as exc:  # recorded on the run; the worker goes on
+                log.info("Run %s stopped: %s", run_id, exc)
+            except Exception:  # pragma: no cover - execute_run records these; keep the worker alive
+                log.exception("Run %s crashed the worker", run_id)
+            finally:
+                self.current = None
+                if not paused:
+                    manager._finished(run_id)
+
+    def waiting(self, manager: "JobManager", run_id: str) -> tuple[int, float | None]:
+        """(runs ahead of this one, expected seconds until it starts; None when not known)."""
+        ahead = self.queue.ahead(manager.key, (manager, run_id))
+        current = self.current
+        seconds: float | None = 0.0
+        for other, other_run in ([current] if current else []) + [item for _, item in ahead]:
+            try:
+                run = other.workspace.run(other_run)
+            except TextlabError:
+                continue
+            rate = run.docs_per_s or self.rates.get(run.task)
+            left = max((run.n_total or 0) - (run.n_done or 0), 0)
+            if rate and seconds is not None:
+                seconds += left / rate
+            elif left:
+                seconds = None
+        return len(ahead) + (1 if current and current[1] != run_id else 0), seconds
+
+
+class JobManager:
+    """The background runs of one workspace, run by a ``Scheduler`` (its own, or the server's
+    shared one in workshop mode)."""
+
+    def __init__(self, workspace: Workspace, *, scheduler: Scheduler | None = None, queue_limit: int | None = None):
+        self.workspace = workspace
+        self.key = str(workspace.root)
+        self.owner = make_owner()
+        self.scheduler = scheduler if scheduler is not None else Scheduler()
+        self.queue_limit = queue_limit
+        self._lock = threading.Lock()
+        self._unfinished: set[str] = set()
         self._beat = WorkerBeat(workspace, self.owner).start()
         self._watcher: threading.Thread | None = None
+
+    @property
+    def current(self) -> str | None:
+        """The run of this workspace the worker is running now, if any."""
+        current = self.scheduler.current
+        return current[1] if current and current[0] is self else None
 
     def start(self, watch_interval: float = WATCH_INTERVAL_S) -> "JobManager":
         """Serve the workspace: resume what a dead process left now, and keep looking.
@@ -340,12 +451,18 @@ class JobManager:
             except Exception:  # keep watching; the next look may succeed (a locked database)
                 log.exception("Looking for interrupted runs failed")
 
+    def _check_limit(self) -> None:
+        if self.queue_limit is not None and len(self._unfinished) >= self.queue_limit:
+            raise TextlabError(f"You have {len(self._unfinished)} analyses waiting or running, the most this server "
+                               "allows each person: wait for one to finish, or cancel one.")
+
     def submit(self, project: Project, task_name: str, config: BaseConfig | dict | None = None) -> Run:
         """Validate the settings now (so the user sees mistakes at once), then queue the run."""
         task = get_task(task_name)
         if not isinstance(config, BaseConfig):
             config = task.Config.from_dict(config)
         task.validate(config)
+        self._check_limit()
         corpus = project.corpus()
         context = run_context(project, corpus)
         task.check(config, context)
@@ -361,11 +478,18 @@ class JobManager:
         if run.status in ("queued", "interrupted"):
             self.workspace.update_run(run_id, status="cancelled", finished=now_iso(), error="Cancelled by the user.",
                                       stage=None)
+            if self.scheduler.queue.remove(self.key, (self, run_id)):
+                self._finished(run_id)
 
     def retry(self, run_id: str) -> None:
         """Queue a failed, cancelled or interrupted run again; it resumes from its checkpoints."""
+        self._check_limit()
         self.workspace.update_run(run_id, status="queued", cancel_requested=0, error=None, owner=self.owner)
         self._enqueue(run_id)
+
+    def waiting(self, run_id: str) -> tuple[int, float | None]:
+        """Runs ahead of a queued run and the expected seconds until it starts (None: unknown)."""
+        return self.scheduler.waiting(self, run_id)
 
     def resume_interrupted(self) -> list[str]:
         """Queue the runs that a dead process left queued or running. Returns their ids."""
@@ -384,38 +508,18 @@ class JobManager:
         return resumed
 
     def _enqueue(self, run_id: str) -> None:
-        self._queue.put(run_id)
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name="textlab-worker", daemon=True)
-                self._thread.start()
+            self._unfinished.add(run_id)
+        self.scheduler.put(self, run_id)
 
-    def _work(self) -> None:
-        while True:
-            try:
-                run_id = self._queue.get(timeout=5)
-            except queue.Empty:
-                with self._lock:
-                    if self._queue.empty():
-                        self._thread = None
-                        return
-                continue
-            self.current = run_id
-            try:
-                if self.workspace.claim_run(run_id, self.owner, ("queued", "interrupted")):
-                    execute_run(self.workspace, run_id, owner=self.owner)
-            except TextlabError as exc:  # recorded on the run; the worker goes on
-                log.info("Run %s stopped: %s", run_id, exc)
-            except Exception:  # pragma: no cover - execute_run records these; keep the worker alive
-                log.exception("Run %s crashed the worker", run_id)
-            finally:
-                self.current = None
-                self._queue.task_done()
+    def _finished(self, run_id: str) -> None:
+        with self._lock:
+            self._unfinished.discard(run_id)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the queue is empty (tests, scripts). True when it emptied in time."""
+        """Block until this workspace's runs are done (tests, scripts). True when they were in time."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
+        while self._unfinished:
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(0.05)

@@ -32,6 +32,7 @@ NOT_ABOVE = {
     "embeddings": {"workspace", "jobs", "tasks", "cli"},
     "tasks": {"jobs", "cli", "workshop", "engines"},
     "jobs": {"cli"},
+    "workshop": {"jobs", "cli", "tasks", "engines"},
 }
 
 

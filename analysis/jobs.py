@@ -323,6 +323,18 @@ def manager_for(root: str | os.PathLike | None = None, *, scheduler: "Scheduler 
     return manager.start()
 
 
+_SHARED: "Scheduler | None" = None
+
+
+def shared_scheduler() -> "Scheduler":
+    """The server's one worker for every participant's workspace (workshop mode)."""
+    global _SHARED
+    with _MANAGERS_LOCK:
+        if _SHARED is None:
+            _SHARED = Scheduler()
+        return _SHARED
+
+
 class Scheduler:
     """The worker of a server: one thread that runs queued runs one at a time, so two analyses
     never fight over the GPU or a laptop's two cores.

@@ -181,6 +181,8 @@ class Workshop:
                     "name_key TEXT NOT NULL UNIQUE, joined TEXT NOT NULL)")
         con.execute("CREATE TABLE IF NOT EXISTS broadcasts (id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
                     "name TEXT NOT NULL, file TEXT NOT NULL, sent TEXT NOT NULL, options TEXT NOT NULL)")
+        con.execute("CREATE TABLE IF NOT EXISTS deliveries (participant TEXT NOT NULL, broadcast TEXT NOT NULL, "
+                    "project TEXT NOT NULL, PRIMARY KEY (participant, broadcast))")
         return con
 
     def _check_code(self, code: str, key: str) -> bool:
@@ -245,6 +247,7 @@ class Workshop:
         with closing(self._connect()) as con:
             con.execute("DELETE FROM participants")
             con.execute("DELETE FROM broadcasts")
+            con.execute("DELETE FROM deliveries")
         shutil.rmtree(self.root / PARTICIPANTS_DIR, ignore_errors=True)
         shutil.rmtree(self.folder / "broadcasts", ignore_errors=True)
         (self.folder / "secret.key").unlink(missing_ok=True)
@@ -303,6 +306,52 @@ class Workshop:
 
     def broadcast_path(self, item: Broadcast) -> Path:
         return self.folder / "broadcasts" / item.id / item.file
+
+    def deliver(self, participant_id: str) -> list[str]:
+        """Give a participant every broadcast dataset they do not have yet, as a project of their
+        own workspace (a late joiner gets them on joining). Returns the new project ids."""
+        from .corpus import load_corpus
+        from .workspace import Workspace
+
+        made = []
+        for item in self.broadcasts("dataset"):
+            with closing(self._connect()) as con:
+                if con.execute("SELECT 1 FROM deliveries WHERE participant=? AND broadcast=?",
+                               (participant_id, item.id)).fetchone():
+                    continue
+            corpus, report = load_corpus(self.broadcast_path(item), **item.options)
+            project = Workspace(self.workspace_root(participant_id)).create_project(
+                f"{item.name} (from the facilitator)", corpus, import_report=report.__dict__)
+            with closing(self._connect()) as con:
+                con.execute("INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?)", (participant_id, item.id, project.id))
+            made.append(project.id)
+        return made
+
+    def delivered(self, broadcast_id: str) -> dict[str, str]:
+        """{participant id: project id} of a broadcast dataset."""
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT participant, project FROM deliveries WHERE broadcast=?", (broadcast_id,))
+            return dict(rows.fetchall())
+
+    def codes_of(self, broadcast_id: str) -> dict[str, dict[str, str]]:
+        """Each participant's hand codes of a broadcast dataset's texts: {name: {doc_id: code}}
+        (a participant who coded as several coders counts with the first coder's codes)."""
+        from .workspace import Workspace
+
+        names = {p.id: p.name for p in self.participants()}
+        out: dict[str, dict[str, str]] = {}
+        for pid, project_id in self.delivered(broadcast_id).items():
+            try:
+                project = Workspace(self.workspace_root(pid)).project(project_id)
+            except TextlabError:  # the participant deleted it
+                continue
+            table = project.annotations()
+            if table.empty:
+                continue
+            first = table["coder"].dropna().iloc[0]
+            mine = table[table["coder"] == first].drop_duplicates("doc_id", keep="last")
+            out[names.get(pid, pid)] = {str(d): str(c) for d, c in zip(mine["doc_id"], mine["code"]) if c is not None}
+        return out
 
 
 class FairQueue:
@@ -388,18 +437,47 @@ class FairQueue:
 
 def code_agreement_table(codes: dict[str, dict[str, str]]) -> tuple[Any, list[str]]:
     """Participants' codes of the same texts ({participant: {doc_id: code}}) as one table, one
-    column per participant, one row per text coded by at least two: the input of
-    ``validation.agreement`` (the classroom's inter-coder reliability exercise)."""
+    column per participant, one row per text coded by at least two."""
     import pandas as pd
 
     frame = pd.DataFrame({name: pd.Series(c, dtype=object) for name, c in codes.items() if c})
-    notes = []
-    if frame.empty:
-        return frame, ["Nobody has hand-coded the shared texts yet."]
+    if frame.empty or frame.shape[1] < 2:
+        return frame.iloc[0:0], ["At least two participants must hand-code the shared texts to compare them."]
     shared = frame.notna().sum(axis=1) >= 2
+    notes = []
     if not shared.all():
         notes.append(f"{int((~shared).sum())} text(s) coded by one participant only are left out.")
     return frame[shared], notes
+
+
+def agreement_between_participants(table: Any) -> tuple[Any, float | None]:
+    """The classroom's inter-coder reliability exercise: for each pair of participants the texts
+    both coded, their raw agreement and Cohen's kappa (scikit-learn), and Krippendorff's alpha
+    over everyone (the ``krippendorff`` package; nominal, missing codes allowed)."""
+    import itertools
+
+    import krippendorff
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import cohen_kappa_score
+
+    rows = []
+    for a, b in itertools.combinations(table.columns, 2):
+        both = table[[a, b]].dropna()
+        agree = float((both[a] == both[b]).mean()) if len(both) else float("nan")
+        kappa = float("nan")
+        if len(both) >= 2 and len(set(both[a]) | set(both[b])) > 1:
+            kappa = float(cohen_kappa_score(both[a], both[b]))
+        rows.append({"coder_a": a, "coder_b": b, "texts": len(both), "agreement": agree, "cohen_kappa": kappa})
+    pairs = pd.DataFrame(rows, columns=["coder_a", "coder_b", "texts", "agreement", "cohen_kappa"])
+    alpha = None
+    values = sorted({v for v in table.stack().tolist()})
+    if len(table) and len(values) > 1:
+        index = {v: i for i, v in enumerate(values)}
+        data = np.array([[index[v] if isinstance(v, str) else np.nan for v in table[c]] for c in table.columns],
+                        dtype=float)
+        alpha = float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+    return pairs, alpha
 
 
 def participants_named(workshop: Workshop, ids: Iterable[str]) -> dict[str, str]:

@@ -164,3 +164,35 @@ def test_a_queued_run_knows_how_many_runs_are_ahead_and_about_how_long_they_take
     assert seconds is not None and 1.0 < seconds < 10  # what is left of the first and all of the second
     assert managers[1].waiting(second.id)[0] == 1
     assert all(m.wait(60) for m in managers)
+
+
+def test_a_broadcast_dataset_reaches_everyone_and_their_codes_are_compared(workshop):
+    import krippendorff
+
+    from analysis.workshop import agreement_between_participants, code_agreement_table
+
+    ana, _ = workshop.join("room-42", "Ana")
+    csv = "id,text\n" + "".join(f"r{i},Answer number {i} about housing\n" for i in range(12))
+    item = workshop.broadcast("dataset", "Exercise", csv.encode(), "exercise.csv", {"text_column": "text",
+                                                                                 "id_column": "id"})
+    assert len(workshop.deliver(ana.id)) == 1 and workshop.deliver(ana.id) == []  # once each
+    ben, _ = workshop.join("room-42", "Ben")
+    workshop.deliver(ben.id)  # a late joiner gets it too
+    delivered = workshop.delivered(item.id)
+    assert set(delivered) == {ana.id, ben.id}
+    projects = {pid: Workspace(workshop.workspace_root(pid)).project(project_id)
+                for pid, project_id in delivered.items()}
+    assert all(p.info.rows == 12 for p in projects.values())
+    codes = ["Housing", "Other"] * 6
+    projects[ana.id].save_annotations("Ana", {f"r{i}": codes[i] for i in range(10)})
+    projects[ben.id].save_annotations("Ben", {f"r{i}": codes[i] if i < 8 else "Housing" for i in range(11)})
+    table, notes = code_agreement_table(workshop.codes_of(item.id))
+    assert list(table.columns) == ["Ana", "Ben"] and len(table) == 10  # r10 coded by Ben only
+    assert notes == ["1 text(s) coded by one participant only are left out."]
+    pairs, alpha = agreement_between_participants(table)
+    row = pairs.iloc[0]
+    assert (row["coder_a"], row["coder_b"], row["texts"]) == ("Ana", "Ben", 10)
+    assert row["agreement"] == 0.9  # r9: Other against Housing
+    assert 0 < row["cohen_kappa"] < 1
+    codes_as_numbers = table.replace({"Housing": 0, "Other": 1}).to_numpy(dtype=float).T
+    assert alpha == krippendorff.alpha(reliability_data=codes_as_numbers, level_of_measurement="nominal")

@@ -3,6 +3,10 @@
 The current project lives in the URL (``?project=...``) as well as in session state, so a
 browser refresh comes back to the same project; everything else is read from the
 workspace on disk on each rerun.
+
+In workshop mode (``textlab app --workshop``) the workspace is the participant's own: the
+participant comes from a signed token kept in session state and in a cookie, and every
+project id (from the URL or a widget) is looked up in that workspace only.
 """
 
 from __future__ import annotations
@@ -12,17 +16,59 @@ import os
 import streamlit as st
 
 from analysis.errors import TextlabError
-from analysis.jobs import JobManager, manager_for
+from analysis.jobs import JobManager, manager_for, shared_scheduler
+from analysis.workshop import COOKIE_NAME, Participant, Workshop
 from analysis.workspace import Project, Workspace
 from ui.resources import sample_data
 
 PROJECT_KEY = "textlab_project"
+TOKEN_KEY = "textlab_participant_token"
 SAMPLE_CORPUS = sample_data("policy_survey.csv")
 SAMPLE_CODEBOOK = sample_data("policy_codebook.json")
 
 
-def workspace_root() -> str:
+def server_root() -> str:
     return os.environ.get("TEXTLAB_HOME") or "workspace"
+
+
+def workshop_mode() -> bool:
+    return os.environ.get("TEXTLAB_WORKSHOP") == "1"
+
+
+@st.cache_resource(show_spinner=False)
+def _workshop(root: str) -> Workshop:
+    return Workshop(root)
+
+
+def workshop() -> Workshop | None:
+    """The server's workshop (participants, codes, limits), or None outside workshop mode."""
+    return _workshop(server_root()) if workshop_mode() else None
+
+
+def participant() -> Participant | None:
+    """Who this browser session is, in workshop mode: from the token this session joined with,
+    else from the cookie an earlier session of this browser left. None: not joined (yet)."""
+    ws = workshop()
+    if ws is None:
+        return None
+    for token in (st.session_state.get(TOKEN_KEY), st.context.cookies.get(COOKIE_NAME)):
+        found = ws.participant(token) if token else None
+        if found is not None:
+            st.session_state[TOKEN_KEY] = token
+            return found
+    st.session_state.pop(TOKEN_KEY, None)
+    return None
+
+
+def workspace_root() -> str:
+    """This session's workspace folder: the server's, or in workshop mode the participant's own."""
+    ws = workshop()
+    if ws is None:
+        return server_root()
+    person = participant()
+    if person is None:  # the router shows the join page first; nothing may fall back to a shared folder
+        raise TextlabError("Join the workshop first (join code and your name).")
+    return str(ws.workspace_root(person.id))
 
 
 @st.cache_resource(show_spinner=False)
@@ -32,8 +78,12 @@ def _workspace(root: str) -> Workspace:
 
 def _job_manager(root: str) -> JobManager:
     # One started manager per process and workspace, shared with `textlab app`, which starts
-    # it with the server: runs cut off by a crash or restart carry on without a click.
-    return manager_for(root)
+    # it with the server: runs cut off by a crash or restart carry on without a click. In a
+    # workshop every participant's manager feeds the server's one worker, in fair turns.
+    ws = workshop()
+    if ws is None:
+        return manager_for(root)
+    return manager_for(root, scheduler=shared_scheduler(), queue_limit=ws.limits.queued_jobs)
 
 
 def workspace() -> Workspace:

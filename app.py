@@ -5,8 +5,10 @@ import os
 
 import streamlit as st
 
+from ui import state
 from ui.state import job_manager
 from ui.widgets import show_error, sidebar
+from ui.workshop import sync_cookie
 
 # An emoji icon: Streamlit draws it as an inline SVG, where a :material/...: page icon made
 # every browser fetch the image from Google's font server.
@@ -29,6 +31,21 @@ pages = {
         st.Page("pages/export.py", title="Export", icon=":material/download:"),
     ],
 }
+facilitator = st.Page("pages/facilitator.py", title="Facilitator", icon=":material/groups:")
+
+if state.workshop_mode():
+    pages["Workshop"] = [facilitator]
+    if state.participant() is None:
+        # Not joined yet: the join page (and the facilitator's, which has its own code); no page
+        # of a workspace, and no worker, before the participant is known.
+        gate = st.navigation([st.Page("pages/join.py", title="Join", icon=":material/login:", default=True, url_path="welcome"),
+                              facilitator], position="hidden")
+        with st.sidebar:
+            st.page_link("pages/join.py", label="Join", icon=":material/login:")
+            st.page_link(facilitator, label="Facilitator", icon=":material/groups:")
+        gate.run()
+        st.stop()
+    sync_cookie()
 
 # The job worker serves the workspace from the first page view on (and from server start
 # under `textlab app`): interrupted runs resume without anyone pressing a button.

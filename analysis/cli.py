@@ -211,6 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 lets anyone on the "
                         "network open every project: there is no login)")
     p.add_argument("--workspace", help="workspace folder (default: $TEXTLAB_HOME or ./workspace)")
+    w = p.add_argument_group("workshop mode (many participants, each with a private workspace)")
+    w.add_argument("--workshop", action="store_true",
+                   help="participants join with a join code and a name and each get a private workspace; one "
+                        "worker serves everyone in fair turns; a facilitator page (with the facilitator code)")
+    w.add_argument("--join-code", help="the code participants type to join (default: kept from the last start, "
+                                       "or made up and printed)")
+    w.add_argument("--facilitator-code", help="the code of the facilitator page (default: kept, or made up and printed)")
+    w.add_argument("--max-upload-mb", type=float, help="largest file a participant may upload (default 50)")
+    w.add_argument("--max-rows", type=int, help="most texts in one participant's project (default 20,000)")
+    w.add_argument("--quota-mb", type=float, help="disk space of one participant's workspace (default 500)")
+    w.add_argument("--max-queued", type=int, help="analyses one participant may have waiting or running (default 3)")
+    w.add_argument("--max-participants", type=int, help="participants who may join (default 100)")
 
     p = sub.add_parser("info", help="show how a file is read, the suggested columns and a data-quality report")
     p.add_argument("input")

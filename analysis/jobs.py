@@ -335,6 +335,16 @@ def shared_scheduler() -> "Scheduler":
         return _SHARED
 
 
+def retire_manager(root: str | os.PathLike) -> None:
+    """Stop serving a workspace that is going away (a workshop reset): its queued runs leave the
+    queue, its heartbeat and watcher stop, so nothing writes into the deleted folder again."""
+    key = str(Path(root).expanduser().resolve())
+    with _MANAGERS_LOCK:
+        manager = _MANAGERS.pop(key, None)
+    if manager is not None:
+        manager.stop()
+
+
 class Scheduler:
     """The worker of a server: one thread that runs queued runs one at a time, so two analyses
     never fight over the GPU or a laptop's two cores.
@@ -433,6 +443,20 @@ class JobManager:
         self._unfinished: set[str] = set()
         self._beat = WorkerBeat(workspace, self.owner).start()
         self._watcher: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        """Stop serving this workspace: cancel its runs, take them off the queue, end the beat and
+        the watcher (the run on the worker stops at its next chunk)."""
+        self._stopped.set()
+        for run_id in list(self._unfinished):
+            try:
+                self.workspace.update_run(run_id, cancel_requested=1)
+            except Exception:  # the folder may be gone already
+                pass
+            if self.scheduler.queue.remove(self.key, (self, run_id)):
+                self._finished(run_id)
+        self._beat.stop()
 
     @property
     def current(self) -> str | None:
@@ -456,8 +480,7 @@ class JobManager:
         return self
 
     def _watch(self, interval: float) -> None:
-        while True:
-            time.sleep(interval)
+        while not self._stopped.wait(interval):
             try:
                 self.resume_interrupted()
             except Exception:  # keep watching; the next look may succeed (a locked database)

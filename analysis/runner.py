@@ -173,6 +173,15 @@ def free_accelerator_memory() -> None:
         torch.mps.empty_cache()
 
 
+def accelerator_memory() -> dict | None:
+    """Used and total memory of the CUDA device (bytes), as the facilitator view shows it; None without one."""
+    if not torch.cuda.is_available():
+        return None
+    free, total = torch.cuda.mem_get_info()
+    return {"device": torch.cuda.get_device_name(), "used": int(total - free), "total": int(total),
+            "by_textlab": int(torch.cuda.memory_reserved())}
+
+
 def release_model(model) -> None:
     """Move a model to the CPU and give its accelerator memory back at once.
 

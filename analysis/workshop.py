@@ -327,6 +327,42 @@ class Workshop:
             made.append(project.id)
         return made
 
+    def overview(self) -> Any:
+        """One row per participant for the facilitator: name, joined, projects, disk use and runs
+        by status."""
+        import pandas as pd
+
+        from .workspace import Workspace
+
+        rows = []
+        for person in self.participants():
+            folder = self.workspace_root(person.id)
+            projects, counts = 0, {}
+            if folder.exists():
+                ws = Workspace(folder)
+                projects = len(ws.list_projects())
+                for run in ws.runs_with_status("queued", "running", "interrupted", "done", "failed", "cancelled"):
+                    counts[run.status] = counts.get(run.status, 0) + 1
+            rows.append({"participant": person.name, "joined": person.joined.replace("T", " "), "projects": projects,
+                         "disk_mb": round(self.usage_bytes(person.id) / 1e6, 1),
+                         "waiting": counts.get("queued", 0) + counts.get("interrupted", 0),
+                         "running": counts.get("running", 0), "done": counts.get("done", 0),
+                         "failed": counts.get("failed", 0), "id": person.id})
+        return pd.DataFrame(rows, columns=["participant", "joined", "projects", "disk_mb", "waiting", "running",
+                                           "done", "failed", "id"])
+
+    def active_runs(self) -> list[tuple[Participant, Any]]:
+        """Every participant's queued, running or interrupted runs, oldest first."""
+        from .workspace import Workspace
+
+        found = []
+        for person in self.participants():
+            folder = self.workspace_root(person.id)
+            if folder.exists():
+                found += [(person, run) for run in
+                          Workspace(folder).runs_with_status("queued", "running", "interrupted")]
+        return sorted(found, key=lambda pair: pair[1].created or "")
+
     def delivered(self, broadcast_id: str) -> dict[str, str]:
         """{participant id: project id} of a broadcast dataset."""
         with closing(self._connect()) as con:
@@ -433,6 +469,15 @@ class FairQueue:
     def items(self) -> list[tuple[Hashable, Any]]:
         with self._cv:
             return [(o, i) for o, q in self._queues.items() for i in q]
+
+
+def server_resources() -> dict[str, Any]:
+    """What the facilitator watches: the GPU's memory (None without one) and the server's peak memory."""
+    import resource
+
+    from .runner import accelerator_memory
+
+    return {"gpu": accelerator_memory(), "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
 def code_agreement_table(codes: dict[str, dict[str, str]]) -> tuple[Any, list[str]]:

@@ -13,6 +13,7 @@ from analysis.textutil import slug
 from ui.language_model import estimate_button, stability_panel, stability_settings, what_the_model_sees
 from ui.widgets import (analysis_header, close_reading, dates_readable, job_status, latest_results, literal,
                         method_caveats, model_settings, run_history, run_summary, show_error, submit_button)
+from ui import state
 from ui.state import SAMPLE_CODEBOOK
 
 project = analysis_header("coding", "Code every text into your own codebook: zero-shot from the codebook, or learned "
@@ -62,6 +63,11 @@ with st.expander("Load a codebook", expanded=False):
     st.caption("Format: JSON or YAML with name, multi_label, hypothesis_template, none_label and codes "
                "(label, definition, include, exclude, examples); CSV with one row per code and at least a "
                "`label` column. See the README.")
+    shared = state.workshop().broadcasts("codebook") if state.workshop() else []
+    for item in shared:  # workshop mode: codebooks the facilitator sent to everyone
+        if st.button(f"Use “{literal(item.name)}” from the facilitator", key=f"cb_shared_{item.id}"):
+            _set_book(read_codebook(state.workshop().broadcast_path(item)).to_dict())
+            st.rerun()
     with_books = [r for r in coding_runs if r.config.get("codebook")]
     if with_books:
         r1, r2 = st.columns([3, 1])

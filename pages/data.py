@@ -14,6 +14,7 @@ from analysis.datetimes import DATE_ORDERS, date_note, date_reading
 from analysis.errors import TextlabError
 from ui import state
 from ui.widgets import literal, show_error
+from ui.workshop import check_import
 
 st.title("Data")
 st.caption("Files are read on this machine and stored in your workspace; no text leaves it.")
@@ -34,10 +35,12 @@ def _sample_counts(path: str) -> str:
 
 def _load_sample() -> None:
     try:
+        check_import(n_bytes=state.SAMPLE_CORPUS.stat().st_size)  # workshop mode: the disk quota
         corpus, report = load_corpus(
             state.SAMPLE_CORPUS, text_column="text", id_column="respondent_id",
             group_column="region", date_column="date",
         )
+        check_import(rows=len(corpus))
         project = state.workspace().create_project("Policy survey (sample)", corpus, import_report=report.__dict__)
     except TextlabError as exc:
         st.session_state["data_error"] = literal(exc, multiline=True)
@@ -146,6 +149,11 @@ with tab_upload:
     if upload is not None:
         data = upload.getvalue()
         name = upload.name
+        try:
+            check_import(n_bytes=len(data))  # workshop mode: a participant's file size and disk quota
+        except TextlabError as exc:
+            show_error(exc)
+            st.stop()
         # A new upload gets fresh column suggestions, cache entries and report.
         digest = getattr(upload, "file_id", None) or hashlib.sha1(data).hexdigest()[:12]
         lower = name.lower()
@@ -188,6 +196,7 @@ with tab_upload:
         try:
             corpus = build_corpus(frame, text_col, id_column=id_col, group_column=group_col, date_column=date_col,
                                   source=name, date_order=date_order)
+            check_import(rows=len(corpus))
         except TextlabError as exc:
             show_error(exc)
             st.stop()

@@ -51,8 +51,11 @@ def participant() -> Participant | None:
     ws = workshop()
     if ws is None:
         return None
-    for token in (st.session_state.get(TOKEN_KEY), st.context.cookies.get(COOKIE_NAME)):
-        found = ws.participant(token) if token else None
+    # After "Leave" the cookie this session started with is still in st.context: only a token
+    # given in this session counts from then on.
+    cookie = None if st.session_state.get("_left_workshop") else st.context.cookies.get(COOKIE_NAME)
+    for token in (st.session_state.get(TOKEN_KEY), cookie):
+        found = ws.participant(token) if isinstance(token, str) and token else None
         if found is not None:
             st.session_state[TOKEN_KEY] = token
             return found

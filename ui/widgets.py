@@ -60,6 +60,10 @@ def sidebar(pages: dict[str, list] | None = None) -> None:
     projects = ws.list_projects()
     current = state.current_project()
     with st.sidebar:
+        if state.workshop_mode():
+            from .workshop import sidebar_card
+
+            sidebar_card()
         for section, entries in (pages or {}).items():
             st.caption(section)
             for page in entries:
@@ -97,7 +101,8 @@ def sidebar(pages: dict[str, list] | None = None) -> None:
             "Model downloads: allowed (only when you ask)" if models.network_allowed()
             else "Model downloads: off (offline mode)"
         )
-        st.caption(f"Workspace: {literal(ws.root, code=True)}")
+        st.caption("Workspace: your own (private)" if state.workshop_mode()
+                   else f"Workspace: {literal(ws.root, code=True)}")
 
 
 def method_caveats(manifest: dict, frame: pd.DataFrame, text_column: str, key: str) -> None:

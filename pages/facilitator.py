@@ -21,7 +21,7 @@ if workshop is None:
 if not st.session_state.get("_facilitator"):
     with st.form("facilitator_login"):
         code = st.text_input("Facilitator code", type="password", key="facilitator_code")
-        if st.form_submit_button("Open", type="primary"):
+        if st.form_submit_button("Open the facilitator view", type="primary"):
             if workshop.is_facilitator(code):
                 st.session_state["_facilitator"] = True
                 st.rerun()

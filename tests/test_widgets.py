@@ -124,3 +124,16 @@ def test_analysis_page_runs_with_the_settings_and_returns_the_latest_results(hom
     assert any("texts coded" in c.value for c in at.caption)  # run_summary: what produced the results
     assert [e.label for e in at.expander] == ["Settings", "Provenance (run manifest)"]
     assert not at.expander[0].proto.expanded  # closed once the task has a run
+
+
+def test_a_waiting_run_says_how_many_are_ahead_and_about_how_long():
+    from analysis.workspace import Run
+    from ui.widgets import queue_text
+
+    run = Run(id="r", project_id="p", task="sentiment", config={}, config_hash="", status="queued", created="")
+    assert queue_text(run, 0, None) == "Waiting for the worker: next in line…"
+    assert queue_text(run, 1, None) == "Waiting for the worker: 1 analysis ahead of yours…"
+    assert queue_text(run, 3, 125) == "Waiting for the worker: 3 analyses ahead of yours, about 2 min 05 s…"
+    paused = Run(id="r", project_id="p", task="sentiment", config={}, config_hash="", status="queued", created="",
+                 stage="Paused so that other participants' analyses get a turn; it resumes by itself")
+    assert queue_text(paused, 2, 30).startswith("Paused so that others' analyses get a turn: 2 analyses ahead")

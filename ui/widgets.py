@@ -207,6 +207,18 @@ def stage_text(run: Run, now: float | None = None) -> str:
     return f"{run.stage} · {_format_duration(now - seen[1])}"
 
 
+def queue_text(run: Run, ahead: int, seconds: float | None) -> str:
+    """Where a waiting run stands: the analyses before it and about how long they take."""
+    if run.stage and run.stage.startswith("Paused"):
+        head = "Paused so that others' analyses get a turn"
+    else:
+        head = "Waiting for the worker"
+    if ahead <= 0:
+        return f"{head}: next in line…"
+    wait = "" if seconds is None else f", about {_format_duration(seconds)}"
+    return f"{head}: {ahead} analys{'i' if ahead == 1 else 'e'}s ahead of yours{wait}…"
+
+
 def job_status(project: Project, task: str) -> Run | None:
     """Progress of the task's active run, polled once a second; returns the newest run.
 
@@ -238,7 +250,9 @@ def _poll_run(run_id: str) -> None:
     if run.status not in ACTIVE_STATUSES and run.status != "interrupted":
         st.rerun()
     label = {"queued": "Waiting for the worker…", "interrupted": "Resuming after a restart…"}.get(run.status)
-    if label is None and run.stage:
+    if run.status == "queued":
+        label = queue_text(run, *state.job_manager().waiting(run.id))
+    elif label is None and run.stage:
         label = stage_text(run)
     st.progress(run.fraction, text=label or progress_text(run))
     if st.button("Cancel", key=f"cancel_{run_id}"):

@@ -32,6 +32,7 @@ pages = {
     ],
 }
 facilitator = st.Page("pages/facilitator.py", title="Facilitator", icon=":material/groups:")
+pages["Learn"] = [st.Page("pages/teaching.py", title="How models read text", icon=":material/school:")]
 
 if state.workshop_mode():
     pages["Workshop"] = [facilitator]

@@ -918,3 +918,36 @@ def document_map(points: pd.DataFrame, title: str | None = None) -> go.Figure:
     fig.update_layout(height=560, legend={"itemsizing": "constant"})
     _legend_below(fig, [t.name for t in fig.data])
     return _style(fig, title or "Document map (UMAP of the embeddings; nearby texts are similar)")
+
+
+_TOKEN_COLORS = ("#DCEBF7", "#FBE3D2", "#E2F0D9", "#EDE2F5")
+
+
+def tokens_chart(tables: dict[str, pd.DataFrame], limit: int = 60) -> go.Figure:
+    """How each tokenizer cuts the same text: one row per tokenizer, one box per token (in
+    alternating colours, the characters it covers written in it), from ``reading.tokenize``."""
+    fig = go.Figure()
+    names = list(tables)
+    for row, name in enumerate(names):
+        table = tables[name].head(limit)
+        spans, starts = table["text"].astype(str).tolist(), table["start"].tolist()
+        ends = table["end"].tolist()
+        # Several byte tokens of one character (an emoji in byte-level BPE) share its span: "+" after the first.
+        shown = ["+" if i and starts[i] < ends[i - 1] else (s if s.strip() else "␣") for i, s in enumerate(spans)]
+        fig.add_trace(go.Bar(
+            y=[_esc(name)] * len(table), x=[1] * len(table), base=list(range(len(table))), orientation="h",
+            marker={"color": [_TOKEN_COLORS[(i + row) % len(_TOKEN_COLORS)] for i in range(len(table))],
+                    "line": {"color": "white", "width": 2}},
+            text=[_esc(s) for s in shown], textposition="inside", insidetextanchor="middle",
+            textfont={"size": 13, "color": "#222"},
+            customdata=np.column_stack([table["position"], [_esc(t) for t in table["token"]], table["id"]])
+            if len(table) else None,
+            hovertemplate="token %{customdata[0]}: %{customdata[1]} (id %{customdata[2]})<extra></extra>",
+            showlegend=False))
+    longest = max((len(t) for t in tables.values()), default=0)
+    more = f" (first {limit} of up to {longest:,} tokens)" if longest > limit else ""
+    fig.update_layout(barmode="overlay", title=f"The same text, cut into tokens{more}",
+                      xaxis={"title": "token position", "range": [0, min(max(longest, 1), limit)]},
+                      yaxis={"autorange": "reversed"}, height=120 + 70 * len(names), bargap=0.25,
+                      margin={"l": 10, "r": 10, "t": 50, "b": 40})
+    return fig

@@ -434,6 +434,12 @@ class Embedder(HoldsModel):
     # ---- loading
 
     def _load(self):
+        # One load per server for each (model, device, dtype): later runs reuse it (models.POOL).
+        key = ("sentence-transformers", str(self.path), str(self.device), str(self.torch_dtype),
+               models.folder_stamp(self.path))
+        return models.POOL.get(key, self._load_now, self.device.type)
+
+    def _load_now(self):
         import torch
         from sentence_transformers import SentenceTransformer
 

@@ -434,14 +434,23 @@ class LocalLLM:
         load = {"local_files_only": True}
         if gguf_file:
             load["gguf_file"] = gguf_file
-        self.tokenizer = AutoTokenizer.from_pretrained(path, **load)
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.tokenizer.padding_side = "left"  # generation continues at the right edge
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         weights = {} if gguf_file else {"use_safetensors": True}
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **load, **weights).to(self.device)
-        self.model.eval()
+
+        def load_now():
+            tokenizer = AutoTokenizer.from_pretrained(path, **load)
+            if tokenizer.pad_token_id is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            tokenizer.padding_side = "left"  # generation continues at the right edge
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **load, **weights).to(self.device)
+            model.eval()
+            return tokenizer, model
+
+        # One load per server (models.POOL): every run and every participant reuses it.
+        from .models import POOL, folder_stamp
+
+        key = ("causal-lm", str(path), gguf_file, str(self.device), str(dtype), folder_stamp(path))
+        self.tokenizer, self.model = POOL.get(key, load_now, self.device.type)
         self._torch = torch
         self._device_text = device_description(self.device)
         # Computed once: the cache key of every answer. Two folders of the same name hold other

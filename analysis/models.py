@@ -598,15 +598,22 @@ def _load_local(spec: ModelSpec, auto_class, what: str, device, dtype, extra_che
 
     Safetensors weights only, no ``trust_remote_code``, nothing fetched. Refuses
     (TextlabError) rather than warns when the weights do not fill the model: transformers
-    would fill the gaps with random weights and predict noise.
+    would fill the gaps with random weights and predict noise. Kept in the ``POOL`` for the
+    next run.
     """
-    from transformers import AutoTokenizer
-
     from analysis.runner import resolve_device, resolve_dtype
 
     path = require(spec)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(torch_device, dtype)
+    key = ("transformers", str(path), auto_class.__name__, str(torch_device), str(torch_dtype), folder_stamp(path))
+    return POOL.get(key, lambda: _load_local_now(spec, path, auto_class, what, torch_device, torch_dtype,
+                                                 extra_check), torch_device.type)
+
+
+def _load_local_now(spec: ModelSpec, path, auto_class, what: str, torch_device, torch_dtype, extra_check=None):
+    from transformers import AutoTokenizer
+
     common = dict(local_files_only=True, trust_remote_code=False)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **common)
@@ -656,3 +663,126 @@ def load_seq2seq(spec_or_path, device="auto", dtype="auto"):
         spec, AutoModelForSeq2SeqLM, "seq2seq model", device, dtype,
         extra_check=lambda model: getattr(model.config, "is_encoder_decoder", False),
     )
+
+
+# --------------------------------------------------------------------------- one model, many runs
+
+def folder_stamp(path) -> tuple:
+    """Names, sizes and modification times of a model folder's files: part of a pool key, so a
+    model retrained into the same folder is loaded again, not served from memory."""
+    folder = Path(path)
+    if folder.is_file():
+        stat = folder.stat()
+        return ((folder.name, stat.st_size, stat.st_mtime_ns),)
+    found = []
+    for item in sorted(folder.glob("*")):
+        if item.is_file() and item.suffix in (".safetensors", ".json", ".bin", ".gguf", ".txt", ".model"):
+            stat = item.stat()
+            found.append((item.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
+
+class ModelPool:
+    """Loaded models kept between runs, so a server loads each model once and every run (every
+    participant's, in a workshop) reuses it; least recently used ones are let go when the pool
+    outgrows its budget.
+
+    Keys name what was loaded (kind, folder, device, dtype); values are what the loader returned
+    (a model, or a tuple holding one). ``release_model`` (``analysis.runner``) leaves pooled
+    models alone: the pool decides when they go. Budget: ``TEXTLAB_MODEL_POOL_GB`` (0 turns the
+    pool off), else 40% of the GPU's memory for CUDA models and 2 GB for models on the CPU.
+    """
+
+    def __init__(self) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self._items: "OrderedDict[tuple, tuple[object, int, str]]" = OrderedDict()
+        self._lock = threading.RLock()
+        self.hits = self.loads = self.evictions = 0
+
+    @staticmethod
+    def _nbytes(value) -> int:
+        total = 0
+        for part in value if isinstance(value, tuple) else (value,):
+            for attr in ("parameters", "buffers"):
+                tensors = getattr(part, attr, None)
+                if callable(tensors):
+                    try:
+                        total += sum(t.numel() * t.element_size() for t in tensors())
+                    except Exception:  # not a torch module after all
+                        pass
+        return total
+
+    @staticmethod
+    def budget(device_type: str) -> int:
+        given = os.environ.get("TEXTLAB_MODEL_POOL_GB")
+        if given not in (None, ""):
+            try:
+                return max(0, int(float(given) * 2**30))
+            except ValueError:
+                raise TextlabError(f"TEXTLAB_MODEL_POOL_GB must be a number of gigabytes, not {given!r}.") from None
+        if device_type == "cuda":
+            import torch
+
+            return int(0.4 * torch.cuda.get_device_properties(0).total_memory)
+        return 2 * 2**30
+
+    def get(self, key: tuple, load, device_type: str = "cpu"):
+        """The pooled value for ``key``, loading it with ``load()`` the first time."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key][0]
+        value = load()
+        size = self._nbytes(value)
+        with self._lock:
+            self.loads += 1
+            budget = self.budget(device_type)
+            if size > budget:  # bigger than the whole pool: used once, not kept
+                return value
+            self._items[key] = (value, size, device_type)
+            self._evict(device_type, budget)
+        return value
+
+    def _evict(self, device_type: str, budget: int) -> None:
+        def used() -> int:
+            return sum(size for _, size, kind in self._items.values() if kind == device_type)
+
+        while used() > budget:
+            oldest = next(k for k, (_, _, kind) in self._items.items() if kind == device_type)
+            self._drop(oldest)
+
+    def _drop(self, key: tuple) -> None:
+        value, _, _ = self._items.pop(key)
+        self.evictions += 1
+        from .runner import free_accelerator_memory
+
+        for part in value if isinstance(value, tuple) else (value,):
+            if hasattr(part, "to") and hasattr(part, "parameters"):
+                try:
+                    part.to("cpu")
+                except Exception:
+                    pass
+        del value
+        free_accelerator_memory()
+
+    def holds(self, model) -> bool:
+        with self._lock:
+            return any(model is v or (isinstance(v, tuple) and any(model is p for p in v))
+                       for v, _, _ in self._items.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            for key in list(self._items):
+                self._drop(key)
+
+    def summary(self) -> list[dict]:
+        """What is loaded now, most recently used last (the facilitator view)."""
+        with self._lock:
+            return [{"model": str(key[1]), "kind": str(key[0]), "device": kind, "gib": round(size / 2**30, 3)}
+                    for key, (_, size, kind) in self._items.items()]
+
+
+POOL = ModelPool()

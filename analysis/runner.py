@@ -187,6 +187,10 @@ def release_model(model) -> None:
 
     The Streamlit server outlives every job, so a finished job must not keep the GPU full.
     """
+    from .models import POOL
+
+    if model is not None and POOL.holds(model):  # kept loaded for the next run; the pool lets it go
+        return
     if model is not None:
         try:
             model.to("cpu")

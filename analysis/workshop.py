@@ -472,12 +472,15 @@ class FairQueue:
 
 
 def server_resources() -> dict[str, Any]:
-    """What the facilitator watches: the GPU's memory (None without one) and the server's peak memory."""
+    """What the facilitator watches: the GPU's memory (None without one), the server's peak memory and
+    the models loaded once for everyone (``models.POOL``)."""
     import resource
 
+    from .models import POOL
     from .runner import accelerator_memory
 
-    return {"gpu": accelerator_memory(), "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    return {"gpu": accelerator_memory(), "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "models": POOL.summary()}
 
 
 def code_agreement_table(codes: dict[str, dict[str, str]]) -> tuple[Any, list[str]]:

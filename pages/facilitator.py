@@ -53,6 +53,12 @@ with tab_people:
         st.dataframe(overview.drop(columns="id"), hide_index=True,
                      column_config={"disk_mb": st.column_config.NumberColumn("disk (MB)", format="%.1f")})
     lim = workshop.limits
+    loaded = resources["models"]
+    st.caption("Models loaded once for everyone: " + (", ".join(f"{literal(m['model'].rsplit('/', 1)[-1])} "
+                                                              f"({m['device']}, {m['gib']:.2f} GiB)" for m in loaded)
+                                                    if loaded else "none yet") + ". The least recently used one "
+               "is let go when they outgrow the pool (TEXTLAB_MODEL_POOL_GB; default 40% of the GPU, 2 GB on "
+               "the CPU).")
     st.caption(f"Limits per participant: files up to {lim.upload_mb:g} MB, {lim.rows_per_project:,} texts per project, "
                f"{lim.quota_mb:g} MB on disk, {lim.queued_jobs} analyses at once ({lim.max_participants} participants "
                "at most). Set them when starting: `textlab app --workshop --max-upload-mb … --max-rows … --quota-mb … "

@@ -51,6 +51,8 @@ PROGRESS_INTERVAL = 0.5
 # checkpoints) when another participant's run is waiting: a 40,000-text run does not keep a
 # room of small ones waiting (seconds; only where a scheduler serves several workspaces).
 TIME_SLICE_S = 20.0
+# Texts per second assumed for a task not yet seen running (only to compare runs' sizes).
+DEFAULT_RATE = 50.0
 
 def run_context(project: Project, corpus, run_id: str | None = None) -> RunContext:
     """The corpus table with the project's hand codes (``human_<coder>`` columns) beside it."""
@@ -372,9 +374,26 @@ class Scheduler:
                 self._thread = threading.Thread(target=self._work, name="textlab-worker", daemon=True)
                 self._thread.start()
 
+    def _seconds_left(self, manager: "JobManager", run_id: str) -> float:
+        """Expected seconds of work a run has left (texts left over its task's last rate)."""
+        try:
+            run = manager.workspace.run(run_id)
+        except TextlabError:
+            return 0.0
+        rate = run.docs_per_s or self.rates.get(run.task) or DEFAULT_RATE
+        return max((run.n_total or 0) - (run.n_done or 0), 0) / rate
+
     def should_pause(self, manager: "JobManager") -> bool:
-        return (time.monotonic() - self._current_since > self.time_slice
-                and self.queue.owners_waiting(besides=manager.key))
+        """Step aside when the run has had its time slice and another participant's waiting run
+        needs less work than this one has left: a small run never waits for a big one, while
+        runs of equal size finish one after the other instead of all together at the end."""
+        current = self.current
+        if (current is None or time.monotonic() - self._current_since <= self.time_slice
+                or not self.queue.owners_waiting(besides=manager.key)):
+            return False
+        mine = self._seconds_left(*current)
+        return any(self._seconds_left(other, run_id) < mine
+                   for owner, (other, run_id) in self.queue.items() if owner != manager.key)
 
     def _work(self) -> None:
         while True:
@@ -502,8 +521,8 @@ class JobManager:
         context = run_context(project, corpus)
         task.check(config, context)
         n_total = len(non_empty(corpus.texts))
-        run = project.create_run(task_name, config.to_dict(), n_total, inputs=task.input_fingerprint(config, context))
-        self.workspace.update_run(run.id, owner=self.owner)
+        run = project.create_run(task_name, config.to_dict(), n_total, inputs=task.input_fingerprint(config, context),
+                                 owner=self.owner)
         self._enqueue(run.id)
         return self.workspace.run(run.id)
 

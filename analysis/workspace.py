@@ -486,16 +486,18 @@ class Project:
 
     # -- runs -----------------------------------------------------------------------
     def create_run(self, task: str, config: dict, n_total: int, status: str = "queued",
-                   inputs: str | None = None) -> Run:
+                   inputs: str | None = None, owner: str | None = None) -> Run:
         """A new run. ``inputs``: a fingerprint of the columns besides the texts that the task
-        reads (``Task.input_fingerprint``), so a run is reused only on the same inputs."""
+        reads (``Task.input_fingerprint``), so a run is reused only on the same inputs.
+        ``owner``: the worker that will run it, set in the same write (a queued run without an
+        owner looks abandoned to a watcher, which would take it over as 'interrupted')."""
         run_id = f"{task}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         with closing(self.workspace.connect()) as con:
             con.execute(
-                "INSERT INTO runs (id, project_id, task, config, config_hash, status, created, n_total) "
-                "VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs (id, project_id, task, config, config_hash, status, created, n_total, owner) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
                 (run_id, self.id, task, json.dumps(config, sort_keys=True, default=str),
-                 config_hash(task, config, inputs), status, now_iso(), n_total),
+                 config_hash(task, config, inputs), status, now_iso(), n_total, owner),
             )
         return self.workspace.run(run_id)
 

@@ -6,6 +6,8 @@ import streamlit as st
 from analysis import charts
 from analysis.errors import TextlabError
 from analysis.reading import similarity, token_summary, tokenize, tokenizers, windows
+from ui import state
+from ui.language_model import job_settings, what_the_model_sees
 from ui.widgets import literal, show_error
 
 EXAMPLE = "Rents in Leipzig went up again 😩 – we can't afford a flat near the Hauptbahnhof anymore."
@@ -72,6 +74,14 @@ except TextlabError as exc:
     show_error(exc)
 
 st.subheader("4 · What a language model sees")
-st.caption("With the generative language model (sidebar: Language model), the Codebook coding and Free prompt pages "
-           "show the exact prompt built from your codebook, the model's raw answer and the code read from it "
-           "(“What the model sees”), with the number of tokens of each.")
+st.caption("A generative language model gets the text inside a prompt and answers in tokens too. Below: one text of "
+           "the open project as the sentiment prompt the model (sidebar: Language model) is sent, its raw answer and "
+           "the label read from it. The Codebook coding and Free prompt pages show the same for your own codebook "
+           "and prompt.")
+project = state.current_project()
+if project is None:
+    st.info("Open a project (Data page) to send one of its texts to the language model.", icon=":material/folder_open:")
+else:
+    frame = project.corpus().data
+    what_the_model_sees(project, "sentiment", {"backend": "llm", **job_settings()}, frame, project.info.text_column,
+                        key="teach_seen")

@@ -44,3 +44,12 @@ def test_the_page_shows_tokens_windows_and_similarity(home):
     sims = next(d.value for d in at.dataframe if list(d.value.columns) == ["1", "2", "3"])
     assert isinstance(sims, pd.DataFrame) and sims.loc["1", "2"] < 0.5
     assert "SentencePiece" in texts_of(at.caption)
+
+
+def test_with_a_project_open_one_text_goes_to_the_language_model_as_a_prompt(home):
+    from tests.test_pages import load_sample
+
+    at = goto(load_sample(new_app()), "pages/teaching.py")
+    assert not at.exception
+    assert "What the model sees" in [e.label for e in at.expander]
+    assert "Open a project" not in texts_of(at.info)

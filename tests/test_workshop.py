@@ -136,6 +136,19 @@ def test_one_worker_serves_every_participant_and_a_small_run_is_not_stuck_behind
     assert [r.id for r in small_project.runs()] == [small_run.id]
 
 
+def test_runs_of_equal_size_finish_one_after_the_other_not_all_together(tmp_path):
+    scheduler = Scheduler(time_slice=0.1)
+    managers = [JobManager(Workspace(tmp_path / name), scheduler=scheduler) for name in ("ana", "ben")]
+    projects = [m.workspace.create_project("p", corpus_of([f"text {i}" for i in range(150)])) for m in managers]
+    first = managers[0].submit(projects[0], "slow", {"delay": 0.005})
+    time.sleep(0.3)
+    second = managers[1].submit(projects[1], "slow", {"delay": 0.005})
+    assert all(m.wait(60) for m in managers)
+    a, b = managers[0].workspace.run(first.id), managers[1].workspace.run(second.id)
+    assert a.status == b.status == "done"
+    assert b.started >= a.finished  # Ana's run, already under way, was not paused for Ben's of the same size
+
+
 def test_a_participant_may_queue_only_so_many_runs(tmp_path):
     ws = Workspace(tmp_path / "ana")
     manager = JobManager(ws, scheduler=Scheduler(), queue_limit=1)
@@ -196,3 +209,17 @@ def test_a_broadcast_dataset_reaches_everyone_and_their_codes_are_compared(works
     assert 0 < row["cohen_kappa"] < 1
     codes_as_numbers = table.replace({"Housing": 0, "Other": 1}).to_numpy(dtype=float).T
     assert alpha == krippendorff.alpha(reliability_data=codes_as_numbers, level_of_measurement="nominal")
+
+
+def test_a_run_just_submitted_is_never_taken_for_an_abandoned_one(tmp_path):
+    # Found in the 30-participant load test: submit wrote the run, then its owner; a watcher
+    # looking in between took the run for a dead process's and marked it 'interrupted'.
+    ws = Workspace(tmp_path / "ana")
+    manager = JobManager(ws, scheduler=Scheduler())
+    project = ws.create_project("p", corpus_of(["a", "b"]))
+    run = project.create_run("slow", {"delay": 0.0}, 2, owner=manager.owner)
+    assert ws.run(run.id).owner == manager.owner
+    assert manager.resume_interrupted() == [] and ws.run(run.id).status == "queued"
+    orphan = project.create_run("slow", {"delay": 0.0}, 2)  # a run nobody owns is still taken over
+    assert manager.resume_interrupted() == [orphan.id]
+    assert manager.wait(30)

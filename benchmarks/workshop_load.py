@@ -1,18 +1,22 @@
 """Workshop load test: N participants at once on one `textlab app --workshop` server.
 
-Each participant is a headless Chromium page in a browser context of its own (its own cookie
-jar, like a laptop in the room), driven by Playwright on 127.0.0.1. All of them join at once,
-load the sample data, run sentiment, then codebook coding (the sample codebook), and wait for
-each result on the page. Measured: the time until the last participant sees their coding
-results, each participant's times, the server's peak memory (VmHWM of the server process),
-and errors (pages that showed an error or an exception, runs that failed, participants who
-never got results).
+Each participant joins, loads the sample data, runs sentiment, then codebook coding (the
+sample codebook), and waits for each result on the page. Two kinds of participant:
+
+- ``--client ws`` (default): a session driven over Streamlit's websocket (``_stclient.py``):
+  the same reruns, widget values, cookies and once-a-second progress polling a browser
+  sends, without drawing anything. The room's laptops do the drawing in a real workshop;
+  here they would share the server's 2 cores.
+- ``--client browser``: a headless Chromium context each (Playwright). Tried first: 30 tabs
+  took 1.6 of the machine's 2 cores and left the server a third of one (measured), so the
+  test measured the browsers.
+
+Measured: the time until the last participant sees their coding results, each step's median
+and slowest participant, the server's peak memory (VmHWM of the server process), and errors
+(pages that showed an error or an exception, runs that failed, participants who never got
+results).
 
     python benchmarks/workshop_load.py --participants 30 --markdown docs/benchmarks.md
-
-Needs Debian's chromium (apt-get install chromium) and the Python package playwright. The
-browsers share the machine with the server: on a 2-core machine they take a good part of
-it, so the times are those of a room whose laptops are this machine (an upper bound).
 """
 
 from __future__ import annotations
@@ -68,10 +72,12 @@ async def _participant(browser, url: str, i: int, timeout_ms: int, results: list
         await page.get_by_role("button", name="Join").click()
         await expect(page.get_by_text(f"Participant {i:02d}").first).to_be_visible(timeout=timeout_ms)
         record["joined_s"] = time.perf_counter() - start
+        _say(i, "joined")
         await page.get_by_role("tab", name="Sample data").click()
         await page.get_by_role("button", name="Load sample data").click()
         await expect(page.get_by_text("Loaded the sample data")).to_be_visible(timeout=timeout_ms)
         record["loaded_s"] = time.perf_counter() - start
+        _say(i, "loaded")
         if "sentiment" in tasks:
             await page.get_by_role("link", name="Sentiment").click()
             await page.get_by_role("button", name="Run sentiment").click()
@@ -96,6 +102,64 @@ async def _participant(browser, url: str, i: int, timeout_ms: int, results: list
     record["done_s"] = time.perf_counter() - start
     results.append(record)
     await context.close()
+
+
+def _say(i: int, what: str) -> None:
+    if os.environ.get("LOAD_VERBOSE"):
+        print(f"{time.strftime('%H:%M:%S')} participant {i}: {what}", file=sys.stderr, flush=True)
+
+
+async def _ws_participant(url: str, i: int, timeout: float, results: list, tasks: list[str]) -> None:
+    from _stclient import Session
+
+    record = {"participant": i, "error": None}
+    start = time.perf_counter()
+    session = Session(url)
+    try:
+        await session.connect()
+        await session.rerun(timeout=timeout)
+        session.type("Join code", JOIN)
+        session.type("Your name", f"Participant {i:02d}")
+        await session.click("Join", timeout=timeout)
+        screen = await session.rerun(timeout=timeout)
+        if not screen.has(f"you are **Participant {i:02d}**"):
+            raise RuntimeError("not joined: " + " | ".join(screen.errors or screen.texts[:5]))
+        record["joined_s"] = time.perf_counter() - start
+        _say(i, "joined")
+        screen = await session.click("Load sample data", timeout=timeout)
+        if not screen.has("Loaded the sample data"):
+            raise RuntimeError("sample not loaded: " + " | ".join(screen.errors))
+        record["loaded_s"] = time.perf_counter() - start
+        _say(i, "loaded")
+        for task, button, shown in (("sentiment", "Run sentiment", "Mean score"),
+                                    ("coding", "Run coding", "Code next")):
+            if task not in tasks:
+                continue
+            await session.goto(task, timeout=timeout)
+            await session.click(button, timeout=timeout)
+            await session.wait_for(shown, timeout)
+            record[f"{task}_s"] = time.perf_counter() - start
+            _say(i, task)
+        errors = session.screen.errors
+        if errors:
+            record["error"] = f"{len(errors)} error(s) on the page: {errors[0][:200]}"
+    except Exception as exc:  # a participant who never got results: counted, not fatal
+        record["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+    finally:
+        await session.close()
+    record["done_s"] = time.perf_counter() - start
+    record["reruns"] = session.runs
+    results.append(record)
+
+
+async def _run_ws(url: str, n: int, timeout: float, tasks: list[str], stagger: float) -> list[dict]:
+    results: list[dict] = []
+    jobs = []
+    for i in range(n):
+        jobs.append(asyncio.create_task(_ws_participant(url, i + 1, timeout, results, tasks)))
+        await asyncio.sleep(stagger)  # people do not click in the same millisecond
+    await asyncio.gather(*jobs)
+    return sorted(results, key=lambda r: r["participant"])
 
 
 async def _run(url: str, n: int, timeout_ms: int, tasks: list[str], stagger: float) -> list[dict]:
@@ -136,6 +200,8 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=["sentiment", "coding"], choices=["sentiment", "coding"])
     ap.add_argument("--timeout", type=float, default=1800, help="seconds a participant may wait for a result")
     ap.add_argument("--stagger", type=float, default=0.5, help="seconds between participants' arrivals")
+    ap.add_argument("--client", choices=["ws", "browser"], default="ws",
+                    help="ws: sessions over Streamlit's websocket (default); browser: headless Chromium each")
     ap.add_argument("--markdown", type=Path, help="write the section into this file (docs/benchmarks.md)")
     args = ap.parse_args()
 
@@ -155,9 +221,13 @@ def main() -> None:
             except OSError:
                 time.sleep(0.3)
         load = OtherLoad()
-        started = time.perf_counter()
-        results = asyncio.run(_run(url, args.participants, int(args.timeout * 1000), args.tasks, args.stagger))
+        started, client_start = time.perf_counter(), sum(os.times()[:2])
+        if args.client == "ws":
+            results = asyncio.run(_run_ws(url, args.participants, args.timeout, args.tasks, args.stagger))
+        else:
+            results = asyncio.run(_run(url, args.participants, int(args.timeout * 1000), args.tasks, args.stagger))
         wall = time.perf_counter() - started
+        client_cpu = sum(os.times()[:2]) - client_start
         peak = _peak_rss(server.pid)
         other = load.cores()
     finally:
@@ -173,10 +243,13 @@ def main() -> None:
     last = max((r.get(f"{args.tasks[-1]}_s", float("nan")) for r in results if not r["error"]), default=float("nan"))
     lines = [BEGIN, "## Workshop load test (one server, many participants)", "",
              f"`python benchmarks/workshop_load.py --participants {args.participants} --tasks {' '.join(args.tasks)}"
-             f" --markdown docs/benchmarks.md` on {host_description(ram=True)}, {time.strftime('%Y-%m-%d')}; "
-             f"offline backends (VADER, MiniLM zero-shot coding), one headless Chromium context per participant "
-             f"on the same machine as the server, arrivals {args.stagger:g} s apart"
-             + (f"; other processes used {other:.1f} cores on average" if other is not None else "") + ".", "",
+             f" --client {args.client} --markdown docs/benchmarks.md` on {host_description(ram=True)}, {time.strftime('%Y-%m-%d')}; "
+             f"offline backends (VADER, MiniLM zero-shot coding), "
+             + ("one websocket session per participant (what a browser sends, nothing drawn)" if args.client == "ws"
+                else "one headless Chromium context per participant")
+             + f" on the same machine as the server, arrivals {args.stagger:g} s apart"
+             + (f"; the server (with anything else running) used {other:.1f} of the 2 cores on average, the "
+                f"load client {client_cpu / max(wall, 1e-9):.2f}" if other is not None else "") + ".", "",
              "| measure | value |", "|---|---|",
              f"| participants served (saw every result) | {len(results) - len(errors)} of {args.participants} |",
              f"| errors (pages with an error, participants without results) | {len(errors)} |",

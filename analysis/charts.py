@@ -938,8 +938,8 @@ def tokens_chart(tables: dict[str, pd.DataFrame], limit: int = 60) -> go.Figure:
             y=[_esc(name)] * len(table), x=[1] * len(table), base=list(range(len(table))), orientation="h",
             marker={"color": [_TOKEN_COLORS[(i + row) % len(_TOKEN_COLORS)] for i in range(len(table))],
                     "line": {"color": "white", "width": 2}},
-            text=[_esc(s) for s in shown], textposition="inside", insidetextanchor="middle",
-            textfont={"size": 13, "color": "#222"},
+            text=[_esc(s) for s in shown], textposition="inside", insidetextanchor="middle", textangle=0,
+            textfont={"size": 12, "color": "#222"},
             customdata=np.column_stack([table["position"], [_esc(t) for t in table["token"]], table["id"]])
             if len(table) else None,
             hovertemplate="token %{customdata[0]}: %{customdata[1]} (id %{customdata[2]})<extra></extra>",

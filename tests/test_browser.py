@@ -36,7 +36,8 @@ def _free_port() -> int:
 class Server:
     """`textlab app` on a fixed port and workspace; can be killed (-9) and started again."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, extra_args: tuple[str, ...] = ()):
+        self.extra_args = list(extra_args)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.home = tmp_path / "workspace"
@@ -45,7 +46,8 @@ class Server:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ui.launch", "app", "--port", str(self.port), "--address", "127.0.0.1"],
+            [sys.executable, "-m", "ui.launch", "app", "--port", str(self.port), "--address", "127.0.0.1",
+             *self.extra_args],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         deadline = time.time() + 90

@@ -5,15 +5,11 @@ workspace (the signed cookie), and the facilitator page lists both."""
 
 import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from tests.paths import ROOT
-from tests.test_browser import _browser, _free_port, require_chromium
+from tests.test_browser import Server, _browser, require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 JOIN, FACILITATOR = "room-42", "lead-7777"
@@ -22,30 +18,10 @@ JOIN, FACILITATOR = "room-42", "lead-7777"
 @pytest.fixture
 def workshop_server(tmp_path):
     require_chromium()
-    port = _free_port()
-    home = tmp_path / "workspace"
-    env = {**os.environ, "TEXTLAB_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ui.launch", "app", "--port", str(port), "--address", "127.0.0.1", "--workshop",
-         "--join-code", JOIN, "--facilitator-code", FACILITATOR],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("textlab app --workshop did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
-    yield url, home
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    server = Server(tmp_path, ("--workshop", "--join-code", JOIN, "--facilitator-code", FACILITATOR))
+    server.start()
+    yield server.url, server.home
+    server.stop()
 
 
 def _join(page, expect, url: str, name: str) -> None:
@@ -103,6 +79,13 @@ def test_two_participants_in_two_browsers_cannot_reach_each_others_projects(work
             stranger.goto(f"{url}/export?project={ana_project}")
             expect(stranger.get_by_role("heading", name="Join the workshop")).to_be_visible()
             expect(stranger.locator("body")).not_to_contain_text("Policy survey (sample)")
+
+            # The teaching page cuts a text into tokens with two tokenizers.
+            ana.goto(f"{url}/teaching?project={ana_project}")
+            expect(ana.get_by_role("heading", name="How models read text")).to_be_visible()
+            expect(ana.get_by_text("The same text, cut into tokens")).to_be_visible()
+            expect(ana.get_by_text("What the model sees")).to_be_visible()
+            ana.screenshot(path=str(artifacts / "teaching.png"), full_page=True)
 
             # The facilitator sees both participants.
             ana.goto(f"{url}/facilitator")

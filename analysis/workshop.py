@@ -221,6 +221,47 @@ class Workshop:
         self.workspace_root(participant.id).mkdir(parents=True, exist_ok=True)
         return participant, self.token(participant.id)
 
+    def login_id(self, issuer: str, subject: str) -> str:
+        """The participant id of an institution login (OIDC issuer and subject): the same person
+        always gets the same workspace, and nothing of the login is stored in clear."""
+        if not str(subject or "").strip():
+            raise TextlabError("The login gave no user id (subject); ask the facilitator.")
+        digest = hmac.new(self._secret(), f"{issuer}|{subject}".encode("utf-8"), hashlib.sha256).hexdigest()
+        return digest[:16]
+
+    def participant_for_login(self, issuer: str, subject: str) -> Participant | None:
+        """The participant of an institution login who joined before, or None."""
+        pid = self.login_id(issuer, subject)
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT id, name, joined FROM participants WHERE id=?", (pid,)).fetchone()
+        return Participant(*row) if row else None
+
+    def join_with_login(self, code: str, issuer: str, subject: str, name: str) -> Participant:
+        """Join once with the join code after signing in with the institution's login (``st.login``);
+        later sign-ins come back to the same workspace without a code. A name someone has already
+        gets a number."""
+        if not self._check_code(code, "join_code"):
+            raise TextlabError("That join code is not this workshop's. Ask the facilitator for it.")
+        found = self.participant_for_login(issuer, subject)
+        if found is not None:
+            return found
+        pid = self.login_id(issuer, subject)
+        base = " ".join(re.sub(r"[^\w .'\-]", "", str(name or ""), flags=re.UNICODE).split())[:36] or "Participant"
+        with closing(self._connect()) as con:
+            (count,) = con.execute("SELECT COUNT(*) FROM participants").fetchone()
+            if count >= self.limits.max_participants:
+                raise TextlabError(f"The workshop is full ({count} participants). Ask the facilitator.")
+            for n in range(1, 1000):
+                shown = base if n == 1 else f"{base} {n}"
+                try:
+                    con.execute("INSERT INTO participants VALUES (?, ?, ?, ?)", (pid, shown, shown.casefold(), _now()))
+                    break
+                except sqlite3.IntegrityError as exc:
+                    if "participants.id" in str(exc):  # joined in another tab a moment ago
+                        break
+        self.workspace_root(pid).mkdir(parents=True, exist_ok=True)
+        return self.participant_for_login(issuer, subject)
+
     def participant(self, token: str | None) -> Participant | None:
         """The participant a token stands for; None for a missing, forged or outdated token."""
         pid, _, signature = str(token or "").strip().partition(".")

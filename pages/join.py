@@ -4,7 +4,7 @@ import streamlit as st
 
 from analysis.errors import TextlabError
 from ui import state
-from ui.widgets import show_error
+from ui.widgets import literal, show_error
 from ui.workshop import remember, write_cookie
 
 st.title("Join the workshop")
@@ -16,6 +16,25 @@ st.caption("Each participant gets a private workspace on this server: nobody els
            "results. Ask the facilitator for the join code.")
 
 workshop = state.workshop()
+if state.login_configured():
+    identity = state.login_identity()
+    if identity is None:
+        st.button("Sign in with your institution", type="primary", on_click=st.login, key="join_login")
+        st.caption("Or join with the join code and a name below.")
+    else:
+        st.markdown(f"Signed in as **{literal(identity[2])}**. Type the join code once; next time, signing in is "
+                    "enough.")
+        login_code = st.text_input("Join code", type="password", key="join_login_code")
+        if st.button("Join", type="primary", key="join_login_join"):
+            try:
+                person = workshop.join_with_login(login_code, *identity)
+                workshop.deliver(person.id)
+            except TextlabError as exc:
+                show_error(exc)
+            else:
+                remember(workshop.token(person.id))
+                st.rerun()
+        st.stop()
 with st.form("join_form"):
     code = st.text_input("Join code", type="password", key="join_code")
     name = st.text_input("Your name", max_chars=40, key="join_name", help="Shown to the facilitator only.")

@@ -152,3 +152,32 @@ def test_an_upload_over_the_workshop_limit_is_refused_with_what_to_do(home, monk
     at.button(key="load_sample").click().run()
     assert "at most 100" in texts_of(at.error)
     assert not at.query_params.get("project")
+
+
+def test_an_institution_login_joins_once_with_the_code_and_comes_back_by_signing_in(room, monkeypatch):
+    # Streamlit's OIDC login (st.login) where the server has an [auth] section: AppTest stands in
+    # for the provider with a signed-in user's claims.
+    import ui.state
+
+    monkeypatch.setattr(ui.state, "login_configured", lambda: True)
+    user = {"is_logged_in": True, "iss": "https://login.example.edu", "sub": "u-123", "name": "Ana Lima",
+            "email": "ana@example.edu"}
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.user = dict(user)
+    at.run()
+    assert "Signed in as **Ana Lima**" in " ".join(m.value for m in at.markdown)
+    at.text_input(key="join_login_code").input("wrong")
+    at.button(key="join_login_join").click().run()
+    assert "Ask the facilitator" in texts_of(at.error)
+    at.text_input(key="join_login_code").input(JOIN)
+    at.button(key="join_login_join").click().run()
+    assert [p.name for p in room.participants()] == ["Ana Lima"]
+    # A new session of the same login: straight in, same workspace, no code.
+    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    again.user = dict(user)
+    again.run()
+    assert "you are **Ana Lima**" in " ".join(m.value for m in again.sidebar.markdown)
+    assert room.participant_for_login("https://login.example.edu", "u-123").id == room.participants()[0].id
+    # Another person of the same institution with the same display name gets a workspace of their own.
+    other = room.join_with_login(JOIN, "https://login.example.edu", "u-456", "Ana Lima")
+    assert other.name == "Ana Lima 2" and other.id != room.participants()[0].id

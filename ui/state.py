@@ -45,12 +45,39 @@ def workshop() -> Workshop | None:
     return _workshop(server_root()) if workshop_mode() else None
 
 
+def login_configured() -> bool:
+    """Whether the server has an institution login (an ``[auth]`` section for ``st.login`` in
+    .streamlit/secrets.toml)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
+
+
+def login_identity() -> tuple[str, str, str] | None:
+    """(issuer, subject, display name) of the signed-in institution user, or None."""
+    user = st.user
+    if not login_configured() or not user.get("is_logged_in"):
+        return None
+    subject = user.get("sub") or user.get("email")
+    if not subject:
+        return None
+    return str(user.get("iss") or ""), str(subject), str(user.get("name") or user.get("email") or "Participant")
+
+
 def participant() -> Participant | None:
-    """Who this browser session is, in workshop mode: from the token this session joined with,
-    else from the cookie an earlier session of this browser left. None: not joined (yet)."""
+    """Who this browser session is, in workshop mode: the institution login's participant, else
+    the one of the token this session joined with, else of the cookie an earlier session of this
+    browser left. None: not joined (yet)."""
     ws = workshop()
     if ws is None:
         return None
+    identity = login_identity()
+    if identity is not None:
+        found = ws.participant_for_login(identity[0], identity[1])
+        if found is not None:
+            st.session_state[TOKEN_KEY] = ws.token(found.id)  # the return key, for another browser
+            return found
     # After "Leave" the cookie this session started with is still in st.context: only a token
     # given in this session counts from then on.
     cookie = None if st.session_state.get("_left_workshop") else st.context.cookies.get(COOKIE_NAME)

@@ -59,6 +59,10 @@ def sidebar_card() -> None:
         st.caption("This browser remembers you. To come back from another browser or computer, paste this key on "
                    "the join page. Keep it to yourself: it opens your workspace.")
         st.code(st.session_state.get(state.TOKEN_KEY, ""), language=None)
+    if state.login_identity() is not None:
+        st.button("Sign out", key="workshop_leave", on_click=st.logout,
+                  help="Sign out of your institution's login here. Your workspace stays; sign in again to come back.")
+        return
     st.button("Leave on this browser", key="workshop_leave", on_click=_leave,
               help="Forget you on this browser. Your workspace stays; come back with your return key.")
 

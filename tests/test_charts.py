@@ -440,6 +440,9 @@ def _hostile_figures():
         "stability_chart": [charts.stability_chart(stability, t), charts.stability_chart(stability.iloc[:0], t)],
         "topic_sizes": [charts.topic_sizes(topics, t)],
         "document_map": [charts.document_map(points, t), charts.document_map(points.iloc[:0], t)],
+        "tokens_chart": [charts.tokens_chart({HOSTILE_COL: pd.DataFrame({
+            "position": [0, 1], "token": [HOSTILE_LABEL, "##x"], "id": [5, 6], "text": [HOSTILE_LABEL, "x"],
+            "start": [0, 3], "end": [3, 4]})})],
     }
 
 

@@ -74,7 +74,7 @@ def test_the_open_project_stays_in_the_url_on_every_page(home):
     first_run.query_params["project"] = pid
     first_run.run()  # (AppTest keeps the sidebar of a session's first run only)
     links = [el.proto for el in first_run.sidebar if getattr(el, "type", None) == "page_link"]
-    assert len(links) == 11  # every page, each link carrying the open project
+    assert len(links) == 12  # every page, each link carrying the open project
     assert all(f"project={pid}" in link.query_string for link in links)
 
 

@@ -181,3 +181,26 @@ def test_an_institution_login_joins_once_with_the_code_and_comes_back_by_signing
     # Another person of the same institution with the same display name gets a workspace of their own.
     other = room.join_with_login(JOIN, "https://login.example.edu", "u-456", "Ana Lima")
     assert other.name == "Ana Lima 2" and other.id != room.participants()[0].id
+
+
+def test_in_a_workshop_no_participant_can_name_a_path_or_another_machine_as_a_model(room):
+    from ui.language_model import SOURCES, STORE
+
+    ana = load_sample(join("Ana"))
+    token = ana.session_state["textlab_participant_token"]
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["textlab_participant_token"] = token
+    at.query_params["project"] = ana.query_params["project"]
+    at.run()  # a session's first run draws the sidebar (AppTest reruns pages alone after it)
+    which = next(r for r in at.sidebar.radio if r.label == "Which model")
+    assert "local" in SOURCES and "local" not in which.options  # no model folder on the server
+    at = goto(at, "pages/sentiment.py")
+    at.radio(key="sentiment_backend").set_value("transformers").run()
+    assert all("other" not in str(o) for o in at.selectbox(key="sentiment_model").options)  # no free id or path
+    # A model server on another machine is refused when the run is asked for.
+    at.session_state[STORE] = {"source": "server", "url": "http://10.1.2.3:8000/v1", "model": "m"}
+    at.radio(key="sentiment_backend").set_value("llm").run()
+    at.button(key="submit_sentiment").click().run()
+    assert "must run on this server" in texts_of(at.error)
+    assert not Workspace(room.workspace_root(room.participants()[0].id)).project(
+        at.query_params["project"]).runs("sentiment")

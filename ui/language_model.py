@@ -33,6 +33,7 @@ from analysis.tasks import get_task, prompting
 from analysis.tasks import prompt as prompt_task
 from analysis.tasks.base import RunContext
 
+from . import state
 from .widgets import literal, show_error
 
 SOURCES = ("embedded", "server", "local")
@@ -104,10 +105,22 @@ def job_settings() -> dict[str, Any]:
     return {}
 
 
+WORKSHOP_SERVER = ("In a workshop the language model server must run on this server (127.0.0.1), so that nobody "
+                   "sends the room's texts elsewhere or probes the network from it; ask the facilitator.")
+WORKSHOP_FOLDER = ("In a workshop a model folder on the server cannot be chosen (its paths belong to everyone); use the "
+                   "embedded model or the facilitator's model server.")
+
+
 def check_ready() -> None:
     """Refuse a run whose model the sidebar does not name completely yet (an empty server URL
-    would otherwise run the embedded model without saying so)."""
+    would otherwise run the embedded model without saying so), and, in a workshop, one whose
+    model lies outside what every participant may use."""
     s = current()
+    if state.workshop_mode():
+        if s["source"] == "local":
+            raise TextlabError(WORKSHOP_FOLDER)
+        if s["source"] == "server" and s["url"].strip() and _scope(s["url"].strip()) != "loopback":
+            raise TextlabError(WORKSHOP_SERVER)
     if s["source"] == "server" and not s["url"].strip():
         raise TextlabError("No model server is set: give its URL (and the model's name) under Language model in "
                            "the sidebar, or choose the embedded model there.")
@@ -170,7 +183,10 @@ def sidebar_section(project) -> None:
     """The sidebar's Language model section (drawn on every page)."""
     _restore(project)
     with st.expander("Language model", icon=":material/smart_toy:"):
-        source = st.radio("Which model", SOURCES, format_func=SOURCE_LABELS.get, key=FIELDS["source"],
+        sources = [x for x in SOURCES if x != "local"] if state.workshop_mode() else list(SOURCES)
+        if st.session_state.get(FIELDS["source"]) not in sources:
+            st.session_state[FIELDS["source"]] = sources[0]
+        source = st.radio("Which model", sources, format_func=SOURCE_LABELS.get, key=FIELDS["source"],
                           help="The model that answers when an analysis uses the generative language model "
                                "backend (coding, sentiment, emotion, free prompt).")
         if source == "server":
@@ -198,6 +214,9 @@ def _server_settings() -> None:
         scope = _scope(url)
     except TextlabError as exc:
         show_error(exc)
+        return
+    if state.workshop_mode() and scope != "loopback":
+        st.error(WORKSHOP_SERVER, icon=":material/block:")
         return
     if scope == "remote":
         host = urlsplit(url).hostname or url

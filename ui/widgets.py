@@ -394,7 +394,8 @@ def model_settings(task: str) -> dict:
     config: dict = {"backend": backend}
     if backend == "offline":
         return config
-    names = [m["name"] for m in registered] + ["other (Hugging Face id or folder)"]
+    # In a workshop a free model id or folder would let a participant name paths on the server.
+    names = [m["name"] for m in registered] + ([] if state.workshop_mode() else ["other (Hugging Face id or folder)"])
     labels = {m["name"]: f"{m['name']} · {m['hf_id']} · {'on this machine' if m['available'] else 'not downloaded'}"
               for m in registered}
     choice = st.selectbox("Model", names, index=names.index(transformer) if transformer in names else 0,

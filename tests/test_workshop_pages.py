@@ -9,6 +9,7 @@ from analysis.workshop import Workshop
 from analysis.workspace import Workspace
 from tests.paths import ROOT
 from tests.test_pages import goto, load_sample, texts_of
+from ui.language_model import SOURCES, STORE
 
 JOIN, FACILITATOR = "room-42", "lead-7777"
 
@@ -99,6 +100,9 @@ def test_a_refresh_comes_back_to_the_same_workspace_and_leaving_forgets_it(room)
     again.run()
     assert "you are **Ana**" in " ".join(m.value for m in again.sidebar.markdown)
     assert len(Workspace(room.workspace_root(room.participants()[0].id)).list_projects()) == 1
+    # No participant can name a path on the server as a model: no model folder in the sidebar...
+    which = next(r for r in again.sidebar.radio if r.label == "Which model")
+    assert "local" in SOURCES and "local" not in which.options
     again.button(key="workshop_leave").click().run()
     assert "textlab_participant_token" not in again.session_state and again.session_state["_left_workshop"]
     # Every page of the workspace now refuses (AppTest reruns the page alone; the app's router
@@ -113,6 +117,17 @@ def test_a_refresh_comes_back_to_the_same_workspace_and_leaving_forgets_it(room)
     again = goto(again, "pages/data.py")
     assert not again.error and len(again.get("button")) >= 1
     assert "Policy survey (sample)" in " ".join(m.value for m in again.markdown)  # her project, back
+    # ... no free model id or folder on an analysis page, and no model server on another machine.
+    again.query_params["project"] = ana.query_params["project"]
+    again = goto(again, "pages/sentiment.py")
+    again.radio(key="sentiment_backend").set_value("transformers").run()
+    assert all("other" not in str(o) for o in again.selectbox(key="sentiment_model").options)
+    again.session_state[STORE] = {"source": "server", "url": "http://10.1.2.3:8000/v1", "model": "m"}
+    again.radio(key="sentiment_backend").set_value("llm").run()
+    again.button(key="submit_sentiment").click().run()
+    assert "must run on this server" in texts_of(again.error)
+    assert not Workspace(room.workspace_root(room.participants()[0].id)).project(
+        ana.query_params["project"]).runs("sentiment")
 
 
 def test_the_facilitator_sees_participants_sends_a_dataset_and_resets(room, tmp_path):
@@ -182,25 +197,3 @@ def test_an_institution_login_joins_once_with_the_code_and_comes_back_by_signing
     other = room.join_with_login(JOIN, "https://login.example.edu", "u-456", "Ana Lima")
     assert other.name == "Ana Lima 2" and other.id != room.participants()[0].id
 
-
-def test_in_a_workshop_no_participant_can_name_a_path_or_another_machine_as_a_model(room):
-    from ui.language_model import SOURCES, STORE
-
-    ana = load_sample(join("Ana"))
-    token = ana.session_state["textlab_participant_token"]
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["textlab_participant_token"] = token
-    at.query_params["project"] = ana.query_params["project"]
-    at.run()  # a session's first run draws the sidebar (AppTest reruns pages alone after it)
-    which = next(r for r in at.sidebar.radio if r.label == "Which model")
-    assert "local" in SOURCES and "local" not in which.options  # no model folder on the server
-    at = goto(at, "pages/sentiment.py")
-    at.radio(key="sentiment_backend").set_value("transformers").run()
-    assert all("other" not in str(o) for o in at.selectbox(key="sentiment_model").options)  # no free id or path
-    # A model server on another machine is refused when the run is asked for.
-    at.session_state[STORE] = {"source": "server", "url": "http://10.1.2.3:8000/v1", "model": "m"}
-    at.radio(key="sentiment_backend").set_value("llm").run()
-    at.button(key="submit_sentiment").click().run()
-    assert "must run on this server" in texts_of(at.error)
-    assert not Workspace(room.workspace_root(room.participants()[0].id)).project(
-        at.query_params["project"]).runs("sentiment")

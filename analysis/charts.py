@@ -947,6 +947,7 @@ def tokens_chart(tables: dict[str, pd.DataFrame], limit: int = 60) -> go.Figure:
     longest = max((len(t) for t in tables.values()), default=0)
     more = f" (first {limit} of up to {longest:,} tokens)" if longest > limit else ""
     fig.update_layout(barmode="overlay", title=f"The same text, cut into tokens{more}",
+                      uniformtext={"minsize": 10, "mode": "show"},  # long tokens stay readable
                       xaxis={"title": "token position", "range": [0, min(max(longest, 1), limit)]},
                       yaxis={"autorange": "reversed"}, height=120 + 70 * len(names), bargap=0.25,
                       margin={"l": 10, "r": 10, "t": 50, "b": 40})

@@ -106,6 +106,10 @@ def main(argv=None) -> int:
     parser.add_argument("--lengths", default="30,64,256", help="model tokens per text, comma-separated")
     parser.add_argument("--repeats", type=int, default=1, help="runs per length, median reported (default 1)")
     parser.add_argument("--no-reference", action="store_true", help="skip the plain sentence-transformers run")
+    parser.add_argument("--model", default=None,
+                        help="a sentence-transformers folder (default: the bundled all-MiniLM-L6-v2; on a lent GPU "
+                             "the fp16 copy benchmarks/prepare_device.py writes, as the bundled package is too big "
+                             "to carry)")
     parser.add_argument("--markdown", type=Path, help="append a section with the figures to this file")
     args = parser.parse_args(argv)
     lengths = [int(x) for x in args.lengths.split(",") if x.strip()]
@@ -116,7 +120,8 @@ def main(argv=None) -> int:
 
     cache = tempfile.TemporaryDirectory(prefix="textlab-embedding-bench-")
     start = time.perf_counter()
-    embedder = Embedder(device=args.device, batch_size=args.batch_size, cache_dir=cache.name)
+    embedder = Embedder(*([args.model] if args.model else []), device=args.device, batch_size=args.batch_size,
+                        cache_dir=cache.name)
     load_s = time.perf_counter() - start
     where = machine(embedder.device)
     dtype = embedder.describe()["dtype"]

@@ -5,6 +5,7 @@ import os
 
 import streamlit as st
 
+from analysis.errors import TextlabError
 from ui import state
 from ui.state import job_manager
 from ui.widgets import show_error, sidebar
@@ -35,6 +36,11 @@ facilitator = st.Page("pages/facilitator.py", title="Facilitator", icon=":materi
 pages["Learn"] = [st.Page("pages/teaching.py", title="How models read text", icon=":material/school:")]
 
 if state.workshop_mode():
+    try:
+        state.workshop()
+    except TextlabError as exc:  # fail closed: never fall back to one shared workspace
+        show_error(exc)
+        st.stop()
     pages["Workshop"] = [facilitator]
     if state.participant() is None:
         # Not joined yet: the join page (and the facilitator's, which has its own code); no page

@@ -197,3 +197,10 @@ def test_an_institution_login_joins_once_with_the_code_and_comes_back_by_signing
     other = room.join_with_login(JOIN, "https://login.example.edu", "u-456", "Ana Lima")
     assert other.name == "Ana Lima 2" and other.id != room.participants()[0].id
 
+
+
+def test_workshop_mode_without_a_set_up_workshop_fails_closed(home, monkeypatch):
+    monkeypatch.setenv("TEXTLAB_WORKSHOP", "1")  # e.g. `streamlit run app.py` with the flag but no setup
+    at = fresh()
+    assert "No workshop is set up" in texts_of(at.error)
+    assert not at.get("selectbox") and not at.get("file_uploader")  # no shared workspace behind it

@@ -150,8 +150,12 @@ class Workshop:
             salt = secrets.token_bytes(16)
             config[f"{key}_salt"], config[f"{key}_hash"] = salt.hex(), _hash_code(code, salt)
             shown[key] = code
-        if config.get("join_code_hash") == config.get("facilitator_code_hash") is not None:
-            raise TextlabError("The join code and the facilitator code must differ.")
+        for key, other in (("join_code", "facilitator_code"), ("facilitator_code", "join_code")):
+            # Salts differ, so compare a code given now with the other one's stored hash.
+            if key in shown and config.get(f"{other}_salt") and hmac.compare_digest(
+                    _hash_code(shown[key], bytes.fromhex(config[f"{other}_salt"])), config[f"{other}_hash"]):
+                raise TextlabError("The join code and the facilitator code must differ: participants would "
+                                   "open the facilitator page.")
         if limits is not None:
             config["limits"] = asdict(limits if isinstance(limits, Limits) else Limits.from_dict(limits))
         config.setdefault("limits", asdict(Limits()))

@@ -82,6 +82,10 @@ def test_limits_say_what_is_over_and_what_to_do(tmp_path):
     assert shown_again == {} and again.is_facilitator(shown["facilitator_code"])
     with pytest.raises(TextlabError, match="positive"):
         Limits.from_dict({"quota_mb": 0})
+    with pytest.raises(TextlabError, match="must differ"):
+        Workshop.configure(tmp_path, join_code=shown["facilitator_code"])
+    with pytest.raises(TextlabError, match="must differ"):
+        Workshop.configure(tmp_path / "other", join_code="same-code", facilitator_code="same-code")
 
 
 def test_broadcasts_are_kept_for_present_and_future_participants(workshop):

@@ -39,7 +39,7 @@ from collections import OrderedDict, deque
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Hashable, Iterable
+from typing import Any, Hashable
 
 from .errors import TextlabError
 from .fileio import atomic_write_bytes
@@ -572,7 +572,3 @@ def agreement_between_participants(table: Any) -> tuple[Any, float | None]:
         alpha = float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
     return pairs, alpha
 
-
-def participants_named(workshop: Workshop, ids: Iterable[str]) -> dict[str, str]:
-    names = {p.id: p.name for p in workshop.participants()}
-    return {i: names.get(i, i) for i in ids}

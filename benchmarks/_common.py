@@ -117,6 +117,20 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
+# --------------------------------------------------------------------------- servers
+
+
+def stop_process(proc, grace: float = 20) -> None:
+    """Terminate a server the benchmark started; kill it when it does not stop within ``grace`` s."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 # --------------------------------------------------------------------------- markdown
 
 

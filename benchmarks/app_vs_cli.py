@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _common import host_description, module_versions, write_section
+from _common import host_description, module_versions, stop_process, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data" / "policy_survey.csv"
@@ -276,11 +276,7 @@ def run_app(corpus: Path, folder: Path, *, profile: bool = False, switches: int 
                       flowing_texts_per_s=run["n_total"] / (ended - first_text) if first_text else None,
                       cpu_s={k: round(v, 1) for k, v in cpu.items()}, watched=not leave)
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server)
     return result
 
 

@@ -35,7 +35,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OtherLoad, host_description, write_section  # noqa: E402
+from _common import OtherLoad, host_description, stop_process, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 JOIN, FACILITATOR = "load-test", "load-facilitator"
@@ -231,11 +231,7 @@ def main() -> None:
         peak = _peak_rss(server.pid)
         other = load.cores()
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server)
     done, failed = _failed_runs(home)
     shutil.rmtree(home, ignore_errors=True)
 

@@ -86,13 +86,13 @@ neutralize = col2.checkbox(
 report, methods = _estimates(project, frame, manifests, design, membership)
 # The hand-coding design travels with the data: each text's stratum and the weight its code carried,
 # and in the manifest the design, every draw and the estimate settings.
+columns_before = set(frame.columns)
 frame = with_sample_columns(frame, membership, report)
 hand = hand_coding_manifest(records=project.sample_records(), design=design,
                             coders={c: int(human[c].notna().sum()) for c in human.columns},
                             estimates=report.settings if report is not None else None, report=report)
 manifests = manifests + [hand] if hand else manifests
-added = [c for c in frame.columns if str(c).startswith(("sample_stratum", "sample_weight"))
-         and c not in project.corpus().data.columns]
+added = [c for c in frame.columns if c not in columns_before]
 if added:
     st.caption("Also " + " and ".join(f"`{c}`" for c in added) + ": the stratum each text was drawn in for hand "
                "coding and the weight its hand code carried in the corrected estimates "

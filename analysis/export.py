@@ -98,7 +98,7 @@ import uuid
 import warnings as pywarnings
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -154,7 +154,8 @@ _SPSS_RESERVED = frozenset("all and by eq ge gt le lt ne not or to with".split()
 
 @dataclass
 class ExportResult:
-    """An exported file: its bytes plus everything the user should be told about it."""
+    """An exported file: its bytes plus everything the user should be told about it
+    (``write_table`` streams CSV/TSV straight to the file: there ``data`` stays empty)."""
 
     data: bytes
     fmt: str
@@ -164,6 +165,9 @@ class ExportResult:
     renamed: dict[str, str] = field(default_factory=dict)  # original -> written name
     # Stata/SPSS: column -> {code: label} of the value labels written (see _value_codes).
     value_labels: dict[str, dict[int, str]] = field(default_factory=dict)
+
+
+CSV_CHUNK_ROWS = 100_000  # rows per piece of a streamed CSV/TSV file
 
 
 # --------------------------------------------------------------------------- public API
@@ -274,6 +278,13 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str], **kw: Any) -> Ex
     path = Path(path)
     fmt = format_from_path(path)
     kw.setdefault("name", path.stem)
+    if fmt in ("csv", "tsv") and isinstance(df, pd.DataFrame):
+        # Streamed: the file is written piece by piece (see _delimited_pieces); the other
+        # options of export_table do not apply to CSV.
+        result = ExportResult(data=b"", fmt=fmt, filename=path.name, mime=MIME_TYPES[fmt])
+        _atomic_write(path, _delimited_pieces(_prepare(df), "," if fmt == "csv" else "\t", kw.get("bom", False),
+                                              kw.get("neutralize", True), result))
+        return result
     result = export_table(df, fmt, **kw)
     _atomic_write(path, result.data)
     result.filename = path.name
@@ -392,6 +403,11 @@ def _neutralize_all(df: pd.DataFrame, result: ExportResult) -> pd.DataFrame:
     df, counts = _map_text_cells(df, _guard_formula)
     headers = [c for c in df.columns if _guard_formula(c) is not None]
     df.columns = [_guard_formula(c) or c for c in df.columns]
+    _report_neutralized(counts, headers, result)
+    return df
+
+
+def _report_neutralized(counts: Counter, headers: list[str], result: ExportResult) -> None:
     if counts:
         result.warnings.append(
             f"{sum(counts.values()):,} text cells starting with =, +, -, @, tab or carriage "
@@ -404,7 +420,6 @@ def _neutralize_all(df: pd.DataFrame, result: ExportResult) -> pd.DataFrame:
             "Column names starting with a formula character were prefixed with an "
             f"apostrophe: {', '.join(headers)}."
         )
-    return df
 
 
 def _naive_datetimes(df: pd.DataFrame, result: ExportResult, fmt_name: str) -> pd.DataFrame:
@@ -506,15 +521,34 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _to_delimited(df: pd.DataFrame, sep: str, bom: bool, neutralize: bool, result: ExportResult) -> bytes:
+    return b"".join(_delimited_pieces(df, sep, bom, neutralize, result))
+
+
+def _delimited_pieces(df: pd.DataFrame, sep: str, bom: bool, neutralize: bool, result: ExportResult,
+                      rows: int = CSV_CHUNK_ROWS) -> Iterator[bytes]:
+    """The CSV/TSV file in pieces of ``rows`` rows: ``write_table`` writes each piece as it is
+    made, so a million-row export holds one piece of text at a time, not the whole file
+    (1M rows as one string took about 1 GB more). The warnings come once, after the last
+    piece, with the counts of all pieces."""
+    if bom:
+        yield codecs.BOM_UTF8
+    counts: Counter = Counter()
+    header = list(df.columns)
     if neutralize:
-        guarded = _neutralize_all(df, result)
-        result.renamed.update({o: n for o, n in zip(df.columns, guarded.columns) if o != n})
-        df = guarded
-    text = df.to_csv(index=False, sep=sep, lineterminator="\n", na_rep="")
-    if "\r" in text:
-        text = _quote_bare_cr(text, sep)
-    data = text.encode("utf-8")
-    return codecs.BOM_UTF8 + data if bom else data
+        header = [_guard_formula(c) or c for c in df.columns]
+        result.renamed.update({o: n for o, n in zip(df.columns, header) if o != n})
+    for start in range(0, max(len(df), 1), rows):
+        piece = df.iloc[start:start + rows]
+        if neutralize:
+            piece, changed = _map_text_cells(piece, _guard_formula)
+            counts.update(changed)
+        piece = piece.set_axis(header, axis=1)
+        text = piece.to_csv(index=False, header=start == 0, sep=sep, lineterminator="\n", na_rep="")
+        if "\r" in text:
+            text = _quote_bare_cr(text, sep)
+        yield text.encode("utf-8")
+    if neutralize:
+        _report_neutralized(counts, [o for o, n in zip(df.columns, header) if o != n], result)
 
 
 def _quote_bare_cr(text: str, sep: str) -> str:
@@ -1176,7 +1210,8 @@ def _to_sav(df: pd.DataFrame, name: str, labelled: tuple[str, ...], dates: dict[
 # --------------------------------------------------------------------------- files
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write ``data`` (bytes, or pieces of it made while writing) to ``path`` atomically."""
     folder = path.parent
     if not folder.is_dir():
         raise TextlabError(f"Cannot write {path}: the folder {folder} does not exist.")
@@ -1187,7 +1222,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise TextlabError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for piece in ([data] if isinstance(data, bytes) else data):
+                fh.write(piece)
             fh.flush()
             os.fsync(fh.fileno())
         with contextlib.suppress(OSError):

@@ -641,3 +641,25 @@ def test_corpus_is_a_plain_dataclass():
     corpus = Corpus(data=pd.DataFrame({"doc_id": ["a"], "text": ["x"]}), text_column="text")
     assert (corpus.id_column, corpus.group_column, corpus.date_column, corpus.source) == (None, None, None, "")
     assert corpus.texts == ["x"] and corpus.doc_ids == ["a"]
+
+
+def test_csv_read_in_batches_equals_one_batch_and_report_streams(monkeypatch):
+    """Big files are read in columnar batches and the quality report runs over chunks: the
+    frame and the report must not depend on the batch sizes (repeated header names, padded
+    rows and duplicates spanning batches included)."""
+    import analysis.corpus as corpus_module
+
+    rows = [f'{i},"answer {i % 4}, with a comma",x{i}' if i % 5 else f"{i},,y" for i in range(23)]
+    data = ("id,text,text\n" + "\n".join(rows) + "\n5,short\n").encode("utf-8")
+    whole, whole_report = read_file(data, "batches.csv")
+    monkeypatch.setattr(corpus_module, "_RECORD_BATCH", 4)
+    monkeypatch.setattr(corpus_module, "QUALITY_CHUNK", 3)
+    batched, batched_report = read_file(data, "batches.csv")
+    pd.testing.assert_frame_equal(batched, whole)
+    assert batched_report.warnings == whole_report.warnings
+    corpus = build_corpus(batched, "text", None)
+    small = quality_report(corpus).to_dict()
+    monkeypatch.setattr(corpus_module, "QUALITY_CHUNK", 10_000)
+    assert quality_report(corpus).to_dict() == small
+    assert small["rows"] == 24 and small["empty"] == 5
+    assert small["duplicates"] == sum(n - 1 for _, n in small["duplicate_examples"]) > 0

@@ -449,7 +449,8 @@ def test_write_table_is_atomic_and_replaces(results, tmp_path):
     target.write_text("old content")
     res = write_table(results, target, bom=True)
     assert res.filename == "coded.csv"
-    assert target.read_bytes() == res.data and target.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert target.read_bytes() == export_table(results, "csv", bom=True).data  # streamed: the same bytes
+    assert target.read_bytes().startswith(b"\xef\xbb\xbf")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["coded.csv"]  # no temp file left
 
     xlsx = write_table(results, tmp_path / "coded.xlsx", codebook={"codes": [{"label": "a"}]})
@@ -839,3 +840,21 @@ def test_the_estimates_csv_is_neutralised_through_export_table():
     back = pd.read_csv(io.StringIO(data), keep_default_na=False)
     assert back["code"].tolist()[0] == "'" + '=HYPERLINK("http://evil.example","click")'
     assert back["ci_low"].tolist()[1] == -0.02
+
+
+def test_streamed_csv_equals_the_one_piece_file(monkeypatch, tmp_path):
+    """write_table writes CSV in pieces of rows: the file, the renamed headers and the
+    neutralisation warning (counts summed over pieces) are those of one piece."""
+    import analysis.export as export_module
+
+    df = pd.DataFrame({"=head": [f"=cmd{i}" if i % 3 == 0 else f"line\r{i}" for i in range(10)],
+                       "n": range(10)})
+    whole = export_table(df, "csv")
+    monkeypatch.setattr(export_module, "CSV_CHUNK_ROWS", 3)
+    monkeypatch.setattr(export_module._delimited_pieces, "__defaults__", (3,))
+    res = write_table(df, tmp_path / "pieces.csv")
+    assert (tmp_path / "pieces.csv").read_bytes() == whole.data
+    assert res.warnings == whole.warnings and "4 text cells" in res.warnings[0]
+    assert res.renamed == whole.renamed == {"=head": "'=head"}
+    empty, expected = write_table(df.iloc[:0], tmp_path / "empty.csv"), export_table(df.iloc[:0], "csv")
+    assert (tmp_path / "empty.csv").read_bytes() == expected.data and empty.warnings == expected.warnings

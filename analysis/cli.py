@@ -125,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-neutralize", action="store_true",
                    help="keep cells starting with = + - @ as they are in CSV/XLSX (default: prefix with ' against formula injection)")
     p.add_argument("--fresh", action="store_true", help="rerun even if an identical finished run exists in the workspace")
+    e = p.add_argument_group("where the analyses run")
+    e.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: model workers on a Ray cluster (pip install "
+                        "\"textlab[ray]\"), same results and checkpoints, so a run resumes on either")
+    e.add_argument("--ray-address", metavar="ADDR",
+                   help="with --engine ray: the cluster to join (auto: the one `ray start` made on this machine; "
+                        "HOST:6379) (default: start a local Ray instance)")
+    e.add_argument("--ray-workers", type=int, metavar="N",
+                   help="with --engine ray: model workers (default: one per CPU of the cluster, or one per GPU "
+                        "when the run uses GPUs)")
     p.add_argument("--estimate", action="store_true",
                    help="with --backend llm: say how many prompt tokens the run sends and how long it takes (from "
                         "a probe of 3 texts, whose answers are kept for the run), then stop without running")
@@ -331,10 +341,12 @@ def cmd_analyze(args) -> int:
             f"--model names one model, but --task {' and --task '.join(model_tasks)} each need their own. "
             "Run one command per task, each with its own --model."
         )
+    engine = _engine(args)
     configs = {}
     for task in tasks:
         config = task.Config.from_dict(_task_config(task, args))
         task.validate(config)
+        engine.check(task, config)  # Ray installed, the task splits into chunks: said before the corpus is read
         configs[task.name] = config.to_dict()
 
     corpus, report = _load(args)
@@ -355,7 +367,7 @@ def cmd_analyze(args) -> int:
         beat.stop()
         return _estimate(project, tasks, configs)
     try:
-        runs = _run_tasks(workspace, project, tasks, configs, owner, args)
+        runs = _run_tasks(workspace, project, tasks, configs, owner, args, engine=engine)
     finally:
         beat.stop()
 
@@ -394,9 +406,18 @@ def _estimate(project, tasks, configs: dict) -> int:
     return 0
 
 
-def _run_tasks(workspace, project, tasks, configs: dict, owner: str, args) -> dict:
+def _engine(args):
+    """The engine of --engine (with --ray-address/--ray-workers): not a run setting."""
+    from .engines import Engine
+
+    name = getattr(args, "engine", None) or "local"
+    return Engine(name, address=getattr(args, "ray_address", None), workers=getattr(args, "ray_workers", None))
+
+
+def _run_tasks(workspace, project, tasks, configs: dict, owner: str, args, engine=None) -> dict:
     """Each task's finished run: reused when the same data and settings were run, resumed
-    from its checkpoints when it was cut off, else run now."""
+    from its checkpoints when it was cut off, else run now (on ``engine``: default local;
+    the engine is not a setting, so a run of either engine is reused or resumed)."""
     from .jobs import execute_run, owner_is_dead, run_context
 
     runs = {}
@@ -422,7 +443,7 @@ def _run_tasks(workspace, project, tasks, configs: dict, owner: str, args) -> di
         progress = _StderrProgress(task.name)
         try:
             runs[task.name] = execute_run(workspace, run.id, owner=owner, on_progress=progress,
-                                           on_stage=progress.stage, on_loaded=progress.loaded)
+                                           on_stage=progress.stage, on_loaded=progress.loaded, engine=engine)
         finally:
             progress.close()
     return runs

@@ -30,7 +30,8 @@ from .errors import JobCancelled, JobPaused, TextlabError
 from .provenance import build_manifest, row_counts
 from .tasks import get_task
 from .tasks.base import BaseConfig, RunContext
-from .tasks.execute import CheckpointStore, ProgressFn, execute, non_empty
+from .engines import LOCAL, Engine
+from .tasks.execute import CheckpointStore, ProgressFn, non_empty
 from .workspace import Project, Run, Workspace, corpus_hash, default_root, now_iso
 
 log = logging.getLogger(__name__)
@@ -76,12 +77,15 @@ def execute_run(
     on_stage: Callable[[str], None] | None = None,
     on_loaded: Callable[[dict[str, Any]], None] | None = None,
     should_pause: Callable[[], bool] | None = None,
+    engine: Engine | None = None,
 ) -> Run:
     """Run (or resume) one run to the end. Returns the finished run record.
 
     Raises JobCancelled when the run's cancel flag is set, and any TextlabError of the task;
     the run's status is set accordingly either way. ``should_pause()`` is asked between chunks:
     when it says so the run is queued again (JobPaused) and resumes from its checkpoints.
+    ``engine``: where the chunks run (default: the local engine, this process); it is not a
+    setting of the run, so a run resumes or is reused on any engine.
     """
     run = workspace.run(run_id)
     project = workspace.project_of(run)
@@ -93,7 +97,7 @@ def execute_run(
     started_clock = time.monotonic()
     try:
         result_run = _execute(workspace, project, workspace.run(run_id), on_progress, started_clock, on_stage,
-                              on_loaded, should_pause)
+                              on_loaded, should_pause, engine or LOCAL)
     except JobPaused:
         workspace.update_run(run_id, status="queued", heartbeat=now_iso(),
                              stage="Paused so that other participants' analyses get a turn; it resumes by itself")
@@ -148,7 +152,7 @@ def _record_failure(workspace: Workspace, run_id: str, message: str) -> None:
 def _execute(workspace: Workspace, project: Project, run: Run, on_progress: ProgressFn | None, started_clock: float,
              on_stage: Callable[[str], None] | None = None,
              on_loaded: Callable[[dict[str, Any]], None] | None = None,
-             should_pause: Callable[[], bool] | None = None) -> Run:
+             should_pause: Callable[[], bool] | None = None, engine: Engine = LOCAL) -> Run:
     task = get_task(run.task)
     config = task.Config.from_dict(run.config)
     corpus = project.corpus()
@@ -187,8 +191,8 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
             on_loaded(description)
 
     try:
-        done = execute(task, texts, CheckpointStore(project, run.id), config=config, context=context, doc_ids=ids,
-                       progress=progress, stage=stage, cancelled=cancelled, on_loaded=loaded)
+        done = engine.execute(task, texts, CheckpointStore(project, run.id), config=config, context=context,
+                              doc_ids=ids, progress=progress, stage=stage, cancelled=cancelled, on_loaded=loaded)
     except JobPaused:
         raise
     except JobCancelled as exc:
@@ -206,6 +210,7 @@ def _execute(workspace: Workspace, project: Project, run: Run, on_progress: Prog
         row_examples=done.row_examples, columns=[c for c in result.columns if c != "doc_id"],
     )
     manifest["row_flags"] = dict(task.row_flags)  # what each count in rows above means
+    manifest["engine"] = engine.manifest(done)  # local, or ray with its workers and blocks computed
     # Every value each label column can take, in a fixed order: exports number labels by it.
     manifest["label_sets"] = task.label_sets(manifest)
     # The columns holding the code a text got (declared by the task), for the export's value labels.

@@ -49,6 +49,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 import uuid
@@ -88,7 +89,7 @@ _MERGE_AT = 32
 _KEY_DTYPE = np.dtype([("key", np.uint8, (32,)), ("windows", "<u4")])
 
 __all__ = [
-    "Embedder", "embed", "clear_cache", "cache_size", "text_key",
+    "Embedder", "embed", "clear_cache", "cache_size", "text_key", "fast_model_path", "task_embedding_model",
     "DEFAULT_MODEL", "SLICE_SIZE", "CPU_SLICE_SIZE",
 ]
 
@@ -415,13 +416,20 @@ class Embedder(HoldsModel):
             raise TextlabError(f"Model '{display}' has no text tokenizer, so it cannot embed texts.")
         self.tokenizer = tokenizer
         self.dim = int(self.model.get_embedding_dimension())
-        self.max_seq_length = int(self.model.max_seq_length or _tokenizer_limit(tokenizer) or 512)
-        # Tokens of text per window: special tokens and any default prompt take the rest.
+        # A static model (the fast path, analysis.fastpath) averages looked-up token vectors:
+        # it has no window, so no text is ever split and its tokenizer is a bare `tokenizers` one.
+        self.static = is_static(self.model)
         prompt = self.model.prompts.get(self.model.default_prompt_name) if self.model.default_prompt_name else None
         self.prompt = prompt or None
-        prompt_tokens = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
-        specials = tokenizer.num_special_tokens_to_add(pair=False)
-        self.window_tokens = max(1, self.max_seq_length - specials - prompt_tokens)
+        if self.static:
+            self.max_seq_length = 0
+            self.window_tokens = sys.maxsize
+        else:
+            self.max_seq_length = int(self.model.max_seq_length or _tokenizer_limit(tokenizer) or 512)
+            # Tokens of text per window: special tokens and any default prompt take the rest.
+            prompt_tokens = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
+            specials = tokenizer.num_special_tokens_to_add(pair=False)
+            self.window_tokens = max(1, self.max_seq_length - specials - prompt_tokens)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._cache_folder = self._make_cache_folder()
         self._cache = _ShardCache(self._cache_folder, self.dim) if self._cache_folder is not None else None
@@ -470,7 +478,7 @@ class Embedder(HoldsModel):
             return None
         revision = self.revision or f"local-{_folder_fingerprint(self.path)}"
         dtype = str(self.torch_dtype).removeprefix("torch.")
-        variant = f"{dtype}-win{self.max_seq_length}"
+        variant = f"{dtype}-static" if self.static else f"{dtype}-win{self.max_seq_length}"
         if self.prompt:
             variant += "-p" + hashlib.sha256(self.prompt.encode("utf-8")).hexdigest()[:8]
         return self.cache_dir / f"{folder_slug(self.model_id)}@{folder_slug(revision)}" / variant
@@ -481,6 +489,9 @@ class Embedder(HoldsModel):
         """Tokens of each text with this model's tokenizer, special tokens not counted, never truncated."""
         if not texts:
             return np.zeros(0, dtype=np.int64)
+        if self.static:
+            return np.fromiter((len(e.ids) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)),
+                               dtype=np.int64, count=len(texts))
         enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, padding=False,
                              return_attention_mask=False, return_token_type_ids=False, verbose=False)
         return np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
@@ -547,7 +558,7 @@ class Embedder(HoldsModel):
     def windows(self, text: str) -> list[str]:
         """The consecutive slices of ``text`` that are embedded separately (one if it fits)."""
         with self._lock:
-            if not text.strip() or self.token_counts([text])[0] <= self.window_tokens:
+            if self.static or not text.strip() or self.token_counts([text])[0] <= self.window_tokens:
                 return [text]
             return self._windows([text])[0][0]
 
@@ -585,6 +596,9 @@ class Embedder(HoldsModel):
 
     def _compute(self, texts: list[str], report: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
         """Unit vectors and window counts for non-empty texts (no cache involved)."""
+        if self.static:  # no window to fit; characters order the batches well enough
+            lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+            return self._encode_pieces(texts, lengths, report), np.ones(len(texts), dtype=np.int64)
         lengths = self.token_counts(texts)
         long = np.flatnonzero(lengths > self.window_tokens)
         windows = np.ones(len(texts), dtype=np.int64)
@@ -670,7 +684,7 @@ class Embedder(HoldsModel):
             progress(done)
         computed = 0
         # Smaller shards on slow devices: a cancelled job loses at most one slice of work.
-        slice_size = SLICE_SIZE if self.device.type == "cuda" else min(SLICE_SIZE, CPU_SLICE_SIZE)
+        slice_size = SLICE_SIZE if self.device.type == "cuda" or self.static else min(SLICE_SIZE, CPU_SLICE_SIZE)
         for start in range(0, len(todo), slice_size):
             part = todo[start: start + slice_size]
             rows = [rows_of[u] for u in part]
@@ -708,9 +722,11 @@ class Embedder(HoldsModel):
             "dtype": str(self.torch_dtype).removeprefix("torch."),
             "batch_size": self.batch_size,
             "dim": self.dim,
-            "max_seq_length": self.max_seq_length,
+            "max_seq_length": None if self.static else self.max_seq_length,
             "normalized": True,
             "long_texts": (
+                "static token vectors (fast path): the mean over every token of the text, so nothing is cut"
+                if self.static else
                 f"split into consecutive windows of at most {self.window_tokens} tokens (at word boundaries); "
                 "vector = token-count-weighted mean of the window vectors, re-normalised; never truncated"
             ),
@@ -722,6 +738,12 @@ class Embedder(HoldsModel):
                 "computed": self.n_computed,
             },
         }
+
+
+def is_static(st) -> bool:
+    """Whether a loaded SentenceTransformer is a static (token lookup) model."""
+    first = next(iter(st.children()), None)
+    return type(first).__name__ == "StaticEmbedding"
 
 
 def _pool_in_float32(st) -> None:
@@ -760,6 +782,48 @@ def _group_rows(owner: np.ndarray, n_groups: int) -> list[np.ndarray]:
     order = valid[np.argsort(owner[valid], kind="stable")]
     bounds = np.searchsorted(owner[order], np.arange(n_groups + 1))
     return [order[bounds[g]: bounds[g + 1]] for g in range(n_groups)]
+
+
+# --------------------------------------------------------------------------- the fast path
+
+FAST_MODEL = "textlab-fast-static-minilm"  # folder under TEXTLAB_MODELS
+_fast_lock = threading.Lock()
+
+
+def fast_model_path(stage: Callable[[str], None] | None = None) -> Path:
+    """The fast path's model folder, distilled from the bundled all-MiniLM-L6-v2 on first use
+    (``analysis.fastpath``) into TEXTLAB_MODELS; never downloads."""
+    dest = models.textlab_models_dir() / FAST_MODEL
+    with _fast_lock:
+        if not fast_model_ready(dest):
+            from analysis.fastpath import build_static_model
+
+            if stage is not None:
+                stage("Building the fast embedding model from the bundled MiniLM (once)")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                build_static_model(models.bundled_embedding_path(), dest)
+            except OSError:
+                if not fast_model_ready(dest):  # else another process built it meanwhile
+                    raise
+    return dest
+
+
+def fast_model_ready(folder: Path | None = None) -> bool:
+    folder = folder or models.textlab_models_dir() / FAST_MODEL
+    return (folder / "textlab_fastpath.json").is_file() and (folder / "modules.json").is_file()
+
+
+def task_embedding_model(settings, default: str, stage: Callable[[str], None] | None = None) -> str:
+    """The embedding model a run uses: ``model``, the fast path's with ``fast``, else ``default``.
+    ``settings``: a task Config or a run's parameters (a dict, as manifests keep them)."""
+    get = settings.get if isinstance(settings, dict) else (lambda name, d=None: getattr(settings, name, d))
+    if get("fast", False):
+        if get("model"):
+            raise TextlabError("--fast uses Textlab's own fast embedding model; leave out --model (or leave out "
+                               "--fast to use the model you named).")
+        return str(fast_model_path(stage))
+    return get("model") or default
 
 
 def embed(texts, model: str | os.PathLike = DEFAULT_MODEL, *, cache_dir=None, device: str = "auto",

@@ -381,6 +381,10 @@ def _usable(folder: Path | None, spec: ModelSpec) -> bool:
         return False
     if spec.kind == "lexicon":
         return True
+    if spec.kind == "sentence-embedding" and (folder / "modules.json").is_file() and not (folder / "config.json").exists():
+        # A sentence-transformers folder without a transformer (a static model: the fast path)
+        # keeps its weights in its modules' folders.
+        return any(folder.rglob("*.safetensors"))
     return (folder / "config.json").is_file() and bool(_safetensors_files(folder))
 
 

@@ -1,6 +1,6 @@
 """A million texts on one machine: time and peak memory of each stage at 100k and 1M rows.
 
-    python benchmarks/scale_rows.py --rows 100000 1000000 [--format csv|parquet]
+    python benchmarks/scale_rows.py --rows 100000 1000000 [--format csv|parquet|zip]
                                     [--tasks stats sentiment coding] [--markdown docs/benchmarks.md]
 
 For each size a fresh Python process builds an N-row corpus by resampling the sample
@@ -34,8 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 from _common import host_description, module_versions, write_section  # noqa: E402
 
-BEGIN, END = "<!-- scale-rows:start -->", "<!-- scale-rows:end -->"
-
 STAGES = ("import", "quality report", "save project", "stats", "sentiment", "coding", "export parquet",
           "export csv")
 
@@ -57,7 +55,13 @@ def make_corpus(rows: int, path: Path) -> None:
     rng = np.random.default_rng(0)
     picked = sample.iloc[rng.integers(0, len(sample), rows)].reset_index(drop=True)
     picked["respondent_id"] = [f"B{i:07d}" for i in range(rows)]
-    if path.suffix == ".parquet":
+    if path.suffix == ".zip":  # one text file per row, as a folder of transcripts or articles comes
+        import zipfile
+
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for i, text in enumerate(picked["text"]):
+                archive.writestr(f"texts/{i:07d}.txt", text or " ")
+    elif path.suffix == ".parquet":
         picked.to_parquet(path, index=False)
     else:
         picked.to_csv(path, index=False)
@@ -70,7 +74,7 @@ def worker(rows: int, fmt: str, tasks: list[str]) -> dict:
     from analysis.jobs import execute_run, make_owner
     from analysis.workspace import Workspace
 
-    out: dict = {"rows": rows, "stages": {}}
+    out: dict = {"rows": rows, "format": fmt, "stages": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         source = tmp / f"corpus.{fmt}"
@@ -89,7 +93,8 @@ def worker(rows: int, fmt: str, tasks: list[str]) -> dict:
                   file=sys.stderr, flush=True)
             return value
 
-        corpus, _ = stage("import", lambda: load_corpus(source, text_column="text", id_column="respondent_id"))
+        ids = "file" if fmt == "zip" else "respondent_id"
+        corpus, _ = stage("import", lambda: load_corpus(source, text_column="text", id_column=ids))
         stage("quality report", lambda: quality_report(corpus))
         ws = Workspace(tmp / "ws")
         project = stage("save project", lambda: ws.create_project("bench", corpus))
@@ -97,7 +102,7 @@ def worker(rows: int, fmt: str, tasks: list[str]) -> dict:
         owner = make_owner()
         configs = {"stats": {}, "sentiment": {"backend": "offline"},
                    "coding": {"backend": "offline", "fast": True,
-                              "codebook": str(ROOT / "sample_data" / "policy_codebook.yaml")}}
+                              "codebook": str(ROOT / "sample_data" / "policy_codebook.json")}}
         runs = {}
         for task in tasks:
             from analysis.tasks import get_task
@@ -135,7 +140,7 @@ def markdown(results: list[dict], command: str) -> str:
     lines.append("")
     for r in results:
         total = sum(s["s"] for s in r["stages"].values())
-        lines.append(f"- {r['rows']:,} rows ({r['file_mb']:,.0f} MB file, {r['columns']} output columns): "
+        lines.append(f"- {r['rows']:,} rows ({r['format']}, {r['file_mb']:,.0f} MB file, {r['columns']} output columns): "
                      f"**peak RSS {r['peak_mb']:,.0f} MB**, all stages {total / 60:.1f} min.")
     return "\n".join(lines)
 
@@ -143,7 +148,8 @@ def markdown(results: list[dict], command: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, nargs="+", default=[100_000])
-    ap.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    ap.add_argument("--format", choices=("csv", "parquet", "zip"), default="csv",
+                    help="the input file: CSV or Parquet of 8 columns, or a ZIP of one .txt file per row")
     ap.add_argument("--tasks", nargs="+", default=["stats", "sentiment", "coding"])
     ap.add_argument("--markdown", help="rewrite this script's section of a Markdown file")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
@@ -156,8 +162,9 @@ def main(argv=None) -> int:
     text = markdown(results, command)
     print(text)
     if args.markdown:
-        write_section(Path(args.markdown), BEGIN, END, "\n".join([BEGIN, "## A million texts on one machine (CPU)\n",
-                                                                  text, END]))
+        begin, end = (f"<!-- scale-rows {args.format}:start -->", f"<!-- scale-rows {args.format}:end -->")
+        title = f"### A million texts on one machine: {args.format.upper()} input (CPU)\n"
+        write_section(Path(args.markdown), begin, end, "\n".join([begin, title, text, end]))
     return 0
 
 

@@ -11,8 +11,8 @@ from analysis.tasks.coding import (code_columns, code_shares, human_code_columns
                                    preview_fewshot, require_setfit, setfit_estimate)
 from analysis.textutil import slug
 from ui.language_model import estimate_button, stability_panel, stability_settings, what_the_model_sees
-from ui.widgets import (analysis_header, close_reading, dates_readable, job_status, latest_results, literal,
-                        method_caveats, model_settings, run_history, run_summary, show_error, submit_button)
+from ui.widgets import (analysis_header, close_reading, dates_readable, fast_toggle, job_status, latest_results,
+                        literal, method_caveats, model_settings, run_history, run_summary, show_error, submit_button)
 from ui import state
 from ui.state import SAMPLE_CODEBOOK
 
@@ -133,6 +133,8 @@ method = st.radio(
 config: dict = {}
 if method == "zero-shot":
     config = model_settings("coding")
+    if config.get("backend") in ("auto", "offline") and fast_toggle("coding"):
+        config.update(fast=True, backend="offline")
 else:
     default = candidates.index(saved["labels_column"]) if saved.get("labels_column") in candidates else (
         candidates.index("human_code") if "human_code" in candidates else 0)
@@ -154,6 +156,8 @@ else:
              "fine-tuning per fold plus the final one.",
     )
     config["classifier"] = classifier
+    if fast_toggle("coding_fewshot", disabled=classifier == "setfit"):
+        config["fast"] = classifier != "setfit"
     if classifier == "setfit":
         try:
             require_setfit()

@@ -11,7 +11,8 @@ from analysis.tasks.summary import (abstractive_model_if_available, group_column
                                     summarize_groups)
 from analysis.tasks.prompting import close_backend
 from ui.language_model import describe_choice, loaded_backend
-from ui.widgets import analysis_header, literal, model_settings, run_controls, run_history, run_summary, show_error
+from ui.widgets import (analysis_header, fast_toggle, literal, model_settings, run_controls, run_history, run_summary,
+                        show_error)
 
 
 def settings() -> dict:
@@ -21,6 +22,8 @@ def settings() -> dict:
         config["max_sentences"] = int(c1.number_input("Extractive: sentences per summary", 1, 20, 3, key="sum_k"))
         config["min_words"] = int(c2.number_input("Texts shorter than this many words pass through unchanged",
                                                   1, 1000, 40, key="sum_min"))
+        if fast_toggle("summary"):
+            config.update(fast=True, backend="offline")
     if config["backend"] != "offline":
         c1, c2 = st.columns(2)
         config["max_new_tokens"] = int(c1.number_input("Abstractive: longest summary (tokens)", 10, 512, 80, key="sum_max"))

@@ -8,7 +8,7 @@ import streamlit as st
 from analysis import aggregate, charts
 from analysis.errors import TextlabError
 from analysis.tasks.topics import edit_topics, map_points, top_topics, topic_overview, topic_similarity
-from ui.widgets import analysis_page, close_reading, dates_readable, run_history, show_error
+from ui.widgets import analysis_page, close_reading, dates_readable, fast_toggle, run_history, show_error
 
 TOP_IN_CHARTS = 10  # topics shown by name in the group and time charts; the rest are "Other topics"
 
@@ -29,6 +29,8 @@ def settings() -> dict:
                            "are similar (cosine similarity 0.3 or more, average linkage). Only when the number of "
                            "topics is found automatically.")
     config = {"device": device, "reduce_outliers": bool(reduce), "merge_topics": bool(merge and not n_topics)}
+    if fast_toggle("topics"):
+        config["fast"] = True
     if n_topics:
         config["n_topics"] = int(n_topics)
     if min_size:

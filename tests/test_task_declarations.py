@@ -120,9 +120,10 @@ def test_every_existing_task_flag_maps_to_a_config_field():
                 "--llm-max-tokens": "llm_max_tokens", "--explain": "explain", "--prompt-file": "prompt_file",
                 "--stop": "stop", "--stability": "stability_sample", "--stability-repeats": "stability_repeats",
                 "--stability-temperature": "stability_temperature", "--paraphrase-file": "paraphrases",
-                "--generate-paraphrases": "generate_paraphrases"}
+                "--generate-paraphrases": "generate_paraphrases", "--fast": "fast"}
     assert {flag: owners[0][1].name for flag, owners in flags.items()} == expected
     assert [name for name, _ in flags["--merge-topics"]] == ["topics"]
+    assert [name for name, _ in flags["--fast"]] == ["coding", "summary", "topics"]  # every task that embeds
     assert [name for name, _ in flags["--backend"]] == available_tasks()
 
 

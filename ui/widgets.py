@@ -421,6 +421,15 @@ def model_settings(task: str) -> dict:
     return config
 
 
+def fast_toggle(task: str, disabled: bool = False) -> bool:
+    """The fast CPU path (``--fast``) for an analysis that embeds texts."""
+    return bool(st.toggle(
+        "Fast CPU path (static embeddings)", value=False, key=f"{task}_fast", disabled=disabled,
+        help="Embeds with a static model distilled here from the bundled MiniLM: many times faster on a laptop, "
+             "a little less accurate (speed and task figures: docs/benchmarks.md and docs/validity.md). Built once "
+             "on first use; nothing is downloaded. The run's manifest records it."))
+
+
 def run_summary(manifest: dict) -> None:
     """What produced the results on screen: backend, model, counts; the manifest in full on demand."""
     rows = manifest.get("rows", {})

@@ -81,6 +81,11 @@ class Setting(NamedTuple):
         return kind if kind in (bool, int, float, str) else str
 
 
+# The --fast option of the tasks that embed texts (coding, summary, topics): analysis.embeddings.
+FAST_HELP = ("the fast CPU path: a static embedding model distilled here from the bundled MiniLM "
+             "(built once, no download; see docs/benchmarks.md for its speed and task figures)")
+
+
 @dataclass
 class BaseConfig:
     """Parameters every task shares. Subclasses add their own fields, each a :func:`setting`."""

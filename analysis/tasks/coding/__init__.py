@@ -57,7 +57,7 @@ import pandas as pd
 
 from ...codebook import as_codebook
 from ...errors import CodebookError, TextlabError
-from ..base import LLMConfig, Predictor, RunContext, Task, column_fingerprint, setting
+from ..base import FAST_HELP, LLMConfig, Predictor, RunContext, Task, column_fingerprint, setting
 from .. import execute
 from ..classifier import choose_backend
 from .fewshot import (CLASSIFIERS, MIN_PER_CODE, FewShotCoder, FewShotModel, check_training_codes, learning_curve,
@@ -146,6 +146,7 @@ class CodingConfig(LLMConfig):
     generate_paraphrases: int = setting(0, help="prompt stability: also have the model write this many "
                                                 "paraphrases of the instruction", flag="--generate-paraphrases",
                                         metavar="N")
+    fast: bool = setting(False, help="embedding methods: " + FAST_HELP, flag="--fast")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "CodingConfig":
@@ -217,6 +218,10 @@ class CodingTask(Task):
         if config.method not in METHODS:
             raise TextlabError(f"Unknown coding method '{config.method}': use {', '.join(METHODS)}.")
         method = method_of(config)
+        if config.fast and (config.backend in ("transformers", "llm") or config.classifier == "setfit"):
+            raise TextlabError("--fast is the fast embedding path: it codes with embeddings (zero-shot similarity "
+                               "or few-shot logistic regression), not with an NLI model, a language model or "
+                               "SetFit. Leave out --fast, or use --backend offline.")
         if method == "few-shot" and config.backend == "llm":
             # Said before the LLM settings are checked: no model would help this combination.
             raise TextlabError("The LLM backend codes zero-shot from the codebook; few-shot coding (--labels-column) "
@@ -284,6 +289,8 @@ class CodingTask(Task):
             from .generative import LLMCoder  # the openai client and the model load only for this backend
 
             return LLMCoder(config, book, context)
+        if config.fast:  # the embedding method on the fast model, whatever auto would pick
+            return SimilarityCoder(config, book, "fast path requested (--fast)", context)
         choice = choose_backend("coding", config.backend, config.model)
         if choice.backend == "offline":
             return SimilarityCoder(config, book, choice.reason, context)

@@ -278,7 +278,9 @@ class FewShotCoder(Predictor):
         allowed = book.output_labels if book else None
         idx, codes = training_rows(context.texts, context.frame, config.labels_column, self.multi, allowed)
         check_training_codes(codes, self.multi, config.labels_column)
-        base = config.model or models.DEFAULTS["coding"]["offline"]
+        from ...embeddings import task_embedding_model
+
+        base = task_embedding_model(config, models.DEFAULTS["coding"]["offline"], context.stage)
         train_texts = [context.texts[i] for i in idx]
         self.model = FewShotModel(multi_label=self.multi, C=config.regularization, seed=config.seed,
                                           labels=(book.output_labels if book else None))

@@ -59,7 +59,11 @@ class SimilarityCoder(Predictor):
         self.config, self.book, self.reason = config, book, reason
         self.multi = multi_label_of(config, book)
         self._owns_embedder = embedder is None
-        self.embedder = embedder or Embedder(models.DEFAULTS["coding"]["offline"], device=config.device,
+        from ...embeddings import task_embedding_model
+
+        model = None if embedder else task_embedding_model({"fast": config.fast}, models.DEFAULTS["coding"]["offline"],
+                                                           context.stage if context else None)
+        self.embedder = embedder or Embedder(model, device=config.device,
                                              batch_size=config.batch_size,
                                              cache_dir=context.cache_dir if context else None)
         self.prototypes = code_prototypes(self.embedder, book)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ... import models
 from ...errors import TextlabError
-from ..base import BaseConfig, Predictor, RunContext, Task, setting
+from ..base import FAST_HELP, BaseConfig, Predictor, RunContext, Task, setting
 from .. import execute
 from ..classifier import choose_backend
 from .extractive import ExtractivePredictor, Summary, extractive_summaries, extractive_summary, select_representative, sentences
@@ -58,6 +58,7 @@ class SummaryConfig(BaseConfig):
     min_new_tokens: int = setting(10, help="abstractive: shortest summary, in model tokens")
     num_beams: int = setting(1, help="abstractive: beams of the beam search (1: greedy decoding)")
     passthrough_words: int = setting(30, help="abstractive: shorter texts pass through unchanged")
+    fast: bool = setting(False, help="extractive: " + FAST_HELP, flag="--fast")
 
 
 
@@ -80,11 +81,14 @@ class SummaryTask(Task):
             raise TextlabError(f"max_sentences must be at least 1, not {config.max_sentences}.")
         if config.ratio is not None and not 0 < config.ratio <= 1:
             raise TextlabError(f"ratio must be between 0 and 1, not {config.ratio}.")
+        if config.fast and config.backend != "offline" and (config.backend != "auto" or config.model):
+            raise TextlabError("--fast speeds up the extractive summaries (backend offline); the abstractive "
+                               "summaries run a seq2seq model. Use --backend offline with --fast, or leave out --fast.")
         choose_backend("summary", config.backend, config.model)
 
     def load(self, config: SummaryConfig, context: RunContext | None = None) -> Predictor:
         choice = choose_backend("summary", config.backend, config.model)
-        if choice.backend == "offline":
+        if choice.backend == "offline" or config.fast:  # --fast: the extractive method on the fast model
             return ExtractivePredictor(config, choice.reason, context)
         from .abstractive import AbstractivePredictor  # imports torch: only when a seq2seq model is used
 

@@ -294,7 +294,11 @@ class ExtractivePredictor(Predictor):
         from ...embeddings import Embedder
 
         self.config, self.reason = config, reason
-        self.embedder = Embedder(models.DEFAULTS["summary"]["offline"], device=config.device,
+        from ...embeddings import task_embedding_model
+
+        model = task_embedding_model({"fast": config.fast}, models.DEFAULTS["summary"]["offline"],
+                                     context.stage if context else None)
+        self.embedder = Embedder(model, device=config.device,
                                  batch_size=config.batch_size, cache_dir=context.cache_dir if context else None)
 
     def predict(self, texts: list[str], progress=None) -> pd.DataFrame:

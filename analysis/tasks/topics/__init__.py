@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ...errors import TextlabError
-from ..base import BaseConfig, Predictor, RunContext, Task, setting
+from ..base import FAST_HELP, BaseConfig, Predictor, RunContext, Task, setting
 from .. import execute
 from .edit import apply_edit, edit_topics
 from .overview import OTHER_TOPICS, map_points, top_topics, topic_overview, topic_similarity
@@ -75,6 +75,7 @@ class TopicsConfig(BaseConfig):
                                                 "topics merge")
     max_fit_docs: int = setting(20_000, help="texts the topics are fitted on (a sample of larger corpora; every "
                                              "text gets a topic)")
+    fast: bool = setting(False, help=FAST_HELP, flag="--fast")
 
 
 
@@ -103,8 +104,10 @@ class TopicsTask(Task):
             raise TextlabError(f"outlier_threshold must be between 0 and 1, not {config.outlier_threshold}.")
         if config.max_fit_docs < 100:
             raise TextlabError("max_fit_docs must be at least 100.")
-        spec = models.get_spec(embedding_model(config), task="topics")
-        if spec.kind != "sentence-embedding":
+        if config.fast and config.model:
+            raise TextlabError("--fast uses Textlab's own fast embedding model; leave out --model (or --fast).")
+        spec = None if config.fast else models.get_spec(embedding_model(config), task="topics")
+        if spec is not None and spec.kind != "sentence-embedding":
             raise TextlabError(f"Topics need a sentence-embedding model; '{spec.name}' is a {spec.kind} model.")
 
     def check(self, config: TopicsConfig, context: RunContext) -> None:

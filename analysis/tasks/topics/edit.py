@@ -103,7 +103,9 @@ def edit_topics(project, run_id: str, edit: dict[str, Any]) -> dict:
     texts = [corpus.texts[i] for i in keep]
     ids = result["topic_id"].iloc[keep].astype("int64").to_numpy()
     params = manifest.get("parameters", {})
-    with Embedder(params.get("model") or models.DEFAULTS["topics"]["offline"], device=params.get("device", "auto"),
+    from ...embeddings import task_embedding_model
+
+    with Embedder(task_embedding_model(params, models.DEFAULTS["topics"]["offline"]), device=params.get("device", "auto"),
                   cache_dir=project.embeddings_dir) as embedder:
         vectors = embedder.encode(texts)  # from the project's cache: the run embedded these texts
     new_ids, renamed = apply_edit(texts, vectors, ids, renamed, edit, seed=int(params.get("seed", 0)))

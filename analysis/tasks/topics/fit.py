@@ -381,8 +381,10 @@ def similarity_matrix(centroids: dict[int, np.ndarray]) -> pd.DataFrame:
 EMBED_SHARE = 0.8  # share of the progress bar for the embedding pass
 
 
-def embedding_model(config) -> str:
-    return config.model or models.DEFAULTS["topics"]["offline"]
+def embedding_model(config, stage=None) -> str:
+    from ...embeddings import task_embedding_model
+
+    return task_embedding_model(config, models.DEFAULTS["topics"]["offline"], stage)
 
 
 class TopicsPredictor(Predictor):
@@ -391,7 +393,7 @@ class TopicsPredictor(Predictor):
 
         self.config = config
         self.context = context
-        self.embedder = Embedder(embedding_model(config), device=config.device, batch_size=config.batch_size,
+        self.embedder = Embedder(embedding_model(config, context.stage if context else None), device=config.device, batch_size=config.batch_size,
                                  cache_dir=context.cache_dir if context else None)
         self.result: TopicModelResult | None = None
         self.doc_ids: list[str] = []

@@ -438,6 +438,8 @@ class Embedder(HoldsModel):
         self.n_split = 0
         self.cache_hits = 0
         self.n_computed = 0
+        # The same over every encode call of this Embedder (a run encodes chunk by chunk): the manifest's figures.
+        self.totals = {"hits": 0, "computed": 0, "split": 0}
 
     # ---- loading
 
@@ -704,6 +706,8 @@ class Embedder(HoldsModel):
         self.n_computed = computed
         self.split = windows > 1
         self.n_split = int(self.split.sum())
+        for name, value in (("hits", hits), ("computed", computed), ("split", self.n_split)):
+            self.totals[name] += value
         return out
 
     # ---- reporting
@@ -730,12 +734,12 @@ class Embedder(HoldsModel):
                 f"split into consecutive windows of at most {self.window_tokens} tokens (at word boundaries); "
                 "vector = token-count-weighted mean of the window vectors, re-normalised; never truncated"
             ),
-            "n_split": self.n_split,
+            "n_split": self.totals["split"],
             "cache": {
                 "dir": str(self.cache_dir) if self.cache_dir is not None else None,
                 "folder": str(self.cache_folder()) if self.cache_dir is not None else None,
-                "hits": self.cache_hits,
-                "computed": self.n_computed,
+                "hits": self.totals["hits"],  # over every call (a run's chunks), not only the last
+                "computed": self.totals["computed"],
             },
         }
 

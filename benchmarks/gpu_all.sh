@@ -8,9 +8,9 @@
 #
 # With the device tool, from the repository root. Two models are in packages too big to carry
 # (the MiniLM wheel, the SmolLM2 GGUF): `python benchmarks/prepare_device.py` writes a float16
-# MiniLM and SmolLM2's config and tokenizer to .devmodels/ (47 MiB) once, here. Then:
-#   run(command="bash benchmarks/gpu_all.sh", carry=[".devmodels"], timeout_s=590)
-# (A Python package the image lacks can travel as wheels in .whl, carried too.)
+# MiniLM and SmolLM2's config and tokenizer to .devmodels/ (47 MiB) once, here, and the wheels of
+# SetFit and what it needs that the image lacks to .whl/ (1 MiB). Then:
+#   run(command="bash benchmarks/gpu_all.sh", carry=[".devmodels", ".whl"], timeout_s=590)
 #
 # Budget: the steps below are sized to finish in about 8 minutes on an H100/H200; each has its
 # own timeout so one slow step cannot eat the others' time. A step whose package or model is not
@@ -83,6 +83,7 @@ if [ "$SMOKE" = 1 ]; then
   step embeddings 300 "$EMB_NEEDS" benchmarks/embedding_speed.py --device cpu --n 200 --lengths 64 "${EMB[@]}"
   step llm 300 "$LLM_NEEDS" benchmarks/llm_speed.py --device cpu --n 4 --tokens 64 --batch-sizes 4 --gen-n 2 \
     --gen-batch-sizes 2 "${LLM[@]}"
+  step setfit 300 setfit benchmarks/setfit_speed.py --device cpu --rows 8 --iterations 2 --batch-size 4 "${EMB[@]}"
 else
   step sentiment 150 transformers benchmarks/sentiment_speed.py gpu "${DOCS[@]}"
   step coding-nli 120 transformers benchmarks/coding_speed.py gpu --n 20000 "${DOCS[@]}"
@@ -91,6 +92,8 @@ else
     "${EMB[@]}" "${DOCS[@]}"
   step llm 90 "$LLM_NEEDS" benchmarks/llm_speed.py --device cuda --n 2000 --tokens 64 --batch-sizes 64 \
     "${LLM[@]}" "${DOCS[@]}"
+  step setfit 60 setfit benchmarks/setfit_speed.py --device cuda --rows 64 --iterations 20 --batch-size 16 \
+    "${EMB[@]}" "${DOCS[@]}"
 fi
 
 echo
@@ -98,6 +101,6 @@ echo "gpu_all: one line per step (logs in $LOGS); the figures are in each log's 
 for log in "$LOGS"/*.log; do
   [ -e "$log" ] || continue
   echo "--- $(basename "$log" .log)"
-  grep -E "texts/s|tok/s|tokens/s|agree|roofline|peak|speed-up|x the|target" "$log" | tail -n 6 | cut -c1-160
+  grep -E "texts/s|tok/s|tokens/s|pairs/s|agree|roofline|peak|speed-up|x the|target" "$log" | tail -n 6 | cut -c1-160
 done
 cat "$SUMMARY"

@@ -10,6 +10,10 @@ Two of the project's models come in packages too big to carry: the bundled all-M
 - ``smollm2-135m-config/``: SmolLM2's config and tokenizer without weights; gpu_all.sh gives it
   random weights on the machine (``--random-weights``), which times the same as the real ones.
 
+and under ``.whl/`` (also ignored; carry it too) the pure-Python wheels of SetFit and the
+packages it needs that the device image lacks (setfit, datasets, evaluate, dill, multiprocess),
+for the SetFit step time.
+
     python benchmarks/prepare_device.py            # here, once, before a lease
     python benchmarks/prepare_device.py --random-weights .devmodels/smollm2-135m-config   # there
 """
@@ -70,6 +74,21 @@ def random_weights(folder: Path) -> None:
     model.save_pretrained(folder, safe_serialization=True)
 
 
+# SetFit and what it imports that the device image lacks (KINDS.md lists the image): pure-Python
+# wheels for the machine's Python 3.12, carried in .whl and installed there by gpu_all.sh.
+SETFIT_WHEELS = ("setfit", "datasets", "evaluate", "dill", "multiprocess")
+
+
+def setfit_wheels(target: Path) -> list[Path]:
+    import subprocess
+
+    target.mkdir(exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                    "--python-version", "3.12", "--implementation", "py", "-d", str(target), *SETFIT_WHEELS],
+                   check=True)
+    return sorted(target.glob("*.whl"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--random-weights", type=Path, help="give this config-only folder random weights (on the machine)")
@@ -81,6 +100,8 @@ def main() -> int:
     for made in (minilm_fp16(TARGET), smollm2_config(TARGET)):
         size = sum(f.stat().st_size for f in made.rglob("*") if f.is_file())
         print(f"{made.relative_to(ROOT)}: {size / 2**20:.1f} MiB")
+    wheels = setfit_wheels(ROOT / ".whl")
+    print(f".whl: {', '.join(w.name for w in wheels)} ({sum(w.stat().st_size for w in wheels) / 2**20:.1f} MiB)")
     total = sum(f.stat().st_size for f in TARGET.rglob("*") if f.is_file())
     print(f".devmodels: {total / 2**20:.1f} MiB (the device tool carries at most 64 MiB with the working tree)")
     return 0

@@ -9,7 +9,10 @@ same code as ``textlab analyze``: import (``load_corpus``), the quality report, 
 project, one job per task (``jobs.execute_run``, checkpoints and manifest included) and the
 export (``Project.results_frame`` + ``export.write_table``, Parquet then CSV). Coding runs
 the sample codebook on the fast path (``--fast``: the static embedding model) because the
-fp32 MiniLM embeds 20-50 texts/s on this machine (a million texts would take 6-14 hours).
+fp32 MiniLM embeds 20-50 texts/s on this machine (a million texts would take 6-14 hours). The
+fast model is built (or found) before the stages start; its one-time build is timed on its own
+and left out of the overall peak. Every text is made distinct (three words of the sample's
+vocabulary appended), so no stage gains from repeated texts.
 
 Peak RSS is the process's high-water mark (VmHWM) during each stage, reset before it
 (``/proc/self/clear_refs``), so it includes what earlier stages keep (the corpus) and the
@@ -55,6 +58,11 @@ def make_corpus(rows: int, path: Path) -> None:
     rng = np.random.default_rng(0)
     picked = sample.iloc[rng.integers(0, len(sample), rows)].reset_index(drop=True)
     picked["respondent_id"] = [f"B{i:07d}" for i in range(rows)]
+    # Three words of the sample's vocabulary appended to each text: (almost) every text distinct,
+    # as in a real corpus, so no stage gains from the sample's 467 texts repeating.
+    vocabulary = sorted({w for t in sample["text"] for w in t.split() if w.isalpha()})
+    words = np.asarray(vocabulary, dtype=object)[rng.integers(0, len(vocabulary), (rows, 3))]
+    picked["text"] = [f"{t} {' '.join(w)}" if t.strip() else t for t, w in zip(picked["text"], words)]
     if path.suffix == ".zip":  # one text file per row, as a folder of transcripts or articles comes
         import zipfile
 
@@ -100,6 +108,10 @@ def worker(rows: int, fmt: str, tasks: list[str]) -> dict:
         project = stage("save project", lambda: ws.create_project("bench", corpus))
         del corpus  # the project holds it from here on, as in the CLI and the app
         owner = make_owner()
+        if "coding" in tasks:  # built once per machine (a few minutes): not part of the coding time
+            from analysis.embeddings import fast_model_path
+
+            stage("build fast model (once)", fast_model_path)
         configs = {"stats": {}, "sentiment": {"backend": "offline"},
                    "coding": {"backend": "offline", "fast": True,
                               "codebook": str(ROOT / "sample_data" / "policy_codebook.json")}}
@@ -116,7 +128,7 @@ def worker(rows: int, fmt: str, tasks: list[str]) -> dict:
         stage("export csv", lambda: write_table(project.results_frame(runs), tmp / "out.csv"))
         out["columns"] = len(project.results_frame(runs).columns)
         out["status"] = state
-    out["peak_mb"] = max(s["peak_mb"] for s in out["stages"].values())
+    out["peak_mb"] = max(s["peak_mb"] for name, s in out["stages"].items() if "once" not in name)
     return out
 
 

@@ -136,3 +136,18 @@ def test_the_fast_model_is_distilled_locally_and_found(tiny_sentence_transformer
         assert np.allclose(np.linalg.norm(vectors[[0, 2, 3]], axis=1), 1, atol=1e-5)
     again = build_static_model(tiny_sentence_transformer, path, pca_dims=8)  # a rebuild replaces it in place
     assert json.loads((again / "textlab_fastpath.json").read_text("utf-8"))["dim"] == 8
+
+
+def test_manifest_counts_the_vectors_of_every_chunk(tiny_fast, monkeypatch):
+    """A run embeds chunk by chunk: the manifest's figures are the run's, not the last chunk's."""
+    from analysis.tasks import get_task
+    from analysis.tasks.execute import MemoryStore, execute as run_chunks
+
+    task = get_task("coding")
+    monkeypatch.setattr(task, "chunk_size", 100)
+    texts = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)["text"].tolist()
+    done = run_chunks(task, texts, MemoryStore(), config=task.Config.from_dict({"codebook": str(CODEBOOK), "fast": True}))
+    distinct = len({t for t in texts if t.strip()})
+    # Every distinct text at least once (plus the codes' definitions; without a cache a text
+    # repeated in another chunk is embedded again); the last chunk alone holds 64 texts.
+    assert done.n_items > 300 and done.description["cache"]["computed"] >= distinct

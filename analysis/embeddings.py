@@ -119,7 +119,7 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
-def _folder_fingerprint(folder: Path) -> str:
+def folder_fingerprint(folder: Path) -> str:
     """A cheap content fingerprint of a model folder's weights, config and tokenizer files.
 
     Hashes each file's relative path and size plus three 64 KiB samples (start, middle,
@@ -318,14 +318,18 @@ class _ShardCache:
         meta["windows"] = windows
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         try:
-            self._write(meta, vectors)
+            keys_path = self._write(meta, vectors)
         except OSError as exc:
             log.warning("Embedding cache: could not write a shard to %s (%s); vectors are not cached.",
                         self.folder, exc)
             return
         if not self._loaded:
             return  # the shard is read with all others on first lookup
-        self._append(meta, vectors)
+        # Indexed from the file, memory-mapped like the others: a million-text run would
+        # otherwise keep every vector it computed in memory (1 GB at 256 dimensions).
+        read = self._read_shard(keys_path)
+        if read is not None:
+            self._append(*read)
 
 
 def _model_folders(cache_dir: Path, model=None) -> list[Path]:
@@ -478,7 +482,7 @@ class Embedder(HoldsModel):
     def _make_cache_folder(self) -> Path | None:
         if self.cache_dir is None:
             return None
-        revision = self.revision or f"local-{_folder_fingerprint(self.path)}"
+        revision = self.revision or f"local-{folder_fingerprint(self.path)}"
         dtype = str(self.torch_dtype).removeprefix("torch.")
         variant = f"{dtype}-static" if self.static else f"{dtype}-win{self.max_seq_length}"
         if self.prompt:

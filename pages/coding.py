@@ -134,7 +134,7 @@ config: dict = {}
 if method == "zero-shot":
     config = model_settings("coding")
     if config.get("backend") in ("auto", "offline") and fast_toggle("coding"):
-        config.update(fast=True, backend="offline")
+        config = {"backend": "offline", "fast": True}  # the embedding method on the fast model, no other model
 else:
     default = candidates.index(saved["labels_column"]) if saved.get("labels_column") in candidates else (
         candidates.index("human_code") if "human_code" in candidates else 0)

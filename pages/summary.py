@@ -23,7 +23,8 @@ def settings() -> dict:
         config["min_words"] = int(c2.number_input("Texts shorter than this many words pass through unchanged",
                                                   1, 1000, 40, key="sum_min"))
         if fast_toggle("summary"):
-            config.update(fast=True, backend="offline")
+            config = {**{k: v for k, v in config.items() if k not in ("model", "device", "batch_size")},
+                      "backend": "offline", "fast": True}  # the extractive method on the fast model
     if config["backend"] != "offline":
         c1, c2 = st.columns(2)
         config["max_new_tokens"] = int(c1.number_input("Abstractive: longest summary (tokens)", 10, 512, 80, key="sum_max"))

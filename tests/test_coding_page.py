@@ -128,3 +128,24 @@ def test_the_page_draws_the_few_shot_preview_the_library_returns(home, monkeypat
     assert not at.exception and "1,234 training pairs (6 fine-tunings on 80 coded rows)" in texts_of(at.warning)
     assert "This check uses logistic regression" in texts_of(at.caption)  # the preview is kept
     assert len(calls) == 1
+
+
+def test_fast_path_switch_reaches_the_run_and_its_manifest(home):
+    """The Fast CPU path switch: the run is made with fast=True (offline method) and its
+    manifest names the static model; a tiny one stands in for the distilled model."""
+    from analysis.embeddings import FAST_MODEL
+    from analysis.workspace import Workspace
+    from tests.test_fastpath import write_tiny_static
+    from ui import state
+
+    write_tiny_static(home / "models" / FAST_MODEL)
+    at = goto(load_sample(new_app()), "pages/coding.py")
+    at.radio(key="coding_backend").set_value("auto").run()
+    at.toggle(key="coding_fast").set_value(True).run()
+    at.button(key="submit_coding").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    project = Workspace().project(Workspace().list_projects()[0].id)
+    run = project.runs("coding")[0]
+    assert run.config["fast"] is True and run.config["backend"] == "offline"
+    assert state.job_manager().wait(120)
+    assert project.manifest(project.runs("coding")[0].id)["model"] == FAST_MODEL

@@ -50,9 +50,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..errors import JobCancelled, TextlabError
-from ..provenance import split_row_flags
 from ..tasks.base import BaseConfig, RunContext, Task
-from ..tasks.execute import (Execution, ProgressFn, Store, assemble, non_empty, plan_chunks, predict_checked,
+from ..tasks.execute import (Execution, ProgressFn, Store, assemble_run, plan_run, predict_checked,
                              seed_everything)
 
 INSTALL = 'pip install -e ".[ray]" (or pip install "textlab[ray]")'
@@ -281,20 +280,9 @@ def execute_ray(
     ``workers``: model actors (None: one per CPU, or per GPU when the run uses GPUs)."""
     ray = require_ray()
     refuse(task, config)
-    task.validate(config)
-    seed_everything(config.seed)
-    doc_ids = [str(i) for i in range(len(texts))] if doc_ids is None else list(doc_ids)
-    if context is None:
-        context = RunContext(texts=texts, doc_ids=doc_ids)
-    todo = non_empty(texts)
-
-    plan = store.plan({"chunk_size": task.chunk_size, "n_items": len(todo)})
-    if plan["n_items"] != len(todo):
-        raise TextlabError("This run cannot resume: the corpus changed since it started.")
-    chunks = plan_chunks(len(todo), plan["chunk_size"])
-    done = store.finished()
-    pending = [i for i in range(len(chunks)) if i not in done]
-    n_done = sum(len(chunks[i]) for i in done if i < len(chunks))
+    plan = plan_run(task, texts, store, config, context, doc_ids)  # the local engine's plan: runs resume on either
+    doc_ids, context, todo, chunks, n_done = plan.doc_ids, plan.context, plan.todo, plan.chunks, plan.n_done
+    pending = [i for i in range(len(chunks)) if i not in plan.done]
     resumed_from = n_done
     if progress:
         progress(n_done, len(todo), 0.0)
@@ -386,24 +374,11 @@ def execute_ray(
         if on_loaded is not None:
             on_loaded(description)
 
-    parts = store.parts(len(chunks))
-    coded = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"doc_id": pd.Series([], dtype=str)})
-    result = assemble(task, doc_ids, texts, _flag_columns(task, coded))
-    result, counts, examples = split_row_flags(result, list(task.row_flags))
+    result, counts, examples = assemble_run(task, texts, store, plan)
     engine = {"name": "ray", "ray_version": ray.__version__, **where, "workers": n_workers if pending else 0,
               "gpus_per_worker": gpus, "blocks": len(chunks), "blocks_computed": computed,
-              "blocks_from_checkpoints": len(chunks) - computed, "chunk_size": plan["chunk_size"],
+              "blocks_from_checkpoints": len(chunks) - computed, "chunk_size": plan.chunk_size,
               "data": "ray.data.from_items: one row and block per chunk, through the object store"}
     return RayExecution(result=result, description=description, row_flags=counts, row_examples=examples,
                         resumed_from=resumed_from, n_items=len(todo), engine=engine)
 
-
-def _flag_columns(task: Task, result: pd.DataFrame) -> pd.DataFrame:
-    """Checkpoints written before row flags were declared call them ``_split`` etc. (read as
-    the local engine reads them: a run may have chunks of both kinds)."""
-    for name in task.row_flags:
-        old = f"_{name}"
-        if old in result.columns:
-            values = result.pop(old)
-            result[name] = values if name not in result.columns else result[name].where(result[name].notna(), values)
-    return result

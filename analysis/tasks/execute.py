@@ -183,6 +183,45 @@ def _flag_columns(task: Task, result: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
+@dataclass
+class ChunkPlan:
+    """Where a run (or a resumed one) starts: what ``execute`` and the Ray engine share."""
+
+    doc_ids: list[str]
+    context: RunContext
+    todo: list[int]        # positions of the non-empty texts
+    chunks: list[range]    # over ``todo``
+    chunk_size: int
+    done: set[int]         # chunks already in the store
+    n_done: int            # texts in them
+
+
+def plan_run(task: Task, texts: list[str], store: Store, config: BaseConfig, context: RunContext | None,
+             doc_ids: list[str] | None) -> ChunkPlan:
+    """Validate and seed the run, then take its chunk plan from the store (or store a new one)."""
+    task.validate(config)
+    seed_everything(config.seed)
+    doc_ids = [str(i) for i in range(len(texts))] if doc_ids is None else list(doc_ids)
+    if context is None:
+        context = RunContext(texts=texts, doc_ids=doc_ids)
+    todo = non_empty(texts)
+    plan = store.plan({"chunk_size": task.chunk_size, "n_items": len(todo)})
+    if plan["n_items"] != len(todo):
+        raise TextlabError("This run cannot resume: the corpus changed since it started.")
+    chunks = plan_chunks(len(todo), plan["chunk_size"])
+    done = store.finished()
+    n_done = sum(len(chunks[i]) for i in done if i < len(chunks))
+    return ChunkPlan(doc_ids, context, todo, chunks, plan["chunk_size"], done, n_done)
+
+
+def assemble_run(task: Task, texts: list[str], store: Store, plan: ChunkPlan):
+    """The finished run's result (one row per text, in order) and its row-flag counts and examples."""
+    parts = store.parts(len(plan.chunks))
+    coded = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"doc_id": pd.Series([], dtype=str)})
+    result = assemble(task, plan.doc_ids, texts, _flag_columns(task, coded))
+    return split_row_flags(result, list(task.row_flags))
+
+
 def execute(
     task: Task,
     texts: list[str],
@@ -203,19 +242,9 @@ def execute(
     progress (loading a model, fine-tuning); ``cancelled()`` is asked before each chunk;
     ``on_loaded(description)`` is called once the predictor is loaded.
     """
-    task.validate(config)
-    seed_everything(config.seed)
-    doc_ids = [str(i) for i in range(len(texts))] if doc_ids is None else list(doc_ids)
-    if context is None:
-        context = RunContext(texts=texts, doc_ids=doc_ids)
-    todo = non_empty(texts)
-
-    plan = store.plan({"chunk_size": task.chunk_size, "n_items": len(todo)})
-    if plan["n_items"] != len(todo):
-        raise TextlabError("This run cannot resume: the corpus changed since it started.")
-    chunks = plan_chunks(len(todo), plan["chunk_size"])
-    done = store.finished()
-    n_done = sum(len(chunks[i]) for i in done if i < len(chunks))
+    plan = plan_run(task, texts, store, config, context, doc_ids)
+    doc_ids, context, todo, chunks, done, n_done = (plan.doc_ids, plan.context, plan.todo, plan.chunks, plan.done,
+                                                    plan.n_done)
     resumed_from = n_done
     if progress:
         progress(n_done, len(todo), 0.0)
@@ -268,10 +297,7 @@ def execute(
             description = predictor.describe()
             predictor.close()
 
-    parts = store.parts(len(chunks))
-    coded = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"doc_id": pd.Series([], dtype=str)})
-    result = assemble(task, doc_ids, texts, _flag_columns(task, coded))
-    result, counts, examples = split_row_flags(result, list(task.row_flags))
+    result, counts, examples = assemble_run(task, texts, store, plan)
     return Execution(result=result, description=description, row_flags=counts, row_examples=examples,
                      resumed_from=resumed_from, n_items=len(todo))
 

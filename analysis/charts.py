@@ -134,6 +134,9 @@ def _style(fig: go.Figure, title: str) -> go.Figure:
     return fig
 
 
+BIN_ON_SERVER = 20_000  # values above which a histogram is binned before it goes to the browser
+
+
 def histogram(values: pd.Series, label: str, title: str | None = None, threshold: float | None = None,
               threshold_label: str = "") -> go.Figure:
     """Distribution of a numeric column; a dashed line marks a threshold (a model window, say).
@@ -142,9 +145,20 @@ def histogram(values: pd.Series, label: str, title: str | None = None, threshold
     plain = describe_column(label)
     label = _esc(plain)
     data = pd.to_numeric(values, errors="coerce").dropna()
-    fig = px.histogram(x=data, nbins=min(60, max(10, int(np.sqrt(len(data))))),
-                       labels={"x": label}, color_discrete_sequence=PALETTE)
-    fig.update_traces(hovertemplate=f"{label} %{{x}}<br>%{{y:,}} texts<extra></extra>")
+    nbins = min(60, max(10, int(np.sqrt(len(data)))))
+    if len(data) > BIN_ON_SERVER:
+        # Binned here: px.histogram sends every value to the browser (a million texts: megabytes
+        # per chart, and a page that takes seconds to draw); the bars look the same.
+        counts, edges = np.histogram(data.to_numpy(dtype=float), bins=nbins)
+        fig = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges),
+                               marker_color=PALETTE[0], customdata=np.c_[edges[:-1], edges[1:]],
+                               hovertemplate=f"{label} %{{customdata[0]:.4g}} to %{{customdata[1]:.4g}}"
+                                             "<br>%{y:,} texts<extra></extra>"))
+        fig.update_layout(bargap=0)
+        fig.update_xaxes(title=label)
+    else:
+        fig = px.histogram(x=data, nbins=nbins, labels={"x": label}, color_discrete_sequence=PALETTE)
+        fig.update_traces(hovertemplate=f"{label} %{{x}}<br>%{{y:,}} texts<extra></extra>")
     fig.update_yaxes(title="texts")
     if threshold is not None and len(data) and data.max() >= threshold * 0.5:
         fig.add_vline(x=threshold, line_dash="dash", line_color="#D55E00",

@@ -462,3 +462,12 @@ def test_every_chart_escapes_every_user_string_exactly_once():
             assert "&lt;" in text, f"{name}: the hostile name is missing"
             # An "&" in a name is escaped once, so the browser shows "&".
             assert "R&D" not in text.replace("R&amp;D", ""), f"{name}: bare & in R&D"
+
+
+def test_histogram_of_a_million_values_is_binned_on_the_server():
+    """A million lengths must not travel to the browser one by one; the bars count them all."""
+    values = pd.Series(np.random.default_rng(0).poisson(20, 1_000_000))
+    fig = charts.length_histogram(values, unit="words", threshold=256)
+    assert fig.data[0].type == "bar" and int(np.sum(fig.data[0].y)) == len(values)
+    assert len(fig.to_json()) < 50_000 and "n = 1,000,000" in fig.layout.title.text
+    assert "texts" in fig.data[0].hovertemplate

@@ -5,6 +5,7 @@ same checkpoints, and the refusals. One Ray instance (2 CPUs) for the module."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pandas as pd
@@ -23,13 +24,26 @@ CHUNK = 40  # small chunks, so that a small corpus makes several blocks over two
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_cluster(tmp_path_factory):
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
+    # Coding runs on the fast path with a tiny static model (the MiniLM took 30 s here); the
+    # variable is set before Ray starts, so its workers see the same models folder.
+    from analysis.embeddings import FAST_MODEL
+    from tests.test_fastpath import write_tiny_static
+
+    models = tmp_path_factory.mktemp("ray-models")
+    write_tiny_static(models / FAST_MODEL)
+    old = os.environ.get("TEXTLAB_MODELS")
+    os.environ["TEXTLAB_MODELS"] = str(models)
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+    if old is None:
+        os.environ.pop("TEXTLAB_MODELS", None)
+    else:
+        os.environ["TEXTLAB_MODELS"] = old
 
 
 @pytest.fixture
@@ -56,7 +70,7 @@ def analyze(corpus, out, workspace, *extra):
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["sentiment", "coding"])
 def test_ray_engine_gives_the_local_engines_output(ray_cluster, corpus, small_chunks, tmp_path, capsys, task):
-    extra = ["--task", task] + (["--codebook", str(CODEBOOK)] if task == "coding" else [])
+    extra = ["--task", task] + (["--codebook", str(CODEBOOK), "--fast"] if task == "coding" else [])
     assert analyze(corpus, tmp_path / "local.csv", tmp_path / "ws-local", *extra) == 0
     workers = 2 if task == "sentiment" else 1  # two MiniLM workers on two cores: slow to start, nothing new to test
     assert analyze(corpus, tmp_path / "ray.csv", tmp_path / "ws-ray", *extra, "--engine", "ray",

@@ -114,6 +114,26 @@ def test_cli_fast_is_recorded_in_the_manifest(tiny_fast, tmp_path):
     assert len(written) == len(pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False))
 
 
+def test_building_the_fast_model_connects_nowhere(tiny_sentence_transformer, tmp_path):
+    """The distillation (model2vec, skeletoken, transformers) runs with the Hugging Face
+    offline switches removed, under the network audit hook of tests/test_network.py."""
+    import subprocess
+    import sys
+
+    from tests.test_network import AUDITED, LOCAL, clean_env, outside
+
+    log = tmp_path / "outside.log"
+    script = AUDITED.format(root=str(ROOT), log=str(log), local=LOCAL, argv=[]).replace(
+        "from ui.launch import main  # the `textlab` command: app here, the rest in analysis.cli\nsys.exit(main([]))",
+        "from analysis.fastpath import build_static_model\n"
+        f"build_static_model({str(tiny_sentence_transformer)!r}, {str(tmp_path / 'fast')!r}, pca_dims=8)")
+    assert "build_static_model" in script
+    done = subprocess.run([sys.executable, "-c", script], env=clean_env(tmp_path), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "fast" / "textlab_fastpath.json").is_file() and outside(log) == []
+
+
 def test_the_fast_model_is_distilled_locally_and_found(tiny_sentence_transformer, tmp_path, monkeypatch):
     """The build runs the distillation (model2vec) on a local folder, offline, and writes a
     safetensors sentence-transformers folder the fast path then finds. A tiny random BERT

@@ -83,3 +83,26 @@ def small_csv(tmp_path):
         encoding="utf-8",
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_tiny_server(tmp_path_factory):
+    """One real ``transformers serve`` of a tiny chat model for the session (it takes 15 s
+    to start): tests/test_llm_server.py and tests/test_llm_pages.py share it."""
+    from analysis import llm
+    from tests.test_llm_server import free_port, start_server
+    from tests.tiny_models import make_tiny_causal_lm
+
+    folder = tmp_path_factory.mktemp("served")
+    model_dir = make_tiny_causal_lm(folder / "tiny-chat")
+    port = free_port()
+    log = open(folder / "server.log", "w")
+    process = start_server(model_dir, port, log)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        llm.wait_for_server(url, timeout=120)
+        yield {"url": url, "model": str(model_dir), "process": process, "folder": folder}
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()

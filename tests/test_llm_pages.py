@@ -22,28 +22,17 @@ REMOTE = "http://93.184.216.34:8000/v1"  # a public address: never contacted by 
 
 
 @pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    from tests.tiny_models import make_tiny_causal_lm
+def tiny_lm(shared_tiny_server):
+    from pathlib import Path
 
-    return make_tiny_causal_lm(tmp_path_factory.mktemp("lm") / "tiny-chat")
+    return Path(shared_tiny_server["model"])
 
 
 @pytest.fixture(scope="module")
-def model_server(tiny_lm, tmp_path_factory):
-    """A real ``transformers serve`` process on 127.0.0.1 serving the tiny chat model."""
-    from analysis import llm
-    from tests.test_llm_server import free_port as port_of, start_server
-
-    port = port_of()
-    with open(tmp_path_factory.mktemp("served") / "server.log", "w") as log:
-        process = start_server(tiny_lm, port, log)
-        url = f"http://127.0.0.1:{port}/v1"
-        try:
-            llm.wait_for_server(url, timeout=120)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(30)
+def model_server(shared_tiny_server):
+    """A real ``transformers serve`` process on 127.0.0.1 serving the tiny chat model (shared
+    with tests/test_llm_server.py)."""
+    return shared_tiny_server["url"]
 
 
 def free_port() -> int:

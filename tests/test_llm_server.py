@@ -38,20 +38,8 @@ def start_server(model_dir, port, log):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("served")
-    model_dir = make_tiny_causal_lm(folder / "tiny-chat")
-    port = free_port()
-    log = open(folder / "server.log", "w")
-    process = start_server(model_dir, port, log)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        llm.wait_for_server(url, timeout=120)
-        yield {"url": url, "model": str(model_dir), "process": process, "folder": folder}
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
+def server(shared_tiny_server):
+    return shared_tiny_server
 
 
 CONVERSATIONS = [[{"role": "user", "content": f"Code text number {i}: the buses are late again."}] for i in range(6)]

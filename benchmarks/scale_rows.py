@@ -106,7 +106,7 @@ def worker(rows: int, fmt: str, tasks: list[str]) -> dict:
         stage("quality report", lambda: quality_report(corpus))
         ws = Workspace(tmp / "ws")
         project = stage("save project", lambda: ws.create_project("bench", corpus))
-        del corpus  # the project holds it from here on, as in the CLI and the app
+        corpus = None  # the project holds it from here on, as in the CLI and the app
         owner = make_owner()
         if "coding" in tasks:  # built once per machine (a few minutes): not part of the coding time
             from analysis.embeddings import fast_model_path

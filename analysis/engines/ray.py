@@ -42,7 +42,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -302,12 +301,7 @@ def execute_ray(
     context_ref = ray.put(shippable(context))
     description: dict[str, Any] = {}
     computed = 0
-    session_clock = time.monotonic()
-
-    def report(now_done: int) -> None:
-        if progress:
-            elapsed = time.monotonic() - session_clock
-            progress(now_done, len(todo), (now_done - resumed_from) / elapsed if elapsed > 0 else 0.0)
+    report = plan.reporter(progress)  # the rate from here: Ray's start-up is not texts' time
 
     if pending:
         if cancelled is not None and cancelled():

@@ -195,6 +195,17 @@ class ChunkPlan:
     done: set[int]         # chunks already in the store
     n_done: int            # texts in them
 
+    def reporter(self, progress: ProgressFn | None) -> Callable[[int], None]:
+        """``report(done)``: calls ``progress(done, total, texts/s of this session)``; the rate
+        counts only texts done since now, not those read back from checkpoints."""
+        clock, start = time.monotonic(), self.n_done
+
+        def report(now_done: int) -> None:
+            if progress:
+                elapsed = time.monotonic() - clock
+                progress(now_done, len(self.todo), (now_done - start) / elapsed if elapsed > 0 else 0.0)
+        return report
+
 
 def plan_run(task: Task, texts: list[str], store: Store, config: BaseConfig, context: RunContext | None,
              doc_ids: list[str] | None) -> ChunkPlan:
@@ -248,12 +259,7 @@ def execute(
     resumed_from = n_done
     if progress:
         progress(n_done, len(todo), 0.0)
-    session_clock = time.monotonic()
-
-    def report(now_done: int) -> None:
-        if progress:
-            elapsed = time.monotonic() - session_clock
-            progress(now_done, len(todo), (now_done - resumed_from) / elapsed if elapsed > 0 else 0.0)
+    report = plan.reporter(progress)
 
     def say(message: str) -> None:
         if stage is not None:

@@ -803,7 +803,7 @@ def fast_model_path(stage: Callable[[str], None] | None = None) -> Path:
     (``analysis.fastpath``) into TEXTLAB_MODELS; never downloads."""
     dest = models.textlab_models_dir() / FAST_MODEL
     with _fast_lock:
-        if not fast_model_ready(dest):
+        if not fast_model_ready(dest) or _fast_source_changed(dest):
             from analysis.fastpath import build_static_model
 
             if stage is not None:
@@ -815,6 +815,18 @@ def fast_model_path(stage: Callable[[str], None] | None = None) -> Path:
                 if not fast_model_ready(dest):  # else another process built it meanwhile
                     raise
     return dest
+
+
+def _fast_source_changed(folder: Path) -> bool:
+    """Whether the bundled MiniLM changed (a package upgrade) since the fast model was built from it:
+    then it is built again, never used stale."""
+    import json
+
+    try:
+        recorded = json.loads((folder / "textlab_fastpath.json").read_text("utf-8"))["source"]["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return recorded != folder_fingerprint(models.bundled_embedding_path())
 
 
 def fast_model_ready(folder: Path | None = None) -> bool:

@@ -38,7 +38,9 @@ def write_tiny_static(folder, dim: int = 24, seed: int = 0):
     tokenizer = Tokenizer.from_file(str(bundled_embedding_path() / "tokenizer.json"))
     weights = np.random.default_rng(seed).normal(size=(tokenizer.get_vocab_size(), dim)).astype(np.float32)
     SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights)]).save(str(folder))
-    (folder / "textlab_fastpath.json").write_text(json.dumps({"source": "tiny test model"}), encoding="utf-8")
+    # Recorded as built from the bundled MiniLM (fast_model_path rebuilds one built from another source).
+    source = {"fingerprint": embeddings.folder_fingerprint(bundled_embedding_path()), "note": "tiny test model"}
+    (folder / "textlab_fastpath.json").write_text(json.dumps({"source": source}), encoding="utf-8")
     return folder
 
 
@@ -171,3 +173,16 @@ def test_manifest_counts_the_vectors_of_every_chunk(tiny_fast, monkeypatch):
     # Every distinct text at least once (plus the codes' definitions; without a cache a text
     # repeated in another chunk is embedded again); the last chunk alone holds 64 texts.
     assert done.n_items > 300 and done.description["cache"]["computed"] >= distinct
+
+
+def test_a_fast_model_built_from_another_source_is_built_again(tiny_sentence_transformer, tmp_path, monkeypatch):
+    """An upgraded bundled MiniLM makes the fast model stale: it is distilled again, not reused."""
+    from analysis import models
+
+    monkeypatch.setenv("TEXTLAB_MODELS", str(tmp_path / "models"))
+    stale = write_tiny_static(tmp_path / "models" / FAST_MODEL)  # recorded as built from the real MiniLM
+    monkeypatch.setattr(models, "bundled_embedding_path", lambda: tiny_sentence_transformer)
+    path = fast_model_path()
+    meta = json.loads((path / "textlab_fastpath.json").read_text("utf-8"))
+    assert path == stale and meta["source"]["path"] == str(tiny_sentence_transformer)
+
